@@ -1,0 +1,303 @@
+"""The primitive op set of the IR, with one shape rule and one dtype rule per op.
+
+Everything a user can write is composed from these in the frontend, so autodiff, fusion and
+both backends need rules only here. A rule receives the input nodes (anything with `.shape`
+and `.dtype`) and the attributes, and returns the output shape or dtype, raising an IRError
+that names the op and the operand types when the inputs are not acceptable.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from . import dtypes
+from .errors import AxisError, DTypeError, IRError, ShapeError, fmt_type
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    kind: str           # source | unary | binary | compare | where | cast | reduce | movement | gather | scatter | matmul
+    arity: int | None   # None: variadic (concat)
+    shape: Callable
+    dtype: Callable
+
+
+OPS: dict[str, OpDef] = {}
+
+SOURCES = ("input", "param", "const", "iota", "rand")
+UNARY = ("neg", "exp", "log", "sqrt", "recip", "sin", "cos", "tanh", "abs", "floor")
+FLOAT_ONLY_UNARY = frozenset({"exp", "log", "sqrt", "recip", "sin", "cos", "tanh", "floor"})
+BINARY = ("add", "sub", "mul", "div", "pow", "max", "min")
+COMPARE = ("lt", "le", "eq", "ne")
+REDUCE = ("sum", "reduce_max", "reduce_min", "prod")
+MOVEMENT = ("reshape", "permute", "expand", "slice", "pad", "concat")
+ELEMENTWISE_KINDS = frozenset({"unary", "binary", "compare", "where", "cast"})
+
+
+def _types(inputs) -> str:
+    return ", ".join(fmt_type(x.shape, x.dtype) for x in inputs)
+
+
+# ---------------------------------------------------------------- broadcasting
+
+def broadcast_shapes(op: str, inputs, loc=None) -> tuple:
+    """NumPy/PyTorch broadcasting of the input shapes (right-aligned, size-1 stretches)."""
+    shapes = [tuple(x.shape) for x in inputs]
+    rank = max(len(s) for s in shapes)
+    out = []
+    for axis in reversed(range(rank)):
+        sizes = [s[len(s) - rank + axis] for s in shapes if len(s) - rank + axis >= 0]
+        big = [d for d in sizes if d != 1]
+        if any(d != big[0] for d in big):
+            a, b = big[0], next(d for d in big if d != big[0])
+            raise ShapeError(op, f"cannot broadcast {_types(inputs)}: the size of tensor a ({a}) must "
+                                 f"match the size of tensor b ({b}) at non-singleton dimension {axis}",
+                             loc)
+        out.append(big[0] if big else 1)
+    return tuple(reversed(out))
+
+
+def check_axes(op: str, axes, rank: int, inputs, loc=None) -> tuple:
+    """Axes as a sorted tuple of non-negative ints; AxisError if any is out of range."""
+    out = []
+    for a in axes:
+        lo, hi = (-rank, rank - 1) if rank else (-1, 0)
+        if not lo <= a <= hi:
+            raise AxisError(op, f"Dimension out of range (expected to be in range of [{lo}, {hi}], "
+                                f"but got {a}) for {_types(inputs)}", loc)
+        out.append(a % rank if rank else 0)
+    if len(set(out)) != len(out):
+        raise AxisError(op, f"dim {out} appears multiple times in the list of dims", loc)
+    return tuple(sorted(out))
+
+
+# ---------------------------------------------------------------- dtype rules
+
+def _same_dtype(op, inputs, loc):
+    first = inputs[0].dtype
+    for x in inputs[1:]:
+        if x.dtype is not first:
+            raise DTypeError(op, f"operands must have one dtype, got {_types(inputs)}", loc)
+    return first
+
+
+def _float_dtype(op, inputs, loc):
+    dt = _same_dtype(op, inputs, loc)
+    if not dt.is_floating_point:
+        raise DTypeError(op, f"needs a floating-point operand, got {_types(inputs)}", loc)
+    return dt
+
+
+def _numeric_dtype(op, inputs, loc):
+    dt = _same_dtype(op, inputs, loc)
+    if dt.is_bool and op in ("neg", "sub", "div", "pow", "abs"):
+        raise DTypeError(op, f"is not supported on bool operands ({_types(inputs)})", loc)
+    return dt
+
+
+def _bool_dtype(op, inputs, loc):
+    _same_dtype(op, inputs, loc)
+    return dtypes.bool_
+
+
+# ---------------------------------------------------------------- shape rules
+
+def _elementwise_shape(op, inputs, loc, **attrs):
+    return broadcast_shapes(op, inputs, loc)
+
+
+def _where_shape(op, inputs, loc, **attrs):
+    if inputs[0].dtype is not dtypes.bool_:
+        raise DTypeError(op, f"condition must be bool, got {_types(inputs[:1])}", loc)
+    return broadcast_shapes(op, inputs, loc)
+
+
+def _where_dtype(op, inputs, loc):
+    return _same_dtype(op, inputs[1:], loc)
+
+
+def _reduce_shape(op, inputs, loc, axes):
+    (x,) = inputs
+    axes = check_axes(op, axes, len(x.shape), inputs, loc)
+    return tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+
+
+def _reshape_shape(op, inputs, loc, shape):
+    (x,) = inputs
+    if any(d < 0 for d in shape) or _numel(shape) != _numel(x.shape):
+        raise ShapeError(op, f"shape '{list(shape)}' is invalid for input of size {_numel(x.shape)} "
+                             f"({_types(inputs)})", loc)
+    return tuple(shape)
+
+
+def _permute_shape(op, inputs, loc, perm):
+    (x,) = inputs
+    if sorted(perm) != list(range(len(x.shape))):
+        raise ShapeError(op, f"perm {list(perm)} is not a permutation of the dims of {_types(inputs)}", loc)
+    return tuple(x.shape[p] for p in perm)
+
+
+def _expand_shape(op, inputs, loc, shape):
+    (x,) = inputs
+    shape, src = tuple(shape), tuple(x.shape)
+    if len(shape) < len(src):
+        raise ShapeError(op, f"the number of sizes provided ({len(shape)}) must be greater or equal to "
+                             f"the number of dimensions in the tensor ({len(src)}) ({_types(inputs)})", loc)
+    for axis, (s, t) in enumerate(zip(src, shape[len(shape) - len(src):])):
+        if s != t and s != 1:
+            raise ShapeError(op, f"the expanded size of the tensor ({t}) must match the existing size "
+                                 f"({s}) at non-singleton dimension {axis + len(shape) - len(src)}.  "
+                                 f"Target sizes: {list(shape)}.  Tensor sizes: {list(src)} ({_types(inputs)})",
+                             loc)
+    return shape
+
+
+def _slice_shape(op, inputs, loc, starts, stops, steps):
+    (x,) = inputs
+    if not len(starts) == len(stops) == len(steps) == len(x.shape):
+        raise ShapeError(op, f"needs one start/stop/step per dim of {_types(inputs)}", loc)
+    out = []
+    for d, a, b, s in zip(x.shape, starts, stops, steps):
+        if s < 1:
+            raise ShapeError(op, f"slice step must be positive, got {s}", loc)
+        if not (0 <= a <= d and a <= b <= d):
+            raise ShapeError(op, f"slice [{a}:{b}] is out of range for a dim of size {d} ({_types(inputs)})", loc)
+        out.append(-(-(b - a) // s))
+    return tuple(out)
+
+
+def _pad_shape(op, inputs, loc, low, high):
+    (x,) = inputs
+    if not len(low) == len(high) == len(x.shape) or min(low + high, default=0) < 0:
+        raise ShapeError(op, f"needs non-negative low/high padding per dim of {_types(inputs)}", loc)
+    return tuple(d + a + b for d, a, b in zip(x.shape, low, high))
+
+
+def _concat_shape(op, inputs, loc, axis):
+    first = inputs[0].shape
+    (axis,) = check_axes(op, (axis,), len(first), inputs, loc)
+    for x in inputs[1:]:
+        if len(x.shape) != len(first) or any(a != b for i, (a, b) in enumerate(zip(x.shape, first)) if i != axis):
+            raise ShapeError(op, f"sizes of tensors must match except in dimension {axis} ({_types(inputs)})", loc)
+    return tuple(sum(x.shape[axis] for x in inputs) if i == axis else d for i, d in enumerate(first))
+
+
+def _concat_dtype(op, inputs, loc):
+    return _same_dtype(op, inputs, loc)
+
+
+def _gather_shape(op, inputs, loc, axis):
+    src, index = inputs
+    (axis,) = check_axes(op, (axis,), len(src.shape), inputs, loc)
+    if len(index.shape) != len(src.shape) or any(
+            i > s for d, (i, s) in enumerate(zip(index.shape, src.shape)) if d != axis):
+        raise ShapeError(op, f"index {fmt_type(index.shape, index.dtype)} does not fit source "
+                             f"{fmt_type(src.shape, src.dtype)} outside dimension {axis}", loc)
+    return tuple(index.shape)
+
+
+def _index_dtype_check(op, index, loc):
+    if index.dtype not in (dtypes.int64, dtypes.int32):
+        raise DTypeError(op, f"index must be int64 or int32, got {fmt_type(index.shape, index.dtype)}", loc)
+
+
+def _gather_dtype(op, inputs, loc):
+    _index_dtype_check(op, inputs[1], loc)
+    return inputs[0].dtype
+
+
+def _scatter_shape(op, inputs, loc, axis):
+    base, index, src = inputs
+    (axis,) = check_axes(op, (axis,), len(base.shape), inputs, loc)
+    if tuple(index.shape) != tuple(src.shape) or len(index.shape) != len(base.shape) or any(
+            i > b for d, (i, b) in enumerate(zip(index.shape, base.shape)) if d != axis):
+        raise ShapeError(op, f"index and source must have one shape that fits the base outside "
+                             f"dimension {axis} ({_types(inputs)})", loc)
+    return tuple(base.shape)
+
+
+def _scatter_dtype(op, inputs, loc):
+    _index_dtype_check(op, inputs[1], loc)
+    return _same_dtype(op, (inputs[0], inputs[2]), loc)
+
+
+def _matmul_shape(op, inputs, loc, **attrs):
+    a, b = inputs
+    if len(a.shape) < 2 or len(b.shape) < 2:
+        raise ShapeError(op, f"operands need at least 2 dims, got {_types(inputs)}", loc)
+    if a.shape[-1] != b.shape[-2]:
+        raise ShapeError(op, f"mat1 and mat2 shapes cannot be multiplied "
+                             f"({'x'.join(map(str, a.shape))} and {'x'.join(map(str, b.shape))})", loc)
+    batch = broadcast_shapes(op, [_Shaped(a.shape[:-2]), _Shaped(b.shape[:-2])], loc)
+    return batch + (a.shape[-2], b.shape[-1])
+
+
+def _matmul_dtype(op, inputs, loc):
+    dt = _same_dtype(op, inputs, loc)
+    if dt.is_bool:
+        raise DTypeError(op, f"is not implemented for bool operands ({_types(inputs)})", loc)
+    return dt
+
+
+def _cast_shape(op, inputs, loc, **attrs):
+    return tuple(inputs[0].shape)
+
+
+class _Shaped:
+    """A bare shape posing as a value for broadcast_shapes."""
+    dtype = dtypes.int64
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+# ---------------------------------------------------------------- the table
+
+def _define(names, kind, arity, shape, dtype):
+    for n in names:
+        OPS[n] = OpDef(n, kind, arity, shape, dtype)
+
+
+def _unary_dtype(op, inputs, loc):
+    return _float_dtype(op, inputs, loc) if op in FLOAT_ONLY_UNARY else _numeric_dtype(op, inputs, loc)
+
+
+_define(SOURCES, "source", 0, None, None)
+OPS["rand"] = OpDef("rand", "source", 1, None, None)          # input: the i64[2] key (seed, offset)
+_define(UNARY, "unary", 1, _elementwise_shape, _unary_dtype)
+_define(BINARY, "binary", 2, _elementwise_shape, _numeric_dtype)
+_define(COMPARE, "compare", 2, _elementwise_shape, _bool_dtype)
+_define(("where",), "where", 3, _where_shape, _where_dtype)
+_define(("cast",), "cast", 1, _cast_shape, None)               # the node declares the target dtype
+_define(REDUCE, "reduce", 1, _reduce_shape, _numeric_dtype)
+OPS["reshape"] = OpDef("reshape", "movement", 1, _reshape_shape, _same_dtype)
+OPS["permute"] = OpDef("permute", "movement", 1, _permute_shape, _same_dtype)
+OPS["expand"] = OpDef("expand", "movement", 1, _expand_shape, _same_dtype)
+OPS["slice"] = OpDef("slice", "movement", 1, _slice_shape, _same_dtype)
+OPS["pad"] = OpDef("pad", "movement", 1, _pad_shape, _same_dtype)
+OPS["concat"] = OpDef("concat", "movement", None, _concat_shape, _concat_dtype)
+OPS["gather"] = OpDef("gather", "gather", 2, _gather_shape, _gather_dtype)
+OPS["scatter_add"] = OpDef("scatter_add", "scatter", 3, _scatter_shape, _scatter_dtype)
+OPS["matmul"] = OpDef("matmul", "matmul", 2, _matmul_shape, _matmul_dtype)
+
+
+def infer(op: str, inputs, attrs: dict, loc=None):
+    """(shape, dtype) of `op` applied to `inputs`; raises IRError naming op, types and loc.
+
+    Sources and `cast` declare their type at the node instead (see graph.make)."""
+    d = OPS.get(op)
+    if d is None:
+        raise IRError(op, "unknown op", loc)
+    if d.arity is not None and len(inputs) != d.arity:
+        raise ShapeError(op, f"takes {d.arity} operands, got {len(inputs)}", loc)
+    if d.kind == "source" or d.kind == "cast":
+        raise IRError(op, "declares its shape and dtype; it has no rule", loc)
+    return d.shape(op, inputs, loc, **attrs), d.dtype(op, inputs, loc)

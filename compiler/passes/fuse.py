@@ -1,0 +1,224 @@
+"""Pass 5, fusion: partition the graph into kernels.
+
+Fusion decides which nodes get a buffer ("materialized"); every other node is evaluated
+inside the kernel of the materialized node that needs it, at the index that node needs it.
+
+Rules, after DESIGN.md:
+- elementwise and movement ops fuse into one loop nest; movement ops are index arithmetic;
+- a reduction fuses with its elementwise producers and with elementwise consumers at its
+  output index (`sum(x) / n`) or broadcast back over the reduced axes (`x - max(x)` in
+  softmax), so a row-wise softmax is one kernel that makes several passes over each row;
+- `matmul` is its own kernel, taking an elementwise epilogue at its output index;
+- a value needed by several kernels is materialized once, unless recomputing it is free
+  (constants, iota, movement).
+
+Decisions are made consumers-first. Each node gets the set of kernel roots that will evaluate
+it and a set of "levels" saying at which index each root needs it:
+  ('id',)          at the root's own index;
+  ('exp', S, A)    once per row of a reduction over axes A of shape S (broadcast back over A);
+  ('red', S, A)    inside the loop of a reduction over A of shape S whose result is at the root index;
+  ('red-exp', S, A) once per row, then broadcast inside such a loop (softmax's max inside its sum);
+  ('moved',)       at some other index (after a permute, slice, pad, ...).
+A reduction may join a kernel only at the first three kinds of level, with its own (S, A).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..ir import Graph, Node
+from ..ir.ops import ELEMENTWISE_KINDS
+from ..view import ViewStack
+
+ID = ("id",)
+MOVED = ("moved",)
+
+
+@dataclass
+class Kernel:
+    name: str
+    kind: str                          # elementwise | reduce | matmul | scatter
+    space: tuple                       # the iteration shape (see module docstring)
+    outputs: list = field(default_factory=list)    # materialized nodes written here
+    nodes: list = field(default_factory=list)      # nodes evaluated here, in topological order
+    loads: list = field(default_factory=list)      # materialized or source nodes read here
+    axes: tuple = ()                   # reduced axes (reduce kernels)
+    order: str = ""                    # 'row' (reduced axes innermost) or 'column' (reduce kernels)
+    anchor: Node | None = None         # the matmul or scatter_add node
+    stores: list = field(default_factory=list)     # (node, slot) pairs, set by the schedule
+
+    @property
+    def reduces(self) -> list:
+        return [n for n in self.nodes if n.kind == "reduce"]
+
+
+@dataclass
+class Fused:
+    graph: Graph
+    kernels: list
+    materialized: set                  # ids of nodes with a buffer (kernel outputs)
+
+
+def is_trivial_reshape(src_shape, dst_shape) -> bool:
+    """A reshape that only adds or drops size-1 dims: indices map one to one."""
+    return [d for d in src_shape if d != 1] == [d for d in dst_shape if d != 1]
+
+
+def movement_base(x: Node) -> tuple[Node, list]:
+    """The first non-movement node under a chain of view ops, and the chain (outermost first)."""
+    chain = []
+    while x.kind == "movement" and x.op != "concat":
+        chain.append(x)
+        x = x.inputs[0]
+    return x, chain
+
+
+def view_of(x: Node) -> ViewStack | None:
+    """The views through which `x` reads its movement base, or None if a concat intervenes."""
+    base, chain = movement_base(x)
+    st = ViewStack.contiguous(base.shape)
+    for m in reversed(chain):
+        st = st.apply(m.op, m.attrs)
+    return st
+
+
+def _broadcast_axes(src_shape, dst_shape):
+    src = (1,) * (len(dst_shape) - len(src_shape)) + tuple(src_shape)
+    return tuple(d for d, (a, b) in enumerate(zip(src, dst_shape)) if a != b), src
+
+
+def _level_through(n: Node, user: Node, level: tuple) -> tuple:
+    """The level at which `n` is needed when `user` is needed at `level`."""
+    kind = user.kind
+    if kind in ELEMENTWISE_KINDS or (kind == "gather" and user.inputs[1] is n):
+        return level
+    if kind == "scatter":
+        return ID if user.inputs[0] is n else MOVED
+    if user.op == "reshape" and level == ID and is_trivial_reshape(n.shape, user.shape):
+        return ID
+    if user.op == "expand":
+        axes, aligned = _broadcast_axes(n.shape, user.shape)
+        if level == ID:
+            return ("exp", tuple(user.shape), axes)
+        if level[0] == "red" and tuple(user.shape) == level[1]:
+            return ("red-exp", level[1], axes)
+    if kind == "reduce":
+        s, a = tuple(n.shape), tuple(user.attrs["axes"])
+        if level == ID:
+            return ("red", s, a)
+        if level[0] in ("exp", "red-exp") and level[1:] == (s, a):
+            return ID if level[0] == "exp" else ("red", s, a)
+    return MOVED
+
+
+@dataclass
+class _Root:
+    node: Node
+    red: tuple | None = None          # (S, A) of the reduction this kernel performs
+    has_matmul: bool = False
+
+
+def _forced(graph: Graph) -> set:
+    """Nodes that must have a buffer whatever their consumers: roots, and operands that
+    kernels read at arbitrary indices (matmul operands, gather sources)."""
+    forced = {id(v) for v in graph.roots()}
+    for n in graph.nodes():
+        operands = n.inputs if n.kind == "matmul" else n.inputs[:1] if n.kind == "gather" else ()
+        for x in operands:
+            base, _ = movement_base(x)
+            needs_copy = n.kind == "matmul" and (view_of(x).single is None or view_of(x).single.mask)
+            if needs_copy or base.op in ("const", "iota") or x.op == "concat":
+                forced.add(id(x))
+            elif base.op not in ("input", "param"):
+                forced.add(id(base))
+        if n.kind == "scatter":
+            forced.add(id(n))
+    return forced
+
+
+def _can_join(n: Node, levels: set, root: _Root) -> bool:
+    """May `n`, needed at `levels` by a single kernel, be evaluated inside it?"""
+    if n.kind == "matmul":
+        return levels == {ID} and tuple(n.shape) == tuple(root.node.shape) \
+            and root.red is None and not root.has_matmul and root.node.kind != "scatter"
+    if n.kind != "reduce":
+        return True
+    s, a = tuple(n.inputs[0].shape), tuple(n.attrs["axes"])
+    if root.has_matmul or root.node.kind == "scatter" or len(s) - 1 not in a:
+        return False  # reductions fuse in row order only (reduced axes innermost)
+    if root.red is not None and root.red != (s, a):
+        return False
+    return all(lv == ID or lv[1:] == (s, a) and lv[0] in ("exp", "red-exp") for lv in levels)
+
+
+def fuse(graph: Graph) -> Fused:
+    nodes = graph.nodes()
+    users = graph.users()
+    forced = _forced(graph)
+    roots_of: dict[int, set] = {}      # node id -> ids of the roots whose kernel evaluates it
+    levels: dict[int, set] = {}        # node id -> levels at which those kernels need it
+    roots: dict[int, _Root] = {}
+
+    def materialize(n: Node):
+        r = _Root(n)
+        if n.kind == "reduce":
+            r.red = (tuple(n.inputs[0].shape), tuple(n.attrs["axes"]))
+        r.has_matmul = n.kind == "matmul"
+        roots[id(n)] = r
+        roots_of[id(n)] = {id(n)}
+        levels[id(n)] = {ID}
+
+    for n in reversed(nodes):
+        if n.op in ("input", "param"):
+            continue
+        if id(n) in forced:
+            materialize(n)
+            continue
+        needed_by, needed_at = set(), set()
+        for u in users[n]:
+            if id(u) not in roots_of:
+                continue  # u reads n as a buffer operand (matmul, gather source): n is forced
+            needed_by |= roots_of[id(u)]
+            needed_at |= {_level_through(n, u, lv) for lv in levels[id(u)]}
+        cheap = n.op in ("const", "iota") or n.kind == "movement"
+        if len(needed_by) > 1 and not cheap:
+            materialize(n)
+            continue
+        if len(needed_by) == 1 and not cheap:
+            root = roots[next(iter(needed_by))]
+            if not _can_join(n, needed_at, root):
+                materialize(n)
+                continue
+            if n.kind == "reduce" and root.red is None:
+                root.red = (tuple(n.inputs[0].shape), tuple(n.attrs["axes"]))
+            root.has_matmul |= n.kind == "matmul"
+        roots_of[id(n)] = needed_by
+        levels[id(n)] = needed_at
+
+    kernels = [_kernel(f"k{i}", roots[id(n)], nodes, roots_of, roots)
+               for i, n in enumerate(n for n in nodes if id(n) in roots)]
+    return Fused(graph, kernels, set(roots))
+
+
+def _kernel(name: str, root: _Root, nodes: list, roots_of: dict, roots: dict) -> Kernel:
+    r = root.node
+    inside = [n for n in nodes if n.op not in ("input", "param") and id(r) in roots_of.get(id(n), ())
+              and (id(n) not in roots or n is r)]
+    inside_ids = {id(n) for n in inside}
+    loads, seen = [], set()
+    for n in inside:
+        for x in n.inputs:
+            if id(x) not in inside_ids and id(x) not in seen:
+                seen.add(id(x))
+                loads.append(x)
+    anchor = next((n for n in inside if n.kind in ("matmul", "scatter")), None)
+    if anchor is not None:
+        kind, space = anchor.kind, tuple(anchor.shape)
+    elif root.red is not None:
+        kind, space = "reduce", root.red[0]
+    else:
+        kind, space = "elementwise", tuple(r.shape)
+    k = Kernel(name, kind, space, [r], inside, loads, anchor=anchor)
+    if root.red is not None and kind == "reduce":
+        k.axes = root.red[1]
+        k.order = "row" if len(space) - 1 in k.axes else "column"
+    return k

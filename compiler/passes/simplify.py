@@ -1,0 +1,119 @@
+"""Pass 4, simplify: constant folding, algebraic identities, common subexpressions, dead code.
+
+Runs after broadcasting resolution, so a constant operand arrives as `expand(const)` and is
+folded into a constant of the full shape first. Dead code needs no rule of its own: the
+rebuilt graph holds only what its outputs and assigns reach.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Graph, Node, clone, make, rewrite
+from ..ir.ops import ELEMENTWISE_KINDS
+
+_NUMPY_FOLD = {
+    "neg": np.negative, "abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
+    "sin": np.sin, "cos": np.cos, "tanh": np.tanh, "floor": np.floor, "recip": np.reciprocal,
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "max": np.maximum, "min": np.minimum,
+    "lt": np.less, "le": np.less_equal, "eq": np.equal, "ne": np.not_equal,
+}
+_FLOAT_ONLY_FOLD = {"div": np.divide, "pow": np.power}
+
+
+def _const_value(n: Node):
+    return n.attrs["value"] if n.op == "const" else None
+
+
+def _is_const(n: Node, value) -> bool:
+    v = _const_value(n)
+    return v is not None and not isinstance(v, bool) and v == value
+
+
+def const_like(n: Node, value) -> Node:
+    return Node("const", (), {"value": value}, n.shape, n.dtype, n.loc)
+
+
+def _fold(n: Node, inputs: tuple) -> Node | None:
+    """A constant for an op whose operands are all constants, computed as the kernel would."""
+    if not inputs or any(x.op != "const" for x in inputs):
+        return None
+    if n.op in ("expand", "reshape", "permute", "slice") or (n.op == "cast"):
+        value = inputs[0].attrs["value"]
+        if n.op == "cast":
+            if n.dtype.is_int and not float(value).is_integer():
+                return None  # float -> int truncation: leave to the kernel's saturating cast
+            value = np.array(value).astype(n.dtype.np).item()
+        return const_like(n, value)
+    fn = _NUMPY_FOLD.get(n.op) or (_FLOAT_ONLY_FOLD.get(n.op) if n.dtype.is_floating_point else None)
+    if n.op == "where":
+        return const_like(n, inputs[1 if inputs[0].attrs["value"] else 2].attrs["value"])
+    if fn is None or n.kind not in ELEMENTWISE_KINDS:
+        return None
+    args = [np.array(x.attrs["value"], dtype=x.dtype.np) for x in inputs]
+    with np.errstate(all="ignore"):
+        return const_like(n, fn(*args).astype(n.dtype.np).item())
+
+
+def _identity(n: Node, inputs: tuple) -> Node | None:
+    """x+0, x*1, x-0, x/1, --x, trivial movement and x**c for small c, as simpler nodes."""
+    same = lambda x: tuple(x.shape) == tuple(n.shape) and x.dtype is n.dtype
+    op = n.op
+    if op in ("add", "mul"):
+        unit = 0 if op == "add" else 1
+        a, b = inputs
+        if _is_const(b, unit) and same(a):
+            return a
+        if _is_const(a, unit) and same(b):
+            return b
+    if op in ("sub", "div") and _is_const(inputs[1], 0 if op == "sub" else 1) and same(inputs[0]):
+        return inputs[0]
+    if op == "neg" and inputs[0].op == "neg":
+        return inputs[0].inputs[0]
+    if op == "where" and inputs[1] is inputs[2]:
+        return inputs[1]
+    if op in ("reshape", "expand", "permute", "slice", "sum", "reduce_max", "reduce_min", "prod") \
+            and same(inputs[0]) and (op != "permute" or list(n.attrs["perm"]) == sorted(n.attrs["perm"])):
+        return inputs[0]
+    if op == "reshape" and inputs[0].op == "reshape":
+        return make("reshape", [inputs[0].inputs[0]], n.attrs, n.loc)
+    if op == "permute" and inputs[0].op == "permute":
+        inner, outer = inputs[0].attrs["perm"], n.attrs["perm"]
+        return make("permute", [inputs[0].inputs[0]], {"perm": tuple(inner[p] for p in outer)}, n.loc)
+    if op == "pow" and n.dtype.is_floating_point and inputs[1].op == "const":
+        return _pow_by_constant(n, inputs[0], inputs[1].attrs["value"])
+    return None
+
+
+def _pow_by_constant(n: Node, x: Node, c) -> Node | None:
+    if c == 1:
+        return x
+    if c == 0:
+        return const_like(n, 1.0)
+    if c == 2:
+        return make("mul", [x, x], loc=n.loc)
+    if c == 3:
+        return make("mul", [make("mul", [x, x], loc=n.loc), x], loc=n.loc)
+    if c == -1:
+        return make("recip", [x], loc=n.loc)
+    if c == 0.5:
+        return make("sqrt", [x], loc=n.loc)
+    return None
+
+
+def simplify(graph: Graph) -> Graph:
+    table: dict[tuple, Node] = {}
+
+    def canonical(node: Node) -> Node:
+        key = (node.sig, tuple(id(x) for x in node.inputs))
+        return table.setdefault(key, node)
+
+    def step(n: Node, inputs: tuple) -> Node:
+        out = clone(n, inputs)
+        for rule in (_fold, _identity):
+            better = rule(out, out.inputs)
+            while better is not None and better is not out:
+                out = better
+                better = rule(out, out.inputs) if out.op not in ("input", "param") else None
+        return canonical(out) if out.op not in ("input", "param") else out
+
+    return rewrite(graph, step)  # bottom-up, so a fold is seen by its consumers at once
