@@ -1,1 +1,66 @@
-"""(placeholder)"""
+"""fusegrad: PyTorch-style tensors that compile to fused kernels.
+
+    import fusegrad as torch
+
+Tensors are lazy: ops build an IR graph (fusegrad.compiler) and values are computed when
+asked for, by compiling the pending graph into fused LLVM kernels run by fusegrad.runtime.
+`fusegrad.compile` traces a whole function (a training step) once per signature and
+replays it as one native call.
+"""
+from importlib.metadata import PackageNotFoundError as _NotFound, version as _version
+
+from . import autograd, compiler, runtime
+from .autograd import enable_grad, no_grad, set_grad_enabled
+from .autograd.grad_mode import is_grad_enabled
+from .creation import (BoolTensor, ByteTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor, arange, as_tensor,
+                       empty, empty_like, eye, from_numpy, full, full_like, linspace, manual_seed, normal, ones,
+                       ones_like, rand, rand_like, randint, randn, randn_like, randperm, tensor, zeros, zeros_like)
+from .device import device
+from .dtypes import (bool_ as bool, double, float, float32, float64, get_default_dtype, int, int32, int64, long,
+                     set_default_dtype, uint8)
+from .dtypes import DType as dtype
+from .dtypes import result_type as _result_type
+from .ops import (abs, add, amax, amin, argmax, argmin, bmm, ceil, clamp, cos, div, dot, eq, exp, floor,
+                  floor_divide, ge, gt, le, log, log_softmax, logical_and, logical_not, logical_or, logical_xor,
+                  logsumexp, lt, matmul, max, maximum, mean, min, minimum, mm, mul, ne, neg, pow, prod, reciprocal,
+                  relu, remainder, round, rsqrt, sigmoid, sign, sin, softmax, sqrt, sub, sum, tanh, where)
+from .printing import get_printoptions, set_printoptions
+from .random import initial_seed, seed
+from .shape_ops import cat, clone, flatten, permute, reshape, squeeze, stack, transpose, unsqueeze
+from .tensor import Size, Tensor
+from . import methods as _methods  # noqa: F401  (binds Tensor methods)
+
+try:
+    __version__ = _version("fusegrad")
+except _NotFound:
+    __version__ = "0+unknown"
+
+clip = clamp
+concat = concatenate = cat
+negative = neg
+true_divide = divide = div
+multiply = mul
+subtract = sub
+absolute = abs
+square = lambda x: mul(x, x)  # noqa: E731
+
+
+def is_tensor(x) -> bool:
+    return isinstance(x, Tensor)
+
+
+def numel(x) -> int:
+    return x.numel()
+
+
+def result_type(a, b):
+    return _result_type(a, b)
+
+
+def gather(x, dim, index):
+    return x.gather(dim, index)
+
+
+def program_of(t):
+    """The compiled Program that computed `t`'s value (after it was realized), or None."""
+    return t._storage.program

@@ -81,6 +81,26 @@ def view_of(x: Node) -> ViewStack | None:
     return st
 
 
+@dataclass(frozen=True)
+class MatmulOperand:
+    strides: tuple        # (batch, row, col) element strides, batch dims merged into one
+    offset: int
+
+
+def matmul_operand(x: Node) -> MatmulOperand | None:
+    """How a matmul reads operand `x` in place: one strided view of its movement base, or None
+    when it needs a contiguous copy (a masked view, a view stack, unmergeable batch dims)."""
+    st = view_of(x).single
+    if st is None or st.mask is not None:
+        return None
+    batch_shape, batch_strides = st.shape[:-2], st.strides[:-2]
+    real = [(d, t) for d, t in zip(batch_shape, batch_strides) if d != 1]
+    for (d0, t0), (d1, t1) in zip(real, real[1:]):
+        if t0 != t1 * d1:
+            return None
+    return MatmulOperand((real[-1][1] if real else 0, st.strides[-2], st.strides[-1]), st.offset)
+
+
 def _broadcast_axes(src_shape, dst_shape):
     src = (1,) * (len(dst_shape) - len(src_shape)) + tuple(src_shape)
     return tuple(d for d, (a, b) in enumerate(zip(src, dst_shape)) if a != b), src
@@ -125,7 +145,7 @@ def _forced(graph: Graph) -> set:
         operands = n.inputs if n.kind == "matmul" else n.inputs[:1] if n.kind == "gather" else ()
         for x in operands:
             base, _ = movement_base(x)
-            needs_copy = n.kind == "matmul" and (view_of(x).single is None or view_of(x).single.mask)
+            needs_copy = n.kind == "matmul" and matmul_operand(x) is None
             if needs_copy or base.op in ("const", "iota") or x.op == "concat":
                 forced.add(id(x))
             elif base.op not in ("input", "param"):
@@ -138,7 +158,7 @@ def _forced(graph: Graph) -> set:
 def _can_join(n: Node, levels: set, root: _Root) -> bool:
     """May `n`, needed at `levels` by a single kernel, be evaluated inside it?"""
     if n.kind == "matmul":
-        return levels == {ID} and tuple(n.shape) == tuple(root.node.shape) \
+        return levels == {ID} and tuple(n.shape) == tuple(root.node.shape) and n.dtype is root.node.dtype \
             and root.red is None and not root.has_matmul and root.node.kind != "scatter"
     if n.kind != "reduce":
         return True

@@ -1,1 +1,20 @@
-"""(placeholder)"""
+"""fusegrad.autograd: PyTorch's autograd API over gradients built as IR nodes.
+
+`backward()` and `grad()` walk grad_fn records (function.py) and apply the compiler's VJP
+rules (compiler/passes/autodiff.py), so gradients fuse and compile with the forward pass.
+"""
+from .engine import backward, grad
+from .function import AccumulateGrad, Function
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+
+
+def Variable(tensor, requires_grad=False, volatile=False):
+    """The legacy wrapper: a tensor sharing `tensor`'s data, optionally requiring grad."""
+    out = tensor.detach()
+    if requires_grad:
+        out.requires_grad_(True)
+    return out
+
+
+__all__ = ["backward", "grad", "Variable", "Function", "AccumulateGrad", "no_grad", "enable_grad",
+           "set_grad_enabled", "is_grad_enabled"]

@@ -1,0 +1,408 @@
+"""The values of a kernel's nodes as LLVM IR, shared by the CPU and GPU backends.
+
+A backend builds the loops (or thread indexing) of a kernel and gives the Emitter the current
+index of each iteration space; the Emitter then produces any node's value there:
+
+- `Space`: an iteration space: the root shape its views are written against, the order in
+  which loops visit its dims, and the current index values;
+- `value(node, path, space)`: the node evaluated at the space's index, where `path` is the
+  chain of movement ops between the kernel's root and the node. Movement ops never compute:
+  they become the path, and a load applies the path's views (view.py) to find its address;
+- values are memoized per loop scope (`push`/`pop`), so a node used twice in one loop body is
+  computed once, and values of an outer scope are reused inside inner loops.
+
+Reductions are computed by the backend's loop drivers; their finished values are handed to
+the Emitter in `acc`, keyed by node, as are matmul accumulators for epilogues.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from ..ir import Node, dtypes
+from ..passes.fuse import Kernel, movement_base
+from ..view import ViewStack, row_major_strides
+from . import mathlib
+from .llvm_util import F32, F64, I1, I8, I32, I64, const, elem_ptr, i64, intrinsic, mem_type, reg_type
+
+ERR_INDEX, ERR_ZERO_DIV, ERR_NEG_POW = 1, 2, 3
+
+
+@dataclass
+class Space:
+    shape: tuple            # the shape views are written against (natural dim order)
+    index: list             # current index value per dim of `shape` (i64), in natural order
+
+
+class VirtualPad:
+    """Concat input i seen as that input padded to the concat's shape (a path element)."""
+    op = "pad"
+
+    def __init__(self, concat: Node, i: int):
+        axis = concat.attrs["axis"]
+        before = sum(x.shape[axis] for x in concat.inputs[:i])
+        after = concat.shape[axis] - before - concat.inputs[i].shape[axis]
+        rank = len(concat.shape)
+        self.attrs = {"low": tuple(before if d == axis else 0 for d in range(rank)),
+                      "high": tuple(after if d == axis else 0 for d in range(rank))}
+
+
+def path_view(node_shape, path) -> ViewStack:
+    """Views from the root's index to the node's row-major position, through `path`."""
+    st = ViewStack.contiguous(node_shape)
+    for m in reversed(path):
+        st = st.apply(m.op, m.attrs)
+    return st
+
+
+class Emitter:
+    def __init__(self, b: ir.IRBuilder, kernel: Kernel, pointers: dict, error_ptr, checks: list):
+        self.b = b
+        self.kernel = kernel
+        self.pointers = pointers          # node id -> pointer to its buffer
+        self.error_ptr = error_ptr
+        self.checks = checks              # program-wide list of (message, loc); index = check id
+        self.loaded = {id(x) for x in kernel.loads}
+        self.acc: dict[int, ir.Value] = {}
+        self.scopes: list[dict] = [{}]
+        self.pad_cache: dict[tuple, VirtualPad] = {}
+
+    # ------------------------------------------------------------ scopes
+
+    def push(self):
+        self.scopes.append({})
+
+    def pop(self):
+        self.scopes.pop()
+
+    # ------------------------------------------------------------ index arithmetic
+
+    def offset(self, st: ViewStack, space: Space, index=None):
+        """(linear offset, validity or None) of `st` (written against space.shape) at the index."""
+        st = st.reshape(space.shape) if tuple(st.shape) != tuple(space.shape) else st
+        return self.view_offset(st, index if index is not None else space.index)
+
+    def view_offset(self, st: ViewStack, index):
+        b = self.b
+        valid = None
+        idx = list(index)
+        for k in range(len(st.views) - 1, -1, -1):
+            v = st.views[k]
+            if v.mask is not None:
+                for i, (lo, hi), d in zip(idx, v.mask, v.shape):
+                    if (lo, hi) == (0, d):
+                        continue
+                    ok = b.and_(b.icmp_signed(">=", i, i64(lo)), b.icmp_signed("<", i, i64(hi)))
+                    valid = ok if valid is None else b.and_(valid, ok)
+            off = i64(v.offset)
+            for i, stride in zip(idx, v.strides):
+                if stride:
+                    off = b.add(off, b.mul(i, i64(stride)) if stride != 1 else i)
+            if k:
+                idx = self.unravel(off, st.views[k - 1].shape)
+        return off, valid
+
+    def unravel(self, lin, shape) -> list:
+        b, out = self.b, []
+        for d, stride in zip(shape, row_major_strides(shape)):
+            if d == 1:
+                out.append(i64(0))
+            else:
+                q = b.udiv(lin, i64(stride)) if stride != 1 else lin
+                out.append(b.urem(q, i64(d)) if stride * d != _numel(shape) else q)
+        return out
+
+    # ------------------------------------------------------------ values
+
+    def value(self, n: Node, path: tuple, space: Space) -> ir.Value:
+        key = (id(n), tuple(id(m) for m in path), id(space))
+        for scope in reversed(self.scopes):
+            if key in scope:
+                return scope[key]
+        v = self._compute(n, path, space)
+        self.scopes[-1][key] = v
+        return v
+
+    def _compute(self, n: Node, path: tuple, space: Space) -> ir.Value:
+        if id(n) in self.acc:
+            return self.acc[id(n)]
+        if id(n) in self.loaded or n.op in ("input", "param"):
+            return self.load(n, path, space)
+        kind = n.kind
+        if n.op == "const":
+            return const(n.dtype, n.attrs["value"])
+        if n.op == "iota":
+            return self.iota(n, path, space)
+        if n.op == "rand":
+            return self.rand(n, path, space)
+        if n.op == "pad":
+            v = self.value(n.inputs[0], path + (n,), space)
+            off, valid = self.offset(path_view(n.inputs[0].shape, path + (n,)), space)
+            return self.b.select(valid, v, const(n.dtype, 0)) if valid is not None else v
+        if n.op == "concat":
+            return self.concat(n, path, space)
+        if kind == "movement":
+            return self.value(n.inputs[0], path + (n,), space)
+        if kind == "gather":
+            return self.gather(n, path, space)
+        args = [self.value(x, path, space) for x in n.inputs]
+        return self.elementwise(n, args)
+
+    def load(self, n: Node, path: tuple, space: Space) -> ir.Value:
+        b = self.b
+        off, valid = self.offset(path_view(n.shape, path), space)
+        if valid is not None:
+            off = b.select(valid, off, i64(0))
+        v = b.load(elem_ptr(b, self.pointers[id(n)], off, mem_type(n.dtype)), typ=mem_type(n.dtype))
+        if n.dtype is dtypes.bool_:
+            v = b.icmp_unsigned("!=", v, ir.Constant(I8, 0))
+        return b.select(valid, v, const(n.dtype, 0)) if valid is not None else v
+
+    def store(self, n: Node, v: ir.Value, ptr, space: Space, index=None):
+        b = self.b
+        off, _ = self.offset(ViewStack.contiguous(n.shape), space, index)
+        if n.dtype is dtypes.bool_:
+            v = b.zext(v, I8)
+        b.store(v, elem_ptr(b, ptr, off, mem_type(n.dtype)))
+
+    def linear_index(self, n: Node, path: tuple, space: Space):
+        """The row-major position of `n`'s element that the current iteration needs."""
+        off, _ = self.offset(path_view(n.shape, path), space)
+        return off
+
+    def iota(self, n: Node, path: tuple, space: Space) -> ir.Value:
+        axis = n.attrs["axis"]
+        coord = self.unravel(self.linear_index(n, path, space), n.shape)[axis]
+        return self.cast_value(coord, dtypes.int64, n.dtype)
+
+    def concat(self, n: Node, path: tuple, space: Space) -> ir.Value:
+        result = None
+        for i, x in enumerate(n.inputs):
+            pad = self.pad_cache.setdefault((id(n), i), VirtualPad(n, i))
+            v = self.value(x, path + (pad,), space)
+            _, valid = self.offset(path_view(x.shape, path + (pad,)), space)
+            result = v if result is None else (self.b.select(valid, v, result) if valid is not None else v)
+        return result
+
+    def check(self, ok: ir.Value, code: int, message: str, loc) -> None:
+        """Record a failed runtime check in the error word (first writer wins, no branch out)."""
+        b = self.b
+        check_id = len(self.checks)
+        self.checks.append((code, message, loc))
+        with b.if_then(b.not_(ok), likely=False):
+            b.store(i64(code), self.error_ptr)
+            b.store(i64(check_id), elem_ptr(b, self.error_ptr, 1, I64))
+
+    def gather(self, n: Node, path: tuple, space: Space) -> ir.Value:
+        b = self.b
+        src, index = n.inputs
+        axis = n.attrs["axis"]
+        out_idx = self.unravel(self.linear_index(n, path, space), n.shape)
+        ix = self.cast_value(self.value(index, path, space), index.dtype, dtypes.int64)
+        size = src.shape[axis]
+        ok = b.and_(b.icmp_signed(">=", ix, i64(0)), b.icmp_signed("<", ix, i64(size)))
+        self.check(ok, ERR_INDEX, f"gather: index out of range for dimension {axis} of size {size}", n.loc)
+        out_idx[axis] = b.select(ok, ix, i64(0))
+        return self.load_at(src, out_idx)
+
+    def load_at(self, x: Node, index: list) -> ir.Value:
+        """`x` (a view of a buffer) at an explicit index vector."""
+        base, chain = movement_base(x)
+        off, valid = self.view_offset(path_view(base.shape, tuple(chain)), index)
+        if valid is not None:
+            off = self.b.select(valid, off, i64(0))
+        v = self.b.load(elem_ptr(self.b, self.pointers[id(base)], off, mem_type(base.dtype)), typ=mem_type(base.dtype))
+        if base.dtype is dtypes.bool_:
+            v = self.b.icmp_unsigned("!=", v, ir.Constant(I8, 0))
+        return self.b.select(valid, v, const(x.dtype, 0)) if valid is not None else v
+
+    def rand(self, n: Node, path: tuple, space: Space) -> ir.Value:
+        """Philox4x32-10 of (seed, offset + position): uniform in [0, 1), same on every target."""
+        b = self.b
+        seed = self.load_at(n.inputs[0], [i64(0)])
+        base = self.load_at(n.inputs[0], [i64(1)])
+        counter = b.add(base, self.linear_index(n, path, space))
+        words = philox4x32(b, counter, seed)
+        if n.dtype is dtypes.float32:
+            bits = b.lshr(words[0], ir.Constant(I32, 8))
+            return b.fmul(b.uitofp(bits, F32), ir.Constant(F32, 2.0 ** -24))
+        hi = b.zext(words[0], I64)
+        lo = b.zext(words[1], I64)
+        bits = b.lshr(b.or_(b.shl(hi, i64(32)), lo), i64(11))
+        return b.fmul(b.uitofp(bits, F64), ir.Constant(F64, 2.0 ** -53))
+
+    # ------------------------------------------------------------ scalar ops
+
+    def elementwise(self, n: Node, args: list) -> ir.Value:
+        b, op = self.b, n.op
+        if n.kind == "cast":
+            return self.cast_value(args[0], n.inputs[0].dtype, n.dtype)
+        if op == "where":
+            return b.select(*args)
+        if n.kind == "compare":
+            return compare(b, op, args[0], args[1], n.inputs[0].dtype)
+        dt = n.dtype
+        if dt.is_floating_point:
+            return float_op(b, op, args)
+        if op in ("div", "pow"):
+            return self.int_div_or_pow(n, args)
+        return int_op(b, op, args, dt)
+
+    def int_div_or_pow(self, n: Node, args: list) -> ir.Value:
+        b, dt = self.b, n.dtype
+        x, y = args
+        zero = const(dt, 0)
+        if n.op == "div":
+            ok = b.icmp_signed("!=", y, zero)
+            self.check(ok, ERR_ZERO_DIV, "ZeroDivisionError: integer division by zero", n.loc)
+            safe = b.select(ok, y, const(dt, 1))
+            if not dt.is_signed:
+                return b.udiv(x, safe)
+            minus_one = b.icmp_signed("==", safe, const(dt, -1))
+            return b.select(minus_one, b.sub(zero, x), b.sdiv(x, b.select(minus_one, const(dt, 1), safe)))
+        if dt.is_signed:
+            ok = b.icmp_signed(">=", y, zero)
+            self.check(ok, ERR_NEG_POW, "Integers to negative integer powers are not allowed.", n.loc)
+        return b.call(int_pow_function(b.module, reg_type(dt)), [x, y])
+
+    def cast_value(self, v: ir.Value, src, dst) -> ir.Value:
+        return cast(self.b, v, src, dst)
+
+
+# ---------------------------------------------------------------- scalar helpers
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def cast(b: ir.IRBuilder, v: ir.Value, src, dst) -> ir.Value:
+    if src is dst:
+        return v
+    to = reg_type(dst)
+    if dst.is_bool:
+        if src.is_floating_point:
+            return b.fcmp_unordered("!=", v, ir.Constant(v.type, 0.0))
+        return b.icmp_unsigned("!=", v, ir.Constant(v.type, 0))
+    if src.is_floating_point:
+        if dst.is_floating_point:
+            return b.fpext(v, to) if to is F64 or isinstance(to, ir.DoubleType) else b.fptrunc(v, to)
+        wide = to if dst.is_signed else I64
+        r = intrinsic(b, "llvm.fptosi.sat", [wide, v.type], [v], ret=wide)
+        return r if wide is to else b.trunc(r, to)
+    if dst.is_floating_point:
+        return b.sitofp(v, to) if src.is_signed else b.uitofp(v, to)
+    w_src, w_dst = v.type.width, to.width
+    if w_dst == w_src:
+        return v
+    if w_dst < w_src:
+        return b.trunc(v, to)
+    return b.sext(v, to) if src.is_signed else b.zext(v, to)
+
+
+def compare(b: ir.IRBuilder, op: str, x, y, dt) -> ir.Value:
+    sym = {"lt": "<", "le": "<=", "eq": "==", "ne": "!="}[op]
+    if dt.is_floating_point:
+        return b.fcmp_unordered(sym, x, y) if op == "ne" else b.fcmp_ordered(sym, x, y)
+    if dt.is_signed:
+        return b.icmp_signed(sym, x, y)
+    return b.icmp_unsigned(sym, x, y)
+
+
+def float_op(b: ir.IRBuilder, op: str, args: list) -> ir.Value:
+    ty = args[0].type
+    if op == "add":
+        return b.fadd(*args)
+    if op == "sub":
+        return b.fsub(*args)
+    if op == "mul":
+        return b.fmul(*args)
+    if op == "div":
+        return b.fdiv(*args)
+    if op == "neg":
+        return b.fneg(args[0])
+    if op == "recip":
+        return b.fdiv(ir.Constant(ty, 1.0), args[0])
+    if op == "sqrt":
+        return intrinsic(b, "llvm.sqrt", [ty], args)
+    if op == "abs":
+        return intrinsic(b, "llvm.fabs", [ty], args)
+    if op == "floor":
+        return intrinsic(b, "llvm.floor", [ty], args)
+    if op == "max":
+        return intrinsic(b, "llvm.maximum", [ty], args)
+    if op == "min":
+        return intrinsic(b, "llvm.minimum", [ty], args)
+    return mathlib.emit_math(b, op, *args)   # exp log sin cos tanh pow
+
+
+def int_op(b: ir.IRBuilder, op: str, args: list, dt) -> ir.Value:
+    ty = reg_type(dt)
+    if dt.is_bool:   # PyTorch: + on bools is "or", * is "and"
+        return {"add": b.or_, "max": b.or_, "mul": b.and_, "min": b.and_}[op](*args)
+    if op == "add":
+        return b.add(*args)
+    if op == "sub":
+        return b.sub(*args)
+    if op == "mul":
+        return b.mul(*args)
+    if op == "neg":
+        return b.sub(ir.Constant(ty, 0), args[0])
+    if op == "abs":
+        return intrinsic(b, "llvm.abs", [ty], [args[0], ir.Constant(I1, 0)], ret=ty) if dt.is_signed else args[0]
+    if op in ("max", "min"):
+        name = ("llvm.smax" if op == "max" else "llvm.smin") if dt.is_signed else \
+               ("llvm.umax" if op == "max" else "llvm.umin")
+        return intrinsic(b, name, [ty], args)
+    raise NotImplementedError(f"{op} on {dt.name}")
+
+
+def int_pow_function(module: ir.Module, ty: ir.IntType) -> ir.Function:
+    """x**y for integers by repeated squaring (y >= 0), defined once per module and type."""
+    name = f"fg.ipow.i{ty.width}"
+    if name in module.globals:
+        return module.globals[name]
+    fn = ir.Function(module, ir.FunctionType(ty, [ty, ty]), name)
+    fn.linkage = "internal"
+    x, y = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    head, body, done = (fn.append_basic_block(s) for s in ("head", "body", "done"))
+    entry = b.block
+    b.branch(head)
+    b.position_at_end(head)
+    acc, base, exp = b.phi(ty), b.phi(ty), b.phi(ty)
+    acc.add_incoming(ir.Constant(ty, 1), entry)
+    base.add_incoming(x, entry)
+    exp.add_incoming(b.select(b.icmp_signed("<", y, ir.Constant(ty, 0)), ir.Constant(ty, 0), y), entry)
+    b.cbranch(b.icmp_signed(">", exp, ir.Constant(ty, 0)), body, done)
+    b.position_at_end(body)
+    odd = b.trunc(exp, I1)
+    acc.add_incoming(b.select(odd, b.mul(acc, base), acc), body)
+    base.add_incoming(b.mul(base, base), body)
+    exp.add_incoming(b.ashr(exp, ir.Constant(ty, 1)), body)
+    b.branch(head)
+    b.position_at_end(done)
+    b.ret(acc)
+    return fn
+
+
+_PHILOX_M = (0xD2511F53, 0xCD9E8D57)
+_PHILOX_W = (0x9E3779B9, 0xBB67AE85)
+
+
+def philox4x32(b: ir.IRBuilder, counter: ir.Value, seed: ir.Value) -> list:
+    """Ten Philox rounds on counter (c0, c1) = the 64-bit counter, c2 = c3 = 0, key = seed."""
+    lo32 = lambda v: b.trunc(v, I32)
+    hi32 = lambda v: b.trunc(b.lshr(v, i64(32)), I32)
+    c = [lo32(counter), hi32(counter), ir.Constant(I32, 0), ir.Constant(I32, 0)]
+    k = [lo32(seed), hi32(seed)]
+    for r in range(10):
+        p0 = b.mul(b.zext(c[0], I64), i64(_PHILOX_M[0]))
+        p1 = b.mul(b.zext(c[2], I64), i64(_PHILOX_M[1]))
+        c = [b.xor(b.xor(hi32(p1), c[1]), k[0]), lo32(p1), b.xor(b.xor(hi32(p0), c[3]), k[1]), lo32(p0)]
+        if r < 9:
+            k = [b.add(k[0], ir.Constant(I32, _PHILOX_W[0])), b.add(k[1], ir.Constant(I32, _PHILOX_W[1]))]
+    return c

@@ -1,0 +1,105 @@
+"""LLVM IR building blocks shared by the CPU and GPU backends: types, constants, loops.
+
+Everything here works on llvmlite.ir objects and knows nothing of graphs or kernels.
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+
+from ..ir import dtypes
+
+I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
+F32, F64 = ir.FloatType(), ir.DoubleType()
+PTR = ir.PointerType()
+VOID = ir.VoidType()
+
+_REG = {dtypes.float32: F32, dtypes.float64: F64, dtypes.int32: I32, dtypes.int64: I64,
+        dtypes.uint8: I8, dtypes.bool_: I1}
+
+
+def reg_type(dt) -> ir.Type:
+    """The type a value has in registers (bool is i1)."""
+    return _REG[dt]
+
+
+def mem_type(dt) -> ir.Type:
+    """The type a value has in memory (bool is a byte)."""
+    return I8 if dt is dtypes.bool_ else _REG[dt]
+
+
+def const(dt, value) -> ir.Constant:
+    ty = reg_type(dt)
+    if dt.is_floating_point:
+        return ir.Constant(ty, float(value))
+    if dt.is_bool:
+        return ir.Constant(ty, int(bool(value)))
+    return ir.Constant(ty, int(value) & ((1 << ty.width) - 1))
+
+
+def i64(value: int) -> ir.Constant:
+    return ir.Constant(I64, value)
+
+
+def elem_ptr(b: ir.IRBuilder, ptr, index, ty: ir.Type):
+    """Address of element `index` of type `ty` in the buffer at `ptr` (inbounds GEP)."""
+    return b.gep(ptr, [index if isinstance(index, ir.Value) else i64(index)], inbounds=True, source_etype=ty)
+
+
+def intrinsic(b: ir.IRBuilder, name: str, types: list, args: list, ret: ir.Type | None = None):
+    """Call an overloaded LLVM intrinsic such as llvm.maximum.f32 (declared on first use)."""
+    suffix = ".".join(_mangle(t) for t in types)
+    full = f"{name}.{suffix}" if suffix else name
+    module = b.module
+    fn = module.globals.get(full)
+    if fn is None:
+        fnty = ir.FunctionType(ret if ret is not None else args[0].type, [a.type for a in args])
+        fn = ir.Function(module, fnty, full)
+    return b.call(fn, args)
+
+
+def _mangle(t: ir.Type) -> str:
+    if isinstance(t, ir.FloatType):
+        return "f32"
+    if isinstance(t, ir.DoubleType):
+        return "f64"
+    if isinstance(t, ir.IntType):
+        return f"i{t.width}"
+    raise TypeError(t)
+
+
+class Loop:
+    """A counted loop `for i in [start, stop)` with loop-carried values.
+
+    On construction the builder is left in the body; `close(next_values)` branches back and
+    leaves the builder after the loop, where `results` hold the carried values' final values."""
+
+    def __init__(self, b: ir.IRBuilder, start, stop, carried=(), name="i"):
+        self.b = b
+        pre = b.block
+        self.head = b.append_basic_block(f"{name}.head")
+        self.body = b.append_basic_block(f"{name}.body")
+        self.exit = b.append_basic_block(f"{name}.exit")
+        b.branch(self.head)
+        b.position_at_end(self.head)
+        self.index = b.phi(I64, name)
+        self.index.add_incoming(start if isinstance(start, ir.Value) else i64(start), pre)
+        self.carried = []
+        for v in carried:
+            phi = b.phi(v.type)
+            phi.add_incoming(v, pre)
+            self.carried.append(phi)
+        stop = stop if isinstance(stop, ir.Value) else i64(stop)
+        b.cbranch(b.icmp_signed("<", self.index, stop), self.body, self.exit)
+        b.position_at_end(self.body)
+
+    def close(self, next_values=()) -> list:
+        b = self.b
+        nxt = b.add(self.index, i64(1), flags=("nsw", "nuw"))
+        latch = b.block
+        b.branch(self.head)
+        self.index.add_incoming(nxt, latch)
+        for phi, v in zip(self.carried, next_values):
+            phi.add_incoming(v, latch)
+        b.position_at_end(self.exit)
+        self.results = list(self.carried)
+        return self.results

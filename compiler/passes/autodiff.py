@@ -1,0 +1,295 @@
+"""Pass 3, autodiff: reverse mode by graph transformation, one VJP rule per primitive.
+
+A rule receives the primitive's op, attributes, input values, output value and the output's
+cotangent, and returns one cotangent per input (None where none is needed or defined). It
+builds them with `emit(op, *values, **attrs)` and nothing else, so the same rules serve two
+callers:
+- `differentiate(graph, output, wrt)`, the Graph -> Graph pass, emits plain IR nodes;
+- the frontend's backward(), which walks PyTorch-style grad_fn records and emits either IR
+  nodes or, for `create_graph=True`, tensors that record their own history, so gradients of
+  gradients come from the same rules.
+Values only need `.shape` and `.dtype`. Gradient nodes are ordinary IR: they fuse and compile
+with the forward pass, and can be differentiated again.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..ir import Graph, make, topo_order
+
+Emit = Callable[..., object]
+
+
+# ---------------------------------------------------------------- helpers on values
+
+def const(emit: Emit, value, like, shape=None):
+    return emit("const", value=value, shape=tuple(like.shape if shape is None else shape), dtype=like.dtype)
+
+
+def unbroadcast(emit: Emit, g, shape):
+    """Sum `g` over the dims broadcasting added, so it has `shape` (the VJP of expand)."""
+    shape = tuple(shape)
+    if tuple(g.shape) == shape:
+        return g
+    lead = len(g.shape) - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + d for d, s in enumerate(shape) if s == 1 and g.shape[lead + d] != 1)
+    if axes:
+        g = emit("sum", g, axes=axes)
+    return emit("reshape", g, shape=shape) if tuple(g.shape) != shape else g
+
+
+def expand_to(emit: Emit, g, shape):
+    return g if tuple(g.shape) == tuple(shape) else emit("expand", g, shape=tuple(shape))
+
+
+def transpose_last(emit: Emit, x):
+    rank = len(x.shape)
+    return emit("permute", x, perm=tuple(range(rank - 2)) + (rank - 1, rank - 2))
+
+
+def unslice(emit: Emit, g, in_shape, starts, stops, steps):
+    """`g`, the cotangent of a slice, placed back at its positions in `in_shape`, zeros elsewhere."""
+    for d, step in enumerate(steps):
+        if step > 1:   # interleave step-1 zeros after each element along d, then trim
+            m = g.shape[d]
+            shape = tuple(g.shape)
+            g = emit("reshape", g, shape=shape[:d + 1] + (1,) + shape[d + 1:])
+            low = (0,) * len(g.shape)
+            high = tuple(step - 1 if i == d + 1 else 0 for i in range(len(g.shape)))
+            g = emit("pad", g, low=low, high=high)
+            g = emit("reshape", g, shape=shape[:d] + (m * step,) + shape[d + 1:])
+            keep = stops[d] - starts[d]
+            g = emit("slice", g, starts=(0,) * len(shape),
+                     stops=tuple(keep if i == d else s for i, s in enumerate(g.shape)),
+                     steps=(1,) * len(shape))
+    low = tuple(starts)
+    high = tuple(n - a - s for n, a, s in zip(in_shape, starts, g.shape))
+    return g if not any(low) and not any(high) else emit("pad", g, low=low, high=high)
+
+
+# ---------------------------------------------------------------- rules
+
+def vjp(emit: Emit, op: str, attrs: dict, inputs: tuple, out, g, needs: tuple) -> tuple:
+    """Cotangents of `inputs` for the primitive `op` whose output `out` has cotangent `g`."""
+    rule = _RULES.get(op)
+    if rule is None:
+        return (None,) * len(inputs)
+    cts = rule(emit, attrs, inputs, out, g)
+    return tuple(c if need else None for c, need in zip(cts, needs))
+
+
+def _float(x) -> bool:
+    return x.dtype.is_floating_point
+
+
+def _unary(fn):
+    return lambda emit, attrs, inputs, out, g: (fn(emit, inputs[0], out, g),)
+
+
+def _binary(fa, fb):
+    def rule(emit, attrs, inputs, out, g):
+        a, b = inputs
+        return (unbroadcast(emit, fa(emit, a, b, out, g), a.shape) if _float(a) else None,
+                unbroadcast(emit, fb(emit, a, b, out, g), b.shape) if _float(b) else None)
+    return rule
+
+
+def _half_split(emit, a, b, g, winner):
+    """max/min: the winner takes the gradient, ties split it in half (as PyTorch)."""
+    half = emit("mul", g, const(emit, 0.5, g))
+    zero = const(emit, 0.0, g)
+    return emit("where", emit("eq", a, b), half, emit("where", winner, g, zero))
+
+
+def _pow_base(emit, a, b, out, g):
+    zero_exp = emit("eq", b, const(emit, 0.0, b))
+    grad = emit("mul", emit("mul", g, b), emit("pow", a, emit("sub", b, const(emit, 1.0, b))))
+    return emit("where", zero_exp, const(emit, 0.0, grad), grad)
+
+
+def _pow_exponent(emit, a, b, out, g):
+    """g * a**b * log(a), zero where a == 0 and b >= 0 (PyTorch's convention)."""
+    grad = emit("mul", emit("mul", g, out), emit("log", a))
+    mask = emit("mul", emit("eq", a, const(emit, 0.0, a)), emit("le", const(emit, 0.0, b), b))
+    return emit("where", mask, const(emit, 0.0, grad), grad)
+
+
+def _reduce_extreme(emit, attrs, inputs, out, g):
+    (x,) = inputs
+    if not _float(x):
+        return (None,)
+    hit = emit("eq", x, expand_to(emit, out, x.shape))
+    count = emit("sum", emit("cast", hit, dtype=x.dtype, shape=tuple(x.shape)), axes=attrs["axes"])
+    share = emit("div", g, count)
+    return (emit("where", hit, expand_to(emit, share, x.shape), const(emit, 0.0, x)),)
+
+
+def _reduce_sum(emit, attrs, inputs, out, g):
+    return (expand_to(emit, g, inputs[0].shape) if _float(inputs[0]) else None,)
+
+
+def _reduce_prod(emit, attrs, inputs, out, g):
+    (x,) = inputs
+    if not _float(x):
+        return (None,)
+    return (emit("div", expand_to(emit, emit("mul", g, out), x.shape), x),)
+
+
+def _cast(emit, attrs, inputs, out, g):
+    (x,) = inputs
+    if not _float(x) or not _float(out):
+        return (None,)
+    return (emit("cast", g, dtype=x.dtype, shape=tuple(x.shape)),)
+
+
+def _where(emit, attrs, inputs, out, g):
+    c, a, b = inputs
+    zero = const(emit, 0.0, g)
+    return (None,
+            unbroadcast(emit, emit("where", c, g, zero), a.shape) if _float(a) else None,
+            unbroadcast(emit, emit("where", c, zero, g), b.shape) if _float(b) else None)
+
+
+def _permute(emit, attrs, inputs, out, g):
+    perm = attrs["perm"]
+    inverse = tuple(sorted(range(len(perm)), key=lambda i: perm[i]))
+    return (emit("permute", g, perm=inverse),)
+
+
+def _slice(emit, attrs, inputs, out, g):
+    return (unslice(emit, g, inputs[0].shape, attrs["starts"], attrs["stops"], attrs["steps"]),)
+
+
+def _pad(emit, attrs, inputs, out, g):
+    x = inputs[0]
+    starts = tuple(attrs["low"])
+    return (emit("slice", g, starts=starts, stops=tuple(a + n for a, n in zip(starts, x.shape)),
+                 steps=(1,) * len(starts)),)
+
+
+def _concat(emit, attrs, inputs, out, g):
+    axis, offset, cts = attrs["axis"], 0, []
+    for x in inputs:
+        starts = tuple(offset if d == axis else 0 for d in range(len(x.shape)))
+        stops = tuple(offset + x.shape[d] if d == axis else x.shape[d] for d in range(len(x.shape)))
+        cts.append(emit("slice", g, starts=starts, stops=stops, steps=(1,) * len(starts)) if _float(x) else None)
+        offset += x.shape[axis]
+    return tuple(cts)
+
+
+def _gather(emit, attrs, inputs, out, g):
+    src, index = inputs
+    zeros = const(emit, 0.0, src)
+    return (emit("scatter_add", zeros, index, g, axis=attrs["axis"]) if _float(src) else None, None)
+
+
+def _scatter_add(emit, attrs, inputs, out, g):
+    base, index, src = inputs
+    return (g, None, emit("gather", g, index, axis=attrs["axis"]) if _float(src) else None)
+
+
+def _matmul(emit, attrs, inputs, out, g):
+    a, b = inputs
+    return (unbroadcast(emit, emit("matmul", g, transpose_last(emit, b)), a.shape) if _float(a) else None,
+            unbroadcast(emit, emit("matmul", transpose_last(emit, a), g), b.shape) if _float(b) else None)
+
+
+def _abs_grad(emit, x, out, g):
+    zero = const(emit, 0.0, x)
+    sign = emit("sub", emit("cast", emit("lt", zero, x), dtype=x.dtype, shape=tuple(x.shape)),
+                emit("cast", emit("lt", x, zero), dtype=x.dtype, shape=tuple(x.shape)))
+    return emit("mul", g, sign)
+
+
+_RULES = {
+    "neg": _unary(lambda e, x, out, g: e("neg", g)),
+    "exp": _unary(lambda e, x, out, g: e("mul", g, out)),
+    "log": _unary(lambda e, x, out, g: e("div", g, x)),
+    "sqrt": _unary(lambda e, x, out, g: e("div", g, e("mul", out, const(e, 2.0, out)))),
+    "recip": _unary(lambda e, x, out, g: e("neg", e("mul", g, e("mul", out, out)))),
+    "sin": _unary(lambda e, x, out, g: e("mul", g, e("cos", x))),
+    "cos": _unary(lambda e, x, out, g: e("neg", e("mul", g, e("sin", x)))),
+    "tanh": _unary(lambda e, x, out, g: e("mul", g, e("sub", const(e, 1.0, out), e("mul", out, out)))),
+    "abs": _unary(_abs_grad),
+    "floor": _unary(lambda e, x, out, g: const(e, 0.0, x)),
+    "add": _binary(lambda e, a, b, out, g: g, lambda e, a, b, out, g: g),
+    "sub": _binary(lambda e, a, b, out, g: g, lambda e, a, b, out, g: e("neg", g)),
+    "mul": _binary(lambda e, a, b, out, g: e("mul", g, b), lambda e, a, b, out, g: e("mul", g, a)),
+    "div": _binary(lambda e, a, b, out, g: e("div", g, b),
+                   lambda e, a, b, out, g: e("neg", e("div", e("mul", g, out), b))),
+    "pow": _binary(_pow_base, _pow_exponent),
+    "max": _binary(lambda e, a, b, out, g: _half_split(e, a, b, g, e("lt", b, a)),
+                   lambda e, a, b, out, g: _half_split(e, a, b, g, e("lt", a, b))),
+    "min": _binary(lambda e, a, b, out, g: _half_split(e, a, b, g, e("lt", a, b)),
+                   lambda e, a, b, out, g: _half_split(e, a, b, g, e("lt", b, a))),
+    "where": _where,
+    "cast": _cast,
+    "sum": _reduce_sum,
+    "reduce_max": _reduce_extreme,
+    "reduce_min": _reduce_extreme,
+    "prod": _reduce_prod,
+    "reshape": lambda e, attrs, inputs, out, g: (e("reshape", g, shape=tuple(inputs[0].shape)),),
+    "permute": _permute,
+    "expand": lambda e, attrs, inputs, out, g: (unbroadcast(e, g, inputs[0].shape),),
+    "slice": _slice,
+    "pad": _pad,
+    "concat": _concat,
+    "gather": _gather,
+    "scatter_add": _scatter_add,
+    "matmul": _matmul,
+}
+
+#: ops whose VJP reads input or output values (PyTorch's "saved tensors"); the others need shapes only
+NEEDS_VALUES = frozenset({"exp", "log", "sqrt", "recip", "sin", "cos", "tanh", "abs", "mul", "div", "pow",
+                          "max", "min", "where", "reduce_max", "reduce_min", "prod", "gather", "scatter_add",
+                          "matmul"})
+
+
+# ---------------------------------------------------------------- the graph pass
+
+def node_emit(loc=None) -> Emit:
+    """`emit` that builds plain IR nodes (sources and casts declare their type)."""
+    def emit(op, *inputs, **attrs):
+        shape, dtype = attrs.pop("shape", None), attrs.pop("dtype", None)
+        if op in ("const", "cast"):
+            return make(op, inputs, attrs, loc, shape=shape, dtype=dtype)
+        if shape is not None:
+            attrs["shape"] = shape
+        return make(op, inputs, attrs, loc)
+    return emit
+
+
+def gradients(outputs: list, cotangents: list, wrt: list, emit: Emit | None = None) -> list:
+    """d(outputs . cotangents)/d(wrt) over the node DAG, every float edge differentiable."""
+    emit = emit or node_emit()
+    order = topo_order(outputs)
+    ct: dict[int, object] = {}
+    for o, c in zip(outputs, cotangents):
+        ct[id(o)] = c if id(o) not in ct else emit("add", ct[id(o)], c)
+    reach = {id(w) for w in wrt}
+    for n in order:   # which nodes lie on a path from wrt
+        if any(id(x) in reach for x in n.inputs):
+            reach.add(id(n))
+    for n in reversed(order):
+        g = ct.get(id(n))
+        if g is None or not n.inputs:
+            continue
+        needs = tuple(id(x) in reach and x.dtype.is_floating_point for x in n.inputs)
+        for x, c in zip(n.inputs, vjp(emit, n.op, n.attrs, n.inputs, n, g, needs)):
+            if c is not None:
+                ct[id(x)] = c if id(x) not in ct else emit("add", ct[id(x)], c)
+    return [ct.get(id(w)) if id(w) in ct else const(emit, 0.0, w) for w in wrt]
+
+
+def differentiate(graph: Graph, output: str, wrt=None) -> Graph:
+    """The graph with outputs `d<output>/d<name>` added for each input or param in `wrt`
+    (default: all float inputs and params). `output` must be a one-element float value."""
+    y = graph.outputs[output]
+    wrt = wrt if wrt is not None else [x for x in graph.inputs + graph.params if x.dtype.is_floating_point]
+    emit = node_emit(y.loc)
+    seed = const(emit, 1.0, y)
+    grads = gradients([y], [seed], wrt, emit)
+    outputs = dict(graph.outputs)
+    for w, gnode in zip(wrt, grads):
+        outputs[f"d{output}_d{w.attrs['name'].replace('.', '_')}"] = gnode
+    return graph.with_roots(outputs, graph.assigns)

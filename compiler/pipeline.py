@@ -1,0 +1,89 @@
+"""The pass pipeline: Graph -> Program for a target, keeping the text of every stage.
+
+    shape inference -> broadcasting resolution -> simplify -> fuse -> schedule -> codegen
+
+(Autodiff runs before this, when the frontend's backward() or grad() builds gradient nodes;
+see passes/autodiff.py.) The stage texts are what FUSEGRAD_DUMP and `lower()` show.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from .codegen import cpu
+from .ir import Graph, fmt_type, print_graph
+from .ir.printer import var_names
+from .passes import broadcast, fuse, schedule, shapes, simplify
+from .program import BufferInfo, KernelInfo, Program
+
+PASSES = (("shape inference", shapes.infer), ("broadcasting resolution", broadcast.resolve),
+          ("simplify", simplify.simplify))
+
+
+def run_passes(graph: Graph):
+    """The graph after each rewriting pass: [(pass name, graph)], then the fused schedule."""
+    after = []
+    g = graph
+    for name, p in PASSES:
+        g = p(g)
+        after.append((name, g))
+    return after, schedule.schedule(fuse.fuse(g))
+
+
+def compile(graph: Graph, target: str = "cpu") -> Program:
+    after, sched = run_passes(graph)
+    checks: list = []
+    if target == "cpu":
+        source, codes = cpu.emit_module(sched, graph.name, checks)
+        entry = cpu.ENTRY
+        parallel = {c.name: c.parallel for c in codes}
+    elif target == "cuda":
+        from .codegen import ptx
+        source, parallel = ptx.emit_module(sched, graph.name, checks), {}
+        entry = ptx.ENTRY
+    else:
+        raise ValueError(f"unknown target {target!r}")
+    final = after[-1][1]
+    names = var_names(final)
+    program = Program(
+        name=graph.name, target=target, source=source, entry=entry,
+        buffers=[BufferInfo(b.slot, b.role, b.name, b.shape, b.dtype.name, b.offset) for b in sched.buffers],
+        inputs=[sched.read_slot[id(x)] for x in final.inputs],
+        params=[sched.read_slot[id(p)] for p in final.params],
+        outputs=dict(sched.outputs), arena_bytes=sched.arena_bytes, checks=checks,
+        kernels=[_kernel_info(k, sched, names, parallel.get(k.name, False)) for k in sched.kernels])
+    program.stages = {
+        "graph": print_graph(graph),
+        "passes": "\n\n".join(f";; after {name}\n{print_graph(g)}" for name, g in after),
+        "kernels": kernels_text(program, names, sched),
+        "llvm" if target == "cpu" else "ptx": source,
+    }
+    program.key = hashlib.sha256(f"{target}\n{source}".encode()).hexdigest()
+    return program
+
+
+def _kernel_info(k, sched, names, parallel: bool) -> KernelInfo:
+    reads = tuple(sorted({s for s in (sched.read_slot.get(id(x)) for x in k.loads) if s is not None}))
+    writes = tuple(s for _, s in k.stores)
+    nbytes = sum(sched.buffers[s].nbytes for s in set(reads) | set(writes))
+    fused = tuple(f"%{names.get(id(n), '?')} {n.op}" for n in k.nodes)
+    return KernelInfo(k.name, k.kind, tuple(k.space), fused, reads, writes, nbytes, parallel)
+
+
+def kernels_text(program: Program, names: dict, sched) -> str:
+    buf = {b.slot: b for b in program.buffers}
+    describe = lambda s: f"{buf[s].name} {fmt_type(buf[s].shape, _dtype(buf[s].dtype))} [{buf[s].role}]"
+    lines = [f"program {program.name}: {program.num_kernels} kernels, arena {program.arena_bytes} bytes "
+             f"(temps {sched.temp_bytes} bytes before sharing)"]
+    for k in program.kernels:
+        lines.append(f"kernel {k.name}: {k.kind} over [{','.join(map(str, k.space))}]"
+                     + (", parallel" if k.parallel else ""))
+        lines.append(f"  fuses   {', '.join(k.fused) if k.fused else '(copy)'}")
+        lines.append(f"  reads   {', '.join(describe(s) for s in k.reads) or '-'}")
+        lines.append(f"  writes  {', '.join(describe(s) for s in k.writes)}")
+        lines.append(f"  moves   {k.bytes_moved} bytes")
+    return "\n".join(lines)
+
+
+def _dtype(name: str):
+    from .ir.dtypes import from_name
+    return from_name(name)

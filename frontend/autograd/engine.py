@@ -1,0 +1,197 @@
+"""backward() and grad(): walking grad_fn records with the compiler's VJP rules.
+
+The walk visits each Function after every Function that feeds it a cotangent (reverse
+topological order), applies `compiler.passes.autodiff.vjp` to get the cotangents of its
+inputs, and passes them on. Cotangents are IR nodes, so the backward pass is new lazy nodes
+in the same graph as the forward pass: realized together, fused and compiled. With
+`create_graph=True` they are tensors recording their own history instead, so the result can
+be differentiated again.
+"""
+from __future__ import annotations
+
+from .. import ops
+from ..compiler.passes.autodiff import node_emit, vjp
+from ..source import user_loc
+from .function import AccumulateGrad, Function
+from .grad_mode import set_grad_enabled
+
+FREED = ("Trying to backward through the graph a second time (or directly access saved tensors after they have "
+         "already been freed). Saved intermediate values of the graph are freed when you call .backward() or "
+         "autograd.grad(). Specify retain_graph=True if you need to backward through the graph a second time or "
+         "if you need to access saved tensors after calling backward.")
+
+
+def _topo(roots) -> list:
+    """Functions reachable from `roots`, each before everything it feeds (reverse postorder)."""
+    order, seen = [], set()
+    for root in roots:
+        stack = [(root, False)]
+        while stack:
+            fn, done = stack.pop()
+            if done:
+                order.append(fn)
+                continue
+            if id(fn) in seen:
+                continue
+            seen.add(id(fn))
+            stack.append((fn, True))
+            for nxt in getattr(fn, "next", ()):
+                if nxt is not None and id(nxt) not in seen:
+                    stack.append((nxt, False))
+    return order[::-1]
+
+
+class _Emitters:
+    """Emit cotangents as IR nodes, or as recording tensors for create_graph."""
+
+    def __init__(self, create_graph: bool):
+        self.create_graph = create_graph
+        if create_graph:
+            from ..inplace import tensor_emit
+            self.emit = tensor_emit
+        else:
+            self.emit = node_emit(user_loc())
+
+    def values(self, fn: Function):
+        if not self.create_graph:
+            return fn.inputs, fn.output
+        from ..tensor import Tensor
+        inputs = tuple(Tensor._from_value(x, nxt) for x, nxt in zip(fn.inputs, fn.next))
+        return inputs, Tensor._from_value(fn.output, fn)
+
+    def seed(self, g):
+        if self.create_graph:
+            return g
+        return g._value()[0]
+
+    def add(self, a, b):
+        return self.emit("add", a, b)
+
+
+def run(roots, seeds, retain_graph: bool, create_graph: bool, capture=None) -> dict:
+    """Propagate `seeds` from the `roots` functions; accumulate into leaves or, with `capture`
+    (a set of function ids), return the cotangents reaching those functions instead."""
+    em = _Emitters(create_graph)
+    ct: dict[int, object] = {}
+    for fn, g in zip(roots, seeds):
+        g = em.seed(g)
+        ct[id(fn)] = g if id(fn) not in ct else em.add(ct[id(fn)], g)
+    captured = {}
+    with set_grad_enabled(create_graph):
+        for fn in _topo(roots):
+            g = ct.pop(id(fn), None)
+            if g is None:
+                continue
+            if capture is not None and id(fn) in capture:
+                captured[id(fn)] = g
+                if isinstance(fn, AccumulateGrad):
+                    continue
+            if isinstance(fn, AccumulateGrad):
+                if capture is None:
+                    accumulate(fn.variable, g, create_graph)
+                continue
+            if fn.freed:
+                raise RuntimeError(FREED)
+            needs = tuple(n is not None for n in fn.next)
+            inputs, output = em.values(fn)
+            for nxt, c in zip(fn.next, vjp(em.emit, fn.op, fn.attrs, inputs, output, g, needs)):
+                if nxt is not None and c is not None:
+                    ct[id(nxt)] = c if id(nxt) not in ct else em.add(ct[id(nxt)], c)
+            if not retain_graph:
+                fn.release()
+    return captured
+
+
+def accumulate(leaf, g, create_graph: bool) -> None:
+    """leaf.grad += g (a new gradient tensor the first time), as PyTorch's AccumulateGrad."""
+    from ..inplace import assign, defer
+    from ..tensor import Tensor
+    grad = g if isinstance(g, Tensor) else Tensor._from_value(g)
+    if not create_graph:
+        grad = grad.detach()
+    if leaf._grad is None:
+        grad._storage.state = True
+        leaf.grad = grad
+        defer(grad._storage)
+    elif create_graph:
+        leaf.grad = ops.add(leaf._grad, grad)
+    else:
+        with set_grad_enabled(False):
+            assign(leaf._grad, ops.add(leaf._grad, grad), "add_")
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    from ..inplace import defer, deferred
+    tensors = list(tensors)
+    grads = list(grad_tensors) if grad_tensors is not None else [None] * len(tensors)
+    roots, seeds = [], []
+    for i, (t, g) in enumerate(zip(tensors, grads)):
+        fn = t._value()[1]
+        if fn is None:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+        roots.append(fn)
+        seeds.append(_seed(t, g))
+    retain = create_graph if retain_graph is None else retain_graph
+    with deferred():
+        if inputs is not None:
+            leaves = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+            captured = run(roots, seeds, retain, create_graph, capture={id(x._value()[1]) for x in leaves})
+            for x in leaves:
+                g = captured.get(id(x._value()[1]))
+                if g is not None:
+                    accumulate(x, g, create_graph)
+        else:
+            run(roots, seeds, retain, create_graph)
+        for t in tensors:      # the forward values are computed in the same program as the grads
+            defer(t._storage)
+
+
+def _seed(t, g):
+    from ..tensor import Tensor
+    if g is None:
+        if t.numel() != 1:
+            raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        return ops.const(1.0, t.dtype, tuple(t.shape))
+    if not isinstance(g, Tensor):
+        g = ops.const(g, t.dtype, tuple(t.shape))
+    if tuple(g.shape) != tuple(t.shape):
+        raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {g.shape} and output[0] has a shape "
+                           f"of {t.shape}.")
+    return g
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=None,
+         materialize_grads=False):
+    """Gradients of `outputs` with respect to `inputs`, returned instead of accumulated."""
+    from ..tensor import Tensor
+    single = isinstance(inputs, Tensor)
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if single else list(inputs)
+    grad_outputs = [grad_outputs] if isinstance(grad_outputs, Tensor) else (
+        list(grad_outputs) if grad_outputs is not None else [None] * len(outputs))
+    roots, seeds = [], []
+    for i, (t, g) in enumerate(zip(outputs, grad_outputs)):
+        fn = t._value()[1]
+        if fn is None:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+        roots.append(fn)
+        seeds.append(_seed(t, g))
+    targets = []
+    for x in inputs:
+        fn = x._value()[1]
+        if fn is None:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+        targets.append(fn)
+    retain = create_graph if retain_graph is None else retain_graph
+    captured = run(roots, seeds, retain, create_graph, capture={id(f) for f in targets})
+    result = []
+    for x, fn in zip(inputs, targets):
+        g = captured.get(id(fn))
+        if g is None:
+            if not (allow_unused or materialize_grads):
+                raise RuntimeError("One of the differentiated Tensors appears to not have been used in the graph. "
+                                   "Set allow_unused=True if this is the desired behavior.")
+            result.append(ops.const(0.0, x.dtype, tuple(x.shape)) if materialize_grads else None)
+            continue
+        result.append(g if isinstance(g, Tensor) else Tensor._from_value(g))
+    return tuple(result)

@@ -1,0 +1,311 @@
+"""Creating tensors: from data, from numpy (sharing memory), and the factory functions.
+
+Factories fill buffers with numpy at once (a new shape costs no compilation); the random
+ones draw from fusegrad's Philox stream (random.py), the same stream kernels draw from.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+
+import numpy as np
+
+from . import dtypes as D
+from . import random as _rng
+from .compiler.ir import make
+from .runtime import aligned_empty
+from .source import user_loc
+
+
+def _sizes(size) -> tuple:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    if len(size) == 1 and hasattr(size[0], "__iter__") and not isinstance(size[0], str):
+        size = tuple(size[0])
+    for s in size:
+        if not isinstance(s, (builtins.int, np.integer)) or isinstance(s, builtins.bool):
+            raise TypeError(f"expected a sequence of integers for size, but got {type(s).__name__}")
+        if s < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: {list(size)}")
+    return tuple(builtins.int(s) for s in size)
+
+
+def _aligned_copy(a: np.ndarray, dtype=None) -> np.ndarray:
+    out = aligned_empty(a.shape, dtype or a.dtype)
+    np.copyto(out, a, casting="unsafe")
+    return out
+
+
+def _infer_dtype(data) -> D.DType:
+    """PyTorch's dtype for nested Python data: bools < ints < floats (the default dtype)."""
+    kinds = set()
+    stack = [data]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Tensor):
+            kinds.add(x.dtype.kind if x.dtype.is_floating_point else "i" if x.dtype.is_int else "b")
+        elif isinstance(x, (list, tuple)):
+            stack.extend(x)
+        elif isinstance(x, (builtins.bool, np.bool_)):
+            kinds.add("b")
+        elif isinstance(x, (builtins.int, np.integer)):
+            kinds.add("i")
+        elif isinstance(x, (builtins.float, np.floating)):
+            kinds.add("f")
+        else:
+            raise TypeError(f"new(): invalid data type '{type(x).__name__}'")
+    if "f" in kinds:
+        return D.get_default_dtype()
+    if "i" in kinds:
+        return D.int64
+    if "b" in kinds:
+        return D.bool_
+    return D.get_default_dtype()
+
+
+def _to_array(data, dtype) -> np.ndarray:
+    if isinstance(data, Tensor):
+        a = data._host_values()
+        return _aligned_copy(a, (dtype or data.dtype).np)
+    if isinstance(data, np.ndarray):
+        dt = dtype or D.from_numpy(data.dtype)
+        return _aligned_copy(data, dt.np)
+    if isinstance(data, str) or data is None:
+        raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+    dt = dtype or _infer_dtype(data)
+    _check_ragged(data)
+    try:
+        raw = np.array(_plain(data), dtype=np.float64 if dt.is_floating_point else object)
+    except (ValueError, OverflowError) as e:
+        raise ValueError(str(e)) from None
+    return _aligned_copy(raw.astype(dt.np) if raw.dtype == object else raw, dt.np)
+
+
+def _plain(data):
+    if isinstance(data, Tensor):
+        return data._host_values().tolist()
+    if isinstance(data, (list, tuple)):
+        return [_plain(x) for x in data]
+    return data
+
+
+def _check_ragged(data, dim=0):
+    if isinstance(data, (list, tuple)) and data and isinstance(data[0], (list, tuple)):
+        n = len(data[0])
+        for x in data:
+            if not isinstance(x, (list, tuple)) or len(x) != n:
+                got = len(x) if isinstance(x, (list, tuple)) else type(x).__name__
+                raise ValueError(f"expected sequence of length {n} at dim {dim + 1} (got {got})")
+        for x in data:
+            _check_ragged(x, dim + 1)
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False):
+    dtype = D.as_dtype(dtype) if dtype is not None else None
+    t = Tensor._from_array(_to_array(data, dtype))
+    if requires_grad:
+        t.requires_grad_(True)
+    return _placed(t, device)
+
+
+def _placed(t, device):
+    if device is None:
+        return t
+    return t.to(device)
+
+
+def as_tensor(data, dtype=None, device=None):
+    if isinstance(data, np.ndarray) and (dtype is None or D.as_dtype(dtype).np == data.dtype):
+        return _placed(from_numpy(data), device)
+    if isinstance(data, Tensor) and (dtype is None or D.as_dtype(dtype) is data.dtype):
+        return _placed(data, device)
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(a: np.ndarray):
+    """A tensor sharing `a`'s memory: writes through either are seen by the other."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(a).__name__})")
+    D.from_numpy(a.dtype)   # TypeError for unsupported dtypes
+    if a.flags.c_contiguous:
+        t = Tensor._from_array(a)
+    elif a.flags.f_contiguous and a.ndim > 1:
+        base = Tensor._from_array(a.T)
+        t = base.permute(tuple(reversed(range(a.ndim))))
+    else:
+        t = Tensor._from_array(np.ascontiguousarray(a))   # other strides: fusegrad copies
+    t._storage.exported = True
+    return t
+
+
+def legacy_constructor_array(args, dtype) -> np.ndarray:
+    """Tensor(2, 3) / Tensor([1, 2]) / Tensor(ndarray) / Tensor(): PyTorch's legacy forms."""
+    if not args:
+        return aligned_empty((0,), dtype.np)
+    if len(args) == 1 and not isinstance(args[0], (builtins.int, np.integer)):
+        return _to_array(args[0], dtype)
+    out = aligned_empty(_sizes(args), dtype.np)
+    out.fill(0)
+    return out
+
+
+def _typed_constructor(dtype, name):
+    def make_tensor(*args, device=None):
+        return _placed(Tensor._from_array(legacy_constructor_array(args, dtype)), device)
+    make_tensor.__name__ = name
+    return make_tensor
+
+
+FloatTensor = _typed_constructor(D.float32, "FloatTensor")
+DoubleTensor = _typed_constructor(D.float64, "DoubleTensor")
+LongTensor = _typed_constructor(D.int64, "LongTensor")
+IntTensor = _typed_constructor(D.int32, "IntTensor")
+ByteTensor = _typed_constructor(D.uint8, "ByteTensor")
+BoolTensor = _typed_constructor(D.bool_, "BoolTensor")
+
+
+def _filled(size, value, dtype, device, requires_grad):
+    dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
+    a = aligned_empty(_sizes(size), dt.np)
+    a.fill(value)
+    t = Tensor._from_array(a)
+    if requires_grad:
+        t.requires_grad_(True)
+    return _placed(t, device)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    return _filled(size, 0, dtype, device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    return _filled(size, 1, dtype, device, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False):
+    return _filled(size, 0, dtype, device, requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    if dtype is None:
+        dtype = D.scalar_dtype(fill_value)
+    return _filled((size,) if isinstance(size, builtins.int) else tuple(size), fill_value, dtype, device,
+                   requires_grad)
+
+
+def _like(fn):
+    def like(t, dtype=None, device=None, requires_grad=False, **kw):
+        return fn(tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad, **kw)
+    return like
+
+
+zeros_like, ones_like, empty_like = _like(zeros), _like(ones), _like(empty)
+
+
+def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
+    return full(tuple(t.shape), fill_value, dtype=dtype or t.dtype, device=device, requires_grad=requires_grad)
+
+
+def _random(size, dtype, device, requires_grad, generator, draw):
+    dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
+    shape = _sizes(size)
+    values = draw(math.prod(shape), dt.np, generator).reshape(shape)
+    t = Tensor._from_array(_aligned_copy(values))
+    if requires_grad:
+        t.requires_grad_(True)
+    return _placed(t, device)
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False, generator=None):
+    return _random(size, dtype, device, requires_grad, generator, _rng.uniform)
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False, generator=None):
+    return _random(size, dtype, device, requires_grad, generator, _rng.normal)
+
+
+def rand_like(t, dtype=None, device=None):
+    return rand(tuple(t.shape), dtype=dtype or t.dtype, device=device)
+
+
+def randn_like(t, dtype=None, device=None):
+    return randn(tuple(t.shape), dtype=dtype or t.dtype, device=device)
+
+
+def randint(low, high=None, size=None, dtype=None, device=None, generator=None):
+    if high is None:
+        low, high = 0, low
+    shape = _sizes((size,)) if size is not None else ()
+    u = _rng.uniform(math.prod(shape), np.float64, generator)
+    values = (low + np.floor(u * (high - low))).astype(np.int64).reshape(shape)
+    return _placed(Tensor._from_array(_aligned_copy(values, (D.as_dtype(dtype) if dtype else D.int64).np)), device)
+
+
+def randperm(n, dtype=None, device=None, generator=None):
+    keys = _rng.uniform(n, np.float64, generator)
+    return _placed(Tensor._from_array(_aligned_copy(np.argsort(keys, kind="stable"),
+                                                    (D.as_dtype(dtype) if dtype else D.int64).np)), device)
+
+
+def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None, device=None):
+    if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        shape = (mean if isinstance(mean, Tensor) else std).shape
+        return mean + std * randn(tuple(shape), generator=generator)
+    return mean + std * randn(*(size or ()), dtype=dtype, device=device, generator=generator)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    if end is None:
+        start, end = 0, start
+    values = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if dtype is None:
+        dtype = D.get_default_dtype() if any(isinstance(v, builtins.float) for v in values) else D.int64
+    dt = D.as_dtype(dtype)
+    start, end, step = values
+    n = builtins.max(0, math.ceil((end - start) / step))
+    a = np.arange(n, dtype=np.float64) * step + start if dt.is_floating_point else \
+        np.arange(n, dtype=np.int64) * builtins.int(step) + builtins.int(start)
+    t = Tensor._from_array(_aligned_copy(a, dt.np))
+    if requires_grad:
+        t.requires_grad_(True)
+    return _placed(t, device)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    """PyTorch's linspace: the first half counts up from start, the second down from end."""
+    dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
+    work = dt.np if dt.is_floating_point else np.float64
+    i = np.arange(steps, dtype=work)
+    if steps == 1:
+        values = np.array([start], dtype=work)
+    else:
+        step = (work.type(end) - work.type(start)) / work.type(steps - 1)
+        half = steps // 2
+        values = np.where(i < half, work.type(start) + step * i, work.type(end) - step * (steps - 1 - i))
+    t = Tensor._from_array(_aligned_copy(values.astype(dt.np)))
+    if requires_grad:
+        t.requires_grad_(True)
+    return _placed(t, device)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
+    t = Tensor._from_array(_aligned_copy(np.eye(n, m if m is not None else n), dt.np))
+    if requires_grad:
+        t.requires_grad_(True)
+    return _placed(t, device)
+
+
+def iota(shape, axis: int, dtype=None):
+    """Lazy index values along `axis` (an IR iota node: free inside a fused kernel)."""
+    return Tensor._from_value(make("iota", (), {"axis": axis}, user_loc(), shape=tuple(shape),
+                                   dtype=dtype or D.int64))
+
+
+def manual_seed(seed: int):
+    return _rng.manual_seed(seed)
+
+
+from .tensor import Tensor  # noqa: E402

@@ -1,0 +1,97 @@
+"""dtypes as users see them: `fusegrad.float32`, PyTorch's aliases and promotion rules.
+
+The dtype objects are the IR's own (compiler/ir/dtypes.py); this module adds the names
+PyTorch code uses (`float`, `long`, `double`, ...), the default dtype, and `result_type`:
+PyTorch's promotion of an op's operands, where Python scalars and zero-dim tensors only
+raise the result's category (bool < integer < float), never its width within a category.
+"""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from .compiler.ir.dtypes import ALL, DType, bool_, float32, float64, from_numpy, int32, int64, promote, uint8
+
+float = float32    # noqa: A001 - PyTorch's aliases shadow the builtins on purpose
+double = float64
+long = int64
+int = int32        # noqa: A001
+bool = bool_       # noqa: A001
+_DEFAULT = [float32]
+
+_NAMES = {d.name: d for d in ALL}
+_NAMES.update({"float": float32, "double": float64, "long": int64, "int": int32})
+
+
+def get_default_dtype() -> DType:
+    return _DEFAULT[0]
+
+
+def set_default_dtype(dt: DType) -> None:
+    if dt not in (float32, float64):
+        raise TypeError("only floating-point types are supported as the default type")
+    _DEFAULT[0] = dt
+
+
+def as_dtype(value) -> DType:
+    """A DType from a DType, a numpy dtype, a Python type or a name; TypeError otherwise."""
+    if isinstance(value, DType):
+        return value
+    if value is builtins.float:
+        return get_default_dtype()
+    if value is builtins.int:
+        return int64
+    if value is builtins.bool:
+        return bool_
+    if isinstance(value, str):
+        name = value.split(".")[-1]
+        if name in _NAMES:
+            return _NAMES[name]
+    else:
+        try:
+            return from_numpy(np.dtype(value))
+        except (TypeError, ValueError):
+            pass
+    raise TypeError(f"unknown dtype {value!r}; fusegrad supports "
+                    f"{', '.join('fusegrad.' + d.name for d in ALL)}")
+
+
+def scalar_dtype(value) -> DType:
+    """The dtype a Python scalar takes in an op (PyTorch's 'wrapped number')."""
+    if isinstance(value, (builtins.bool, np.bool_)):
+        return bool_
+    if isinstance(value, (builtins.int, np.integer)):
+        return int64
+    if isinstance(value, (builtins.float, np.floating)):
+        return get_default_dtype()
+    raise TypeError(f"unsupported operand {value!r} of type {type(value).__name__}")
+
+
+def _combine(higher: DType | None, lower: DType | None) -> DType | None:
+    if higher is None:
+        return lower
+    if lower is None or higher.is_floating_point:
+        return higher
+    if higher is bool_ or lower.is_floating_point:
+        return promote(higher, lower)
+    return higher
+
+
+def result_type(*operands) -> DType:
+    """PyTorch's result type for tensors (anything with .dtype and .dim()) and Python scalars."""
+    dim = zero = wrapped = None
+    for x in operands:
+        if hasattr(x, "dtype") and hasattr(x, "dim"):
+            if x.dim() > 0:
+                dim = x.dtype if dim is None else promote(dim, x.dtype)
+            else:
+                zero = x.dtype if zero is None else promote(zero, x.dtype)
+        else:
+            dt = scalar_dtype(x)
+            wrapped = dt if wrapped is None else promote(wrapped, dt)
+    return _combine(dim, _combine(zero, wrapped))
+
+
+__all__ = ["DType", "float32", "float64", "int32", "int64", "uint8", "bool_", "float", "double", "long", "int",
+           "bool", "get_default_dtype", "set_default_dtype", "as_dtype", "scalar_dtype", "result_type"]

@@ -1,0 +1,208 @@
+"""In-place ops, by functionalization.
+
+`x.add_(1)` computes `x + 1` like any op, then makes it x's new value: the storage's node is
+replaced (storage.py). Through a view, the new view value is written back into the base by
+inverting the view chain with primitives: reshape and permute invert directly, a slice becomes
+`where(mask, unslice(new), base)`. No special cases: the update is ordinary IR that fuses,
+compiles and differentiates like the rest.
+
+Storages that hold state (parameters, optimizer moments, `.grad`) or whose memory numpy
+shares are realized at the update, so eager training loops keep bounded graphs; inside
+`deferred()` the updates of a whole optimizer step are realized together, as one program.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from . import dtypes as D
+from . import ops, random as _random
+from .autograd.grad_mode import is_grad_enabled
+from .compiler.ir import make
+from .compiler.ir.dtypes import category
+from .compiler.passes.autodiff import unslice
+from .realize import realize
+from .source import user_loc
+
+_BATCHES: list = []
+
+
+@contextlib.contextmanager
+def deferred():
+    """Realize the state updates made inside as one program when the outermost block exits."""
+    _BATCHES.append({})
+    try:
+        yield
+    finally:
+        pending = _BATCHES.pop()
+        if _BATCHES:
+            _BATCHES[-1].update(pending)
+        elif pending and not _tracing():
+            realize(list(pending.values()))
+
+
+def defer(storage) -> None:
+    """Realize `storage` with the current batch (at once when there is none)."""
+    if _BATCHES:
+        _BATCHES[-1][id(storage)] = storage
+    elif not _tracing():
+        realize([storage])
+
+
+def _tracing() -> bool:
+    from .realize import TRACE_GUARD
+    return bool(TRACE_GUARD)
+
+
+def tensor_emit(op, *inputs, **attrs):
+    """autodiff-style `emit` over tensors (records autograd like any op)."""
+    shape, dtype = attrs.pop("shape", None), attrs.pop("dtype", None)
+    if op == "const":
+        return ops.const(attrs["value"], dtype, shape)
+    if op == "cast":
+        return ops.cast(inputs[0], dtype)
+    if shape is not None:
+        attrs["shape"] = shape
+    return ops.prim(op, list(inputs), attrs)
+
+
+def _write_back(base, chain, new):
+    """The base's new value after its view (through `chain`) takes the value `new`."""
+    from .tensor import Tensor
+    values = [base]
+    for op, attrs, _ in chain[:-1]:
+        values.append(ops.prim(op, [values[-1]], attrs))
+    for (op, attrs, _), old in zip(reversed(chain), reversed(values)):
+        if op == "reshape":
+            new = ops.prim("reshape", [new], {"shape": tuple(old.shape)})
+        elif op == "permute":
+            perm = attrs["perm"]
+            new = ops.prim("permute", [new], {"perm": tuple(sorted(range(len(perm)), key=perm.__getitem__))})
+        elif op == "slice":
+            args = (tuple(old.shape), attrs["starts"], attrs["stops"], attrs["steps"])
+            placed = unslice(tensor_emit, new, *args)
+            ones = ops.const(True, D.bool_, tuple(new.shape))
+            new = ops.where(unslice(tensor_emit, ones, *args), placed, old)
+        else:
+            raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a "
+                               "single memory location. Please clone() the tensor before performing the operation.")
+    return new
+
+
+def assign(t, value, opname: str = "copy_"):
+    """Make `value` (a tensor of t's shape) the current value of `t` and everything sharing it."""
+    if is_grad_enabled() and not t._detached:
+        if t._base is None and t._requires_grad and t.is_leaf:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+        if t._base is not None and t._track and t._base._requires_grad and t._base.is_leaf:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place "
+                               "operation.")
+    if tuple(value.shape) != tuple(t.shape):
+        value = value.expand(tuple(t.shape))
+    value = ops.cast(value, t.dtype)
+    s = t._storage
+    if t._base is not None:
+        base = t._base if t._track and not t._detached else t._base._alias(detached=True)
+        value = _write_back(base, t._view, value)
+    node, fn = value._value()
+    if node.buffer is not None and s.buffer is not None and node.buffer is not s.buffer:
+        node = make("reshape", (node,), {"shape": tuple(node.shape)}, user_loc())   # copy into s.buffer
+    s.set_value(node, fn)
+    if _BATCHES:
+        _BATCHES[-1][id(s)] = s
+    elif (s.state or s.exported) and not _tracing():
+        realize([s])
+    return t
+
+
+def _check_castable(t, other, opname):
+    """PyTorch refuses in-place results of a higher category than the tensor (float into int)."""
+    dt = D.result_type(t, other)
+    if category(dt) > category(t.dtype):
+        raise RuntimeError(f"result type {ops._torch_name(dt)} can't be cast to the desired output type "
+                           f"{ops._torch_name(t.dtype)}")
+
+
+def _inplace(fn, opname):
+    def method(self, *args, **kwargs):
+        if args and not callable(args[0]):
+            _check_castable(self, args[0], opname)
+        return assign(self, fn(self, *args, **kwargs), opname)
+    method.__name__ = opname
+    return method
+
+
+def _unary_inplace(fn, opname):
+    def method(self):
+        return assign(self, fn(self), opname)
+    method.__name__ = opname
+    return method
+
+
+def zero_(t):
+    return assign(t, ops.const(0, t.dtype, tuple(t.shape)), "zero_")
+
+
+def fill_(t, value):
+    if hasattr(value, "_value"):
+        return assign(t, value, "fill_")
+    return assign(t, ops.const(value, t.dtype, tuple(t.shape)), "fill_")
+
+
+def copy_(t, src, non_blocking=False):
+    from .tensor import Tensor
+    if not isinstance(src, Tensor):
+        raise TypeError(f"copy_(): argument 'src' must be Tensor, not {type(src).__name__}")
+    return assign(t, src, "copy_")
+
+
+def clamp_(t, min=None, max=None):
+    return assign(t, ops.clamp(t, min, max), "clamp_")
+
+
+def _random_fill(t, values: np.ndarray, opname):
+    from .tensor import Tensor
+    return assign(t, Tensor._from_array(np.ascontiguousarray(values.astype(t.dtype.np))), opname)
+
+
+def random_(t, from_=None, to=None, *, generator=None):
+    """Integers in [from, to) (or [0, from) given one bound), as PyTorch's random_."""
+    if from_ is None:
+        lo, hi = 0, (1 << 24) + 1 if t.dtype.is_floating_point else (1 << 63) - 1
+    elif to is None:
+        lo, hi = 0, from_
+    else:
+        lo, hi = from_, to
+    u = _random.uniform(t.numel(), np.float64, generator)
+    return _random_fill(t, (lo + np.floor(u * (hi - lo))).reshape(tuple(t.shape)), "random_")
+
+
+def uniform_(t, a=0.0, b=1.0, *, generator=None):
+    u = _random.uniform(t.numel(), np.float64, generator)
+    return _random_fill(t, (a + (b - a) * u).reshape(tuple(t.shape)), "uniform_")
+
+
+def normal_(t, mean=0.0, std=1.0, *, generator=None):
+    z = _random.normal(t.numel(), np.float64, generator)
+    return _random_fill(t, (mean + std * z).reshape(tuple(t.shape)), "normal_")
+
+
+def masked_fill_(t, mask, value):
+    return assign(t, ops.where(mask, value, t), "masked_fill_")
+
+
+METHODS = {
+    "add_": _inplace(ops.add, "add_"), "sub_": _inplace(ops.sub, "sub_"), "mul_": _inplace(ops.mul, "mul_"),
+    "div_": _inplace(ops.div, "div_"), "pow_": _inplace(ops.pow, "pow_"),
+    "clamp_": clamp_, "clip_": clamp_, "zero_": zero_, "fill_": fill_, "copy_": copy_,
+    "random_": random_, "uniform_": uniform_, "normal_": normal_, "masked_fill_": masked_fill_,
+    "neg_": _unary_inplace(ops.neg, "neg_"), "exp_": _unary_inplace(ops.exp, "exp_"),
+    "log_": _unary_inplace(ops.log, "log_"), "sqrt_": _unary_inplace(ops.sqrt, "sqrt_"),
+    "abs_": _unary_inplace(ops.abs, "abs_"), "relu_": _unary_inplace(ops.relu, "relu_"),
+    "sigmoid_": _unary_inplace(ops.sigmoid, "sigmoid_"), "tanh_": _unary_inplace(ops.tanh, "tanh_"),
+    "floor_": _unary_inplace(ops.floor, "floor_"),
+    "__iadd__": _inplace(ops.add, "add_"), "__isub__": _inplace(ops.sub, "sub_"),
+    "__imul__": _inplace(ops.mul, "mul_"), "__itruediv__": _inplace(ops.div, "div_"),
+    "__ipow__": _inplace(ops.pow, "pow_"),
+}

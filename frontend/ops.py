@@ -1,0 +1,533 @@
+"""The op layer: PyTorch-semantics math on lazy tensors, built from IR primitives.
+
+`prim` applies one primitive: it asks the IR for a node (shape and dtype inferred now, the
+user's source line recorded) and, when autograd records, a grad_fn. Everything else here is
+composed from `prim`: type promotion and Python scalars (as constants) for binary ops, float
+promotion for transcendental ops, reductions with PyTorch's dims and dtypes, and composites
+such as sigmoid or softmax, whose last primitive takes PyTorch's grad_fn name.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+from collections import namedtuple
+
+from . import dtypes as D
+from .autograd.function import Function
+from .autograd.grad_mode import is_grad_enabled
+from .compiler.ir import AxisError, Node, make
+from .source import user_loc
+
+MaxResult = namedtuple("max", ["values", "indices"])
+MinResult = namedtuple("min", ["values", "indices"])
+
+
+# ---------------------------------------------------------------- primitives
+
+def apply(op: str, values, attrs=None, *, shape=None, dtype=None, record=True, loc=None):
+    """One primitive on (node, grad_fn) values: the new (node, grad_fn)."""
+    node = make(op, [v[0] for v in values], attrs, loc or user_loc(), shape=shape, dtype=dtype)
+    fn = None
+    if record and node.dtype.is_floating_point:
+        nexts = tuple(v[1] for v in values)
+        if any(f is not None for f in nexts):
+            fn = Function(op, node.attrs, node.inputs, node, nexts)
+    return node, fn
+
+
+def prim(op: str, tensors, attrs=None, *, shape=None, dtype=None, name=None):
+    node, fn = apply(op, [t._value() for t in tensors], attrs, shape=shape, dtype=dtype,
+                     record=is_grad_enabled())
+    if name is not None and fn is not None:
+        fn._name = name
+    return Tensor._from_value(node, fn)
+
+
+def named(t, name: str):
+    """Give a composite's result PyTorch's grad_fn name (its last primitive's record)."""
+    fn = t._value()[1]
+    if isinstance(fn, Function):
+        fn._name = name
+    return t
+
+
+def const(value, dtype, shape=()):
+    return Tensor._from_value(make("const", (), {"value": _py(value, dtype)}, user_loc(), shape=tuple(shape),
+                                   dtype=dtype), None)
+
+
+def _py(value, dtype):
+    if dtype.is_floating_point:
+        return builtins.float(value)
+    if dtype.is_bool:
+        return builtins.bool(value)
+    return builtins.int(value)
+
+
+def cast(t, dtype):
+    if t.dtype is dtype:
+        return t
+    return prim("cast", [t], shape=t.shape, dtype=dtype, name="ToCopyBackward0")
+
+
+def operand(x, dtype):
+    """A tensor operand of `dtype`: tensors are cast, Python scalars become constants."""
+    if isinstance(x, Tensor):
+        return cast(x, dtype)
+    return const(x, dtype)
+
+
+def _check_operand(x, opname):
+    if isinstance(x, Tensor) or isinstance(x, (builtins.int, builtins.float, builtins.bool)) or _is_np_scalar(x):
+        return
+    raise TypeError(f"{opname}(): argument 'other' must be Tensor or Number, not {type(x).__name__}")
+
+
+def _is_np_scalar(x) -> bool:
+    import numpy as np
+    return isinstance(x, (np.generic,)) and not isinstance(x, np.ndarray)
+
+
+# ---------------------------------------------------------------- elementwise
+
+def binary(op: str, a, b, *, name=None, dtype=None, opname=None):
+    _check_operand(a, opname or op)
+    _check_operand(b, opname or op)
+    dt = dtype or D.result_type(a, b)
+    return prim(op, [operand(a, dt), operand(b, dt)], name=name)
+
+
+def add(a, b, alpha=1):
+    if alpha != 1:
+        b = mul(b, alpha)
+    return binary("add", a, b, name="AddBackward0", opname="add")
+
+
+def sub(a, b, alpha=1):
+    if alpha != 1:
+        b = mul(b, alpha)
+    if isinstance(a, Tensor) and a.dtype.is_bool and isinstance(b, Tensor) and b.dtype.is_bool:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    return binary("sub", a, b, name="SubBackward0" if isinstance(a, Tensor) else "RsubBackward1", opname="sub")
+
+
+def mul(a, b):
+    return binary("mul", a, b, name="MulBackward0", opname="mul")
+
+
+def div(a, b, rounding_mode=None):
+    if rounding_mode == "floor":
+        return floor_divide(a, b)
+    if rounding_mode == "trunc":
+        dt = D.result_type(a, b)
+        if dt.is_floating_point:
+            q = binary("div", a, b, dtype=dt)
+            return where(lt(q, 0), neg(floor(neg(q))), floor(q))
+        return binary("div", a, b, dtype=dt)
+    dt = D.result_type(a, b)
+    if not dt.is_floating_point:
+        dt = D.get_default_dtype()
+    return binary("div", a, b, dtype=dt, name="DivBackward0", opname="div")
+
+
+def floor_divide(a, b):
+    dt = D.result_type(a, b)
+    if dt.is_floating_point:
+        return floor(binary("div", a, b, dtype=dt))
+    q = binary("div", a, b, dtype=dt)           # truncates toward zero
+    r = sub(operand(a, dt), mul(q, operand(b, dt)))
+    fix = logical_and(ne(r, 0), ne(lt(r, 0), lt(operand(b, dt), 0)))
+    return sub(q, cast(fix, dt))
+
+
+def remainder(a, b):
+    dt = D.result_type(a, b)
+    a_, b_ = operand(a, dt), operand(b, dt)
+    if dt.is_floating_point:
+        return sub(a_, mul(floor(binary("div", a_, b_)), b_))
+    r = sub(a_, mul(binary("div", a_, b_), b_))
+    fix = logical_and(ne(r, 0), ne(lt(r, 0), lt(b_, 0)))
+    return add(r, mul(cast(fix, dt), b_))
+
+
+def pow(a, b):
+    if isinstance(b, Tensor) or isinstance(a, Tensor) and a.dtype.is_floating_point or not isinstance(b, builtins.int):
+        name = "PowBackward1" if isinstance(b, Tensor) else "PowBackward0"
+        return binary("pow", a, b, name=name, opname="pow")
+    if b < 0 and not a.dtype.is_floating_point:
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
+    return binary("pow", a, b, name="PowBackward0", opname="pow")
+
+
+def maximum(a, b):
+    return binary("max", a, b, name="MaximumBackward0", opname="maximum")
+
+
+def minimum(a, b):
+    return binary("min", a, b, name="MinimumBackward0", opname="minimum")
+
+
+def _compare(op, a, b, swap=False):
+    _check_operand(a, op)
+    _check_operand(b, op)
+    dt = D.result_type(a, b)
+    x, y = operand(a, dt), operand(b, dt)
+    return prim(op, [y, x] if swap else [x, y])
+
+
+def lt(a, b):
+    return _compare("lt", a, b)
+
+
+def le(a, b):
+    return _compare("le", a, b)
+
+
+def gt(a, b):
+    return _compare("lt", a, b, swap=True)
+
+
+def ge(a, b):
+    return _compare("le", a, b, swap=True)
+
+
+def eq(a, b):
+    return _compare("eq", a, b)
+
+
+def ne(a, b):
+    return _compare("ne", a, b)
+
+
+def logical_not(x):
+    return eq(cast(x, D.bool_), False)
+
+
+def logical_and(a, b):
+    return prim("mul", [cast(a, D.bool_), cast(b, D.bool_)])
+
+
+def logical_or(a, b):
+    return prim("max", [cast(a, D.bool_), cast(b, D.bool_)])
+
+
+def logical_xor(a, b):
+    return prim("ne", [cast(a, D.bool_), cast(b, D.bool_)])
+
+
+def bitwise(op, a, b):
+    """`&`, `|`, `^` on bool tensors (masks); integer bitwise ops are not supported."""
+    if all(not isinstance(x, Tensor) or x.dtype.is_bool for x in (a, b)) and \
+            all(isinstance(x, (Tensor, builtins.bool)) for x in (a, b)):
+        return {"and": logical_and, "or": logical_or, "xor": logical_xor}[op](a, b)
+    raise TypeError(f"bitwise_{op} is only supported on bool tensors in fusegrad")
+
+
+def where(condition, x, y):
+    dt = D.result_type(x, y)
+    return prim("where", [cast(condition, D.bool_), operand(x, dt), operand(y, dt)], name="WhereBackward0")
+
+
+def _float_unary(op, x, name):
+    dt = x.dtype if x.dtype.is_floating_point else D.get_default_dtype()
+    return prim(op, [cast(x, dt)], name=name)
+
+
+def exp(x):
+    return _float_unary("exp", x, "ExpBackward0")
+
+
+def log(x):
+    return _float_unary("log", x, "LogBackward0")
+
+
+def sqrt(x):
+    return _float_unary("sqrt", x, "SqrtBackward0")
+
+
+def rsqrt(x):
+    return named(reciprocal(sqrt(x)), "RsqrtBackward0")
+
+
+def reciprocal(x):
+    return _float_unary("recip", x, "ReciprocalBackward0")
+
+
+def sin(x):
+    return _float_unary("sin", x, "SinBackward0")
+
+
+def cos(x):
+    return _float_unary("cos", x, "CosBackward0")
+
+
+def tanh(x):
+    return _float_unary("tanh", x, "TanhBackward0")
+
+
+def floor(x):
+    return x if not x.dtype.is_floating_point else prim("floor", [x], name="FloorBackward0")
+
+
+def ceil(x):
+    return x if not x.dtype.is_floating_point else named(neg(floor(neg(x))), "CeilBackward0")
+
+
+def round(x):
+    return x if not x.dtype.is_floating_point else floor(add(x, 0.5))
+
+
+def neg(x):
+    if x.dtype.is_bool:
+        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. "
+                           "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.")
+    return prim("neg", [x], name="NegBackward0")
+
+
+def abs(x):
+    return x if x.dtype.is_bool else prim("abs", [x], name="AbsBackward0")
+
+
+def sign(x):
+    zero = const(0, x.dtype)
+    return sub(cast(gt(x, zero), x.dtype), cast(lt(x, zero), x.dtype))
+
+
+def sigmoid(x):
+    x = _float_operand(x)
+    return named(reciprocal(add(exp(neg(x)), 1.0)), "SigmoidBackward0")
+
+
+def relu(x):
+    return named(where(le(x, 0), const(0, x.dtype), x), "ReluBackward0")
+
+
+def clamp(x, min=None, max=None):
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    out = x
+    if min is not None:
+        out = where(lt(out, min), operand(min, D.result_type(x, min)), out)
+    if max is not None:
+        out = where(lt(max, out), operand(max, D.result_type(out, max)), out)
+    return named(out, "ClampBackward1")
+
+
+def _float_operand(x):
+    return x if x.dtype.is_floating_point else cast(x, D.get_default_dtype())
+
+
+# ---------------------------------------------------------------- reductions
+
+def normalize_dims(x, dim, op: str) -> tuple:
+    rank = x.dim()
+    if dim is None:
+        return tuple(range(rank))
+    dims = (dim,) if isinstance(dim, builtins.int) else tuple(dim)
+    out = []
+    for d in dims:
+        lo, hi = (-rank, rank - 1) if rank else (-1, 0)
+        if not lo <= d <= hi:
+            raise AxisError(op, f"Dimension out of range (expected to be in range of [{lo}, {hi}], but got {d})",
+                            user_loc())
+        out.append(d % rank if rank else 0)
+    return tuple(sorted(set(out)))
+
+
+def _drop_dims(t, axes, keepdim, name=None):
+    """A reduction's result without its reduced dims (a fresh value, not a view)."""
+    if keepdim or not axes:
+        return t
+    return prim("reshape", [t], {"shape": tuple(s for d, s in enumerate(t.shape) if d not in axes)}, name=name)
+
+
+def _reduce(op, x, dim, keepdim, name, opname):
+    axes = normalize_dims(x, dim, opname)
+    if x.dim() == 0:
+        axes = ()
+    r = prim(op, [x], {"axes": axes}, name=name)
+    return _drop_dims(r, axes, keepdim, name)
+
+
+def sum(x, dim=None, keepdim=False, dtype=None):
+    if dtype is not None:
+        x = cast(x, D.as_dtype(dtype))
+    elif not x.dtype.is_floating_point:
+        x = cast(x, D.int64)
+    return _reduce("sum", x, dim, keepdim, "SumBackward0" if dim is None else "SumBackward1", "sum")
+
+
+def prod(x, dim=None, keepdim=False, dtype=None):
+    if dtype is not None:
+        x = cast(x, D.as_dtype(dtype))
+    elif not x.dtype.is_floating_point:
+        x = cast(x, D.int64)
+    return _reduce("prod", x, dim, keepdim, "ProdBackward0" if dim is None else "ProdBackward1", "prod")
+
+
+def mean(x, dim=None, keepdim=False, dtype=None):
+    if dtype is not None:
+        x = cast(x, D.as_dtype(dtype))
+    if not x.dtype.is_floating_point:
+        raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a floating point "
+                           f"or complex dtype. Got: {_torch_name(x.dtype)}")
+    axes = normalize_dims(x, dim, "mean")
+    n = 1
+    for d in axes:
+        n *= x.shape[d]
+    total = _reduce("sum", x, dim, keepdim, None, "mean")
+    return named(mul(total, 1.0 / n if n else math.nan), "MeanBackward0" if dim is None else "MeanBackward1")
+
+
+def _torch_name(dt) -> str:
+    return {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int", "uint8": "Byte",
+            "bool": "Bool"}[dt.name]
+
+
+def amax(x, dim=None, keepdim=False):
+    return _reduce("reduce_max", x, dim if dim != () else None, keepdim, "AmaxBackward0", "amax")
+
+
+def amin(x, dim=None, keepdim=False):
+    return _reduce("reduce_min", x, dim if dim != () else None, keepdim, "AminBackward0", "amin")
+
+
+def _extreme(x, dim, keepdim, which):
+    if x.numel() == 0:
+        raise RuntimeError(f"{which}(): Expected reduction dim to be specified for input.numel() == 0. "
+                           "Specify the reduction dim with the 'dim' argument.")
+    if dim is None:
+        r = (amax if which == "max" else amin)(x)
+        return named(r, "MaxBackward1" if which == "max" else "MinBackward1")
+    idx = (argmax if which == "max" else argmin)(x, dim, keepdim=True)
+    from .shape_ops import gather_along
+    values = gather_along(x, normalize_dims(x, dim, which)[0], idx)
+    axes = normalize_dims(x, dim, which)
+    values = named(_drop_dims(values, axes, keepdim), "MaxBackward0" if which == "max" else "MinBackward0")
+    result = MaxResult if which == "max" else MinResult
+    return result(values, _drop_dims(idx, axes, keepdim))
+
+
+def max(x, dim=None, keepdim=False, *, other=None):
+    if isinstance(dim, Tensor):
+        return maximum(x, dim)
+    return _extreme(x, dim, keepdim, "max")
+
+
+def min(x, dim=None, keepdim=False):
+    if isinstance(dim, Tensor):
+        return minimum(x, dim)
+    return _extreme(x, dim, keepdim, "min")
+
+
+def _arg_extreme(x, dim, keepdim, which):
+    """First index of the max (min) along `dim`, NaN counting as the extreme (as PyTorch)."""
+    from .autograd.grad_mode import no_grad
+    from .creation import iota
+    from .shape_ops import reshape_value
+    with no_grad():
+        flat = dim is None
+        if flat:
+            x, dim = reshape_value(x, (x.numel(),)), 0
+        (axis,) = normalize_dims(x, dim, f"arg{which}")
+        best = (amax if which == "max" else amin)(x, axis, keepdim=True)
+        hit = eq(x, best)
+        if x.dtype.is_floating_point:
+            hit = logical_or(hit, ne(x, x))
+        first = amin(where(hit, iota(x.shape, axis), x.shape[axis]), axis, keepdim=True)
+        return _drop_dims(first, (axis,), keepdim and not flat)
+
+
+def argmax(x, dim=None, keepdim=False):
+    return _arg_extreme(x, dim, keepdim, "max")
+
+
+def argmin(x, dim=None, keepdim=False):
+    return _arg_extreme(x, dim, keepdim, "min")
+
+
+# ---------------------------------------------------------------- matrix products
+
+def matmul(a, b):
+    """PyTorch's matmul: dot for 1-D @ 1-D, matrix-vector, and batched with broadcast batch dims."""
+    if not isinstance(b, Tensor) or not isinstance(a, Tensor):
+        raise TypeError(f"matmul(): argument 'other' must be Tensor, not {type(b).__name__}")
+    if a.dim() == 0 or b.dim() == 0:
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {a.dim()}D and {b.dim()}D")
+    if a.dtype is not b.dtype:
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {_c_name(a.dtype)} != "
+                           f"{_c_name(b.dtype)}")
+    from .shape_ops import reshape_value
+    a2 = reshape_value(a, (1,) + tuple(a.shape)) if a.dim() == 1 else a
+    b2 = reshape_value(b, tuple(b.shape) + (1,)) if b.dim() == 1 else b
+    rank = builtins.max(a2.dim(), b2.dim())
+    if a2.dim() < rank:
+        a2 = reshape_value(a2, (1,) * (rank - a2.dim()) + tuple(a2.shape))
+    if b2.dim() < rank:
+        b2 = reshape_value(b2, (1,) * (rank - b2.dim()) + tuple(b2.shape))
+    name = "MmBackward0" if rank == 2 else "BmmBackward0"
+    out = prim("matmul", [a2, b2], name=name)
+    shape = tuple(out.shape)
+    if a.dim() == 1:
+        shape = shape[:-2] + shape[-1:]
+    if b.dim() == 1:
+        shape = shape[:-1]
+    if a.dim() == 1 and b.dim() == 1:
+        return named(reshape_value(out, ()), "DotBackward0")
+    return reshape_value(out, shape) if shape != tuple(out.shape) else out
+
+
+def _c_name(dt) -> str:
+    return {"float32": "float", "float64": "double", "int64": "long int", "int32": "int", "uint8": "unsigned char",
+            "bool": "bool"}[dt.name]
+
+
+def mm(a, b):
+    if a.dim() != 2 or b.dim() != 2:
+        raise RuntimeError(f"{'self' if a.dim() != 2 else 'mat2'} must be a matrix")
+    return matmul(a, b)
+
+
+def bmm(a, b):
+    if a.dim() != 3 or b.dim() != 3:
+        raise RuntimeError(f"batch1 must be a 3D tensor")
+    return matmul(a, b)
+
+
+def dot(a, b):
+    if a.dim() != 1 or b.dim() != 1:
+        raise RuntimeError(f"1D tensors expected, but got {a.dim()}D and {b.dim()}D tensors")
+    return matmul(a, b)
+
+
+# ---------------------------------------------------------------- composites used by nn
+
+def softmax(x, dim, dtype=None):
+    if dtype is not None:
+        x = cast(x, D.as_dtype(dtype))
+    x = _float_operand(x)
+    (axis,) = normalize_dims(x, dim, "softmax")
+    shifted = sub(x, amax(x, axis, keepdim=True).detach())
+    e = exp(shifted)
+    return named(div(e, sum(e, axis, keepdim=True)), "SoftmaxBackward0")
+
+
+def log_softmax(x, dim, dtype=None):
+    if dtype is not None:
+        x = cast(x, D.as_dtype(dtype))
+    x = _float_operand(x)
+    (axis,) = normalize_dims(x, dim, "log_softmax")
+    shifted = sub(x, amax(x, axis, keepdim=True).detach())
+    return named(sub(shifted, log(sum(exp(shifted), axis, keepdim=True))), "LogSoftmaxBackward0")
+
+
+def logsumexp(x, dim, keepdim=False):
+    x = _float_operand(x)
+    axes = normalize_dims(x, dim, "logsumexp")
+    m = amax(x, axes, keepdim=True).detach()
+    r = add(log(sum(exp(sub(x, m)), axes, keepdim=True)), m)
+    return named(_drop_dims(r, axes, keepdim), "LogsumexpBackward0")
+
+
+from .tensor import Tensor  # noqa: E402  (the class and its ops refer to each other)

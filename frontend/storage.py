@@ -1,0 +1,40 @@
+"""Storage: the value a tensor and all its views share, as a lazy IR node.
+
+PyTorch tensors share memory; fusegrad's share a Storage instead. Its `node` is the current
+value: a node with a buffer once computed, a pending node after lazy ops or in-place updates.
+An in-place op replaces `node` by an updated value (functionalization), so every tensor that
+shares the storage (views, `.data`, `.detach()`) sees the update when it next reads it.
+
+`buffer` is the memory of the last computed value. Its identity survives in-place updates:
+the next realization writes into the same array, so a numpy array from `.numpy()` or given
+to `from_numpy` keeps seeing the tensor's values.
+"""
+from __future__ import annotations
+
+import weakref
+
+
+class Storage:
+    __slots__ = ("node", "buffer", "holder", "version", "grad_fn", "state", "exported", "program", "device",
+                 "__weakref__")
+
+    def __init__(self, node, buffer=None, grad_fn=None, device=None):
+        self.node = node
+        self.buffer = buffer            # numpy array holding the last computed value, or None
+        self.holder = weakref.ref(node) if buffer is not None else None   # node whose value is in buffer
+        self.version = 0
+        self.grad_fn = grad_fn          # autograd history of the value (None for leaves)
+        self.state = False              # parameters, optimizer state, .grad: realize at every update
+        self.exported = False           # numpy shares `buffer`: in-place ops realize at once
+        self.program = None             # the compiled program that computed the value
+        self.device = device
+
+    @property
+    def realized(self) -> bool:
+        return self.node.buffer is not None
+
+    def set_value(self, node, grad_fn) -> None:
+        """An in-place update: the storage now holds `node` (pending until realized)."""
+        self.node = node
+        self.grad_fn = grad_fn
+        self.version += 1

@@ -1,0 +1,401 @@
+"""`Tensor`: a lazy value with PyTorch's interface.
+
+A tensor is a view of a Storage (storage.py): a base tensor shows the storage's value, a
+view applies a chain of movement primitives to its base's value. `_value()` gives the IR
+node and grad_fn that stand for the tensor now; ops (ops.py) build on them without computing
+anything. Values are computed when asked for: `.item()`, `.numpy()`, `print`, `float(t)`.
+
+Autograd state follows PyTorch: a leaf may require grad (its gradient accumulates in
+`.grad`); a tensor made by recorded ops has a `grad_fn`; `.detach()` and `.data` share the
+storage without the history.
+"""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from . import dtypes as D
+from .autograd.function import AccumulateGrad
+from .autograd.grad_mode import is_grad_enabled
+from .compiler.ir import Node
+from .device import CPU, as_device
+from .printing import format_tensor
+from .realize import MAX_PENDING_DEPTH, realize
+from .storage import Storage
+
+
+class Size(tuple):
+    """`fusegrad.Size([2, 3])`: a tuple of dims."""
+
+    def __repr__(self):
+        return f"fusegrad.Size([{', '.join(map(str, self))}])"
+
+    __str__ = __repr__
+
+    def numel(self) -> int:
+        n = 1
+        for d in self:
+            n *= d
+        return n
+
+
+def leaf_node(array: np.ndarray) -> Node:
+    """A node whose value is already computed: `array` (C-contiguous, a supported dtype)."""
+    node = Node("input", (), {}, tuple(array.shape), D.from_numpy(array.dtype))
+    node.buffer = array
+    return node
+
+
+class Tensor:
+    __slots__ = ("_storage", "_base", "_view", "_detached", "_track", "_requires_grad", "_grad", "_acc",
+                 "_vcache", "_retains_grad", "__weakref__", "__dict__")
+
+    # ------------------------------------------------------------ construction
+
+    def __init__(self, *args, device=None):
+        """The legacy constructor: Tensor(2, 3) (uninitialised), Tensor([1, 2]), Tensor(ndarray) -> float32."""
+        from .creation import legacy_constructor_array
+        self._init(Storage(leaf_node(legacy_constructor_array(args, D.float32))))
+
+    def _init(self, storage, base=None, view=(), detached=False, track=False, requires_grad=False):
+        self._storage = storage
+        self._base = base
+        self._view = view
+        self._detached = detached
+        self._track = track
+        self._requires_grad = requires_grad
+        self._grad = None
+        self._acc = None
+        self._vcache = None
+        self._retains_grad = False
+        return self
+
+    @classmethod
+    def _new(cls, storage, **kw):
+        return object.__new__(cls)._init(storage, **kw)
+
+    @classmethod
+    def _from_value(cls, node, fn=None):
+        t = cls._new(Storage(node, grad_fn=fn))
+        if node.depth > MAX_PENDING_DEPTH:
+            realize([t._storage])
+        return t
+
+    @classmethod
+    def _from_array(cls, array: np.ndarray, requires_grad=False):
+        return cls._new(Storage(leaf_node(array), buffer=array), requires_grad=requires_grad)
+
+    @classmethod
+    def _view_of(cls, base, chain):
+        t = cls._new(base._storage, base=base, view=chain, track=is_grad_enabled())
+        t._value()   # build now: a bad shape raises at the user's line
+        return t
+
+    def _alias(self, detached=True):
+        """A tensor sharing this one's storage and view (`.data`, `.detach()`)."""
+        return Tensor._new(self._storage, base=self._base, view=self._view, detached=detached, track=self._track)
+
+    # ------------------------------------------------------------ the current value
+
+    def _value(self):
+        """(IR node, grad_fn or AccumulateGrad or None) standing for this tensor now."""
+        s = self._storage
+        if self._base is None:
+            fn = None if self._detached else s.grad_fn
+            if fn is None and self._requires_grad:
+                fn = self._accumulate()
+            return s.node, fn
+        base_node, base_fn = self._base._value()
+        if self._detached or not self._track:
+            base_fn = None
+        c = self._vcache
+        if c is not None and c[0] is base_node and c[1] is base_fn:
+            return c[2], c[3]
+        node, fn = base_node, base_fn
+        for op, attrs, name in self._view:
+            node, fn = _ops.apply(op, [(node, fn)], attrs, record=fn is not None)
+            if name is not None and fn is not None:
+                fn._name = name
+        self._vcache = (base_node, base_fn, node, fn)
+        return node, fn
+
+    def _accumulate(self):
+        if self._acc is None:
+            self._acc = AccumulateGrad(self)
+        return self._acc
+
+    def _realize(self):
+        realize([self._storage])
+        return self
+
+    # ------------------------------------------------------------ metadata
+
+    @property
+    def shape(self) -> Size:
+        return Size(self._value()[0].shape)
+
+    def size(self, dim=None):
+        shape = self.shape
+        if dim is None:
+            return shape
+        return shape[_ops.normalize_dims(self, dim, "size")[0]]
+
+    @property
+    def dtype(self):
+        return self._value()[0].dtype
+
+    @property
+    def device(self):
+        return self._storage.device or CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def ndim(self) -> int:
+        return len(self._value()[0].shape)
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def numel(self) -> int:
+        return self._value()[0].numel
+
+    nelement = numel
+
+    def element_size(self) -> int:
+        return self.dtype.itemsize
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
+
+    def is_contiguous(self) -> bool:
+        return _shape_ops.is_contiguous(self)
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __hash__(self):
+        return id(self)
+
+    # ------------------------------------------------------------ autograd
+
+    @property
+    def grad_fn(self):
+        fn = self._value()[1]
+        return None if isinstance(fn, AccumulateGrad) else fn
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._value()[1] is not None
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool):
+        if not self.is_leaf:
+            if not value:
+                raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want to use "
+                                   "a computed variable in a subgraph that doesn't require differentiation use "
+                                   "var_no_grad = var.detach().")
+            return
+        if value and not self.dtype.is_floating_point:
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        if self._base is not None:
+            raise RuntimeError("fusegrad: set requires_grad on the base tensor, not on a view")
+        self._requires_grad = bool(value)
+
+    def requires_grad_(self, requires_grad=True):
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def grad(self):
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None and tuple(value.shape) != tuple(self.shape):
+            raise RuntimeError(f"assigned grad has data of a different size")
+        self._grad = value
+        _trace_hooks.grad_set(self, value)
+
+    def retain_grad(self):
+        self._retains_grad = True
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        from .autograd.engine import backward
+        backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
+
+    def detach(self):
+        return self._alias(detached=True)
+
+    def detach_(self):
+        self._detached = True
+        self._requires_grad = False
+        self._vcache = None
+        return self
+
+    @property
+    def data(self):
+        return self._alias(detached=True)
+
+    @data.setter
+    def data(self, other):
+        self._storage, self._base, self._view = other._storage, other._base, other._view
+        self._vcache = None
+        _trace_hooks.rebound(self)
+
+    # ------------------------------------------------------------ values
+
+    def numpy(self, *, force=False):
+        if self.requires_grad and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        if self.device.type == "cuda":
+            raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the tensor "
+                            "to host memory first.")
+        self._realize()
+        self._storage.exported = True
+        return self._view_array()
+
+    def _view_array(self) -> np.ndarray:
+        """The realized storage buffer seen through this tensor's view chain (no copy)."""
+        a = self._storage.buffer
+        for op, attrs, _ in self._view:
+            if op == "reshape":
+                a = a.reshape(attrs["shape"])
+            elif op == "permute":
+                a = a.transpose(attrs["perm"])
+            elif op == "expand":
+                a = np.broadcast_to(a, attrs["shape"])
+            elif op == "slice":
+                a = a[tuple(slice(*r) for r in zip(attrs["starts"], attrs["stops"], attrs["steps"]))]
+        return a
+
+    def _host_values(self) -> np.ndarray:
+        _trace_hooks.value_read(self)
+        self._realize()
+        return self._view_array()
+
+    def __array__(self, dtype=None, copy=None):
+        a = self._host_values()
+        return a.astype(dtype) if dtype is not None else a
+
+    def item(self):
+        if self.numel() != 1:
+            raise RuntimeError(f"a Tensor with {self.numel()} elements cannot be converted to Scalar")
+        return self._host_values().reshape(()).item()
+
+    def tolist(self):
+        return self._host_values().tolist()
+
+    def __float__(self):
+        return builtins.float(self._scalar("float"))
+
+    def __int__(self):
+        return builtins.int(self._scalar("int"))
+
+    def __index__(self):
+        if self.dtype.is_floating_point:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return builtins.int(self._scalar("int"))
+
+    def __bool__(self):
+        if self.numel() != 1:
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        return builtins.bool(self._scalar("bool"))
+
+    def _scalar(self, what):
+        if self.numel() != 1:
+            raise TypeError(f"only one element tensors can be converted to Python scalars")
+        return self._host_values().reshape(()).item()
+
+    def __repr__(self):
+        values = self._host_values()
+        suffixes = []
+        fn = self.grad_fn
+        if fn is not None:
+            suffixes.append(f"grad_fn=<{fn.name()}>")
+        elif self.requires_grad:
+            suffixes.append("requires_grad=True")
+        dev = str(self.device) if self.device.type != "cpu" else None
+        return format_tensor(values, dtype_name=self.dtype.name, suffixes=suffixes, device=dev)
+
+    __str__ = __repr__
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __format__(self, spec):
+        if self.ndim == 0 and spec:
+            return format(self.item(), spec)
+        return object.__format__(self, spec) if spec else repr(self)
+
+    # ------------------------------------------------------------ conversion
+
+    def to(self, *args, **kwargs):
+        dtype, dev = None, None
+        for a in list(args) + [kwargs.get("dtype"), kwargs.get("device")]:
+            if a is None:
+                continue
+            if isinstance(a, Tensor):
+                dtype, dev = a.dtype, a.device
+            elif isinstance(a, D.DType):
+                dtype = a
+            else:
+                dev = as_device(a)
+        out = self
+        if dev is not None and dev != self.device:
+            from . import cuda
+            out = cuda.move(out, dev)
+        if dtype is not None and dtype is not out.dtype:
+            out = _ops.cast(out, dtype)
+        return out
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        return self.to(as_device(device if device is not None else "cuda"))
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"torch.{_ops._torch_name(self.dtype)}Tensor"
+        if isinstance(dtype, str) and dtype.endswith("Tensor"):
+            dtype = {"FloatTensor": D.float32, "DoubleTensor": D.float64, "LongTensor": D.int64,
+                     "IntTensor": D.int32, "ByteTensor": D.uint8, "BoolTensor": D.bool_}[dtype.split(".")[-1]]
+        return _ops.cast(self, D.as_dtype(dtype))
+
+    def float(self):
+        return _ops.cast(self, D.float32)
+
+    def double(self):
+        return _ops.cast(self, D.float64)
+
+    def long(self):
+        return _ops.cast(self, D.int64)
+
+    def int(self):
+        return _ops.cast(self, D.int32)
+
+    def bool(self):
+        return _ops.cast(self, D.bool_)
+
+    def byte(self):
+        return _ops.cast(self, D.uint8)
+
+    def type_as(self, other):
+        return _ops.cast(self, other.dtype)
+
+
+from . import ops as _ops  # noqa: E402  (methods below call into the op layer)
+from . import shape_ops as _shape_ops  # noqa: E402
+from . import trace_hooks as _trace_hooks  # noqa: E402

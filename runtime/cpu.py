@@ -1,0 +1,168 @@
+"""CPU runtime: LLVM IR -> machine code with llvmlite, and calling it on numpy buffers.
+
+The target machine is the host CPU with all its features (AVX2, FMA, ...), optimised at -O3
+with LLVM's new pass manager. Machine code is cached by `cache.OBJECTS` (memory and disk);
+loading a cached object skips LLVM's optimiser and code generator entirely.
+
+A `CpuExecutable` owns its buffer table (one pointer per slot), its arena of intermediates
+(allocated once, reused by every call) and its error word. Calling it binds the argument
+buffers into the table and makes one native call to the entry point, which runs every
+kernel; libgomp, when the process can load it, supplies the worker threads.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import hashlib
+import os
+import threading
+
+import llvmlite
+import llvmlite.binding as llvm
+import numpy as np
+
+from .buffers import aligned_empty
+from .cache import OBJECTS, VERSION
+
+_LOCK = threading.Lock()
+_STATE: dict = {}
+
+
+def _new_machine():
+    """A target machine for the host CPU with all its features, at -O3."""
+    if "cpu" not in _STATE:
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        _STATE["cpu"] = llvm.get_host_cpu_name()
+        _STATE["features"] = llvm.get_host_cpu_features().flatten()
+    return llvm.Target.from_default_triple().create_target_machine(
+        cpu=_STATE["cpu"], features=_STATE["features"], opt=3, codemodel="jitdefault")
+
+
+def _machine():
+    """The target machine that optimises and emits code (each JIT engine owns another)."""
+    if "tm" not in _STATE:
+        _STATE["tm"] = _new_machine()
+    return _STATE["tm"]
+
+
+def _gomp():
+    """Addresses of GOMP_parallel, omp_get_thread_num, omp_get_num_threads, or None."""
+    if "gomp" not in _STATE:
+        path = ctypes.util.find_library("gomp") or "libgomp.so.1"
+        try:
+            lib = ctypes.CDLL(path)
+            _STATE["gomp"] = tuple(ctypes.cast(getattr(lib, f), ctypes.c_void_p).value
+                                   for f in ("GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads"))
+            _STATE["gomp_lib"] = lib
+        except (OSError, AttributeError):
+            _STATE["gomp"] = None
+    return _STATE["gomp"]
+
+
+def num_threads() -> int:
+    """FUSEGRAD_NUM_THREADS, else the CPUs this process may run on (1 without libgomp)."""
+    if _gomp() is None:
+        return 1
+    value = os.environ.get("FUSEGRAD_NUM_THREADS")
+    if value:
+        return max(1, int(value))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def cache_key(program) -> str:
+    _machine()
+    text = "\n".join([program.key, _STATE["cpu"], _STATE["features"], llvmlite.__version__, VERSION])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def optimized_module(ir_text: str):
+    """Parse, verify and -O3 optimise LLVM IR for the host."""
+    tm = _machine()
+    mod = llvm.parse_assembly(ir_text)
+    mod.triple = tm.triple
+    mod.data_layout = str(tm.target_data)
+    mod.verify()
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(mod, pb)
+    return mod
+
+
+def machine_code(program) -> bytes:
+    """The program's object code, from the cache or compiled now."""
+    key = cache_key(program)
+    obj = OBJECTS.get(key)
+    if obj is None:
+        with _LOCK:
+            OBJECTS.stats["compiles"] += 1
+            obj = _machine().emit_object(optimized_module(program.source))
+        OBJECTS.put(key, obj)
+    return obj
+
+
+class ProgramError(RuntimeError):
+    pass
+
+
+class CpuExecutable:
+    def __init__(self, program):
+        self.program = program
+        self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _new_machine())
+        self._engine.add_object_file(llvm.ObjectFileRef.from_data(machine_code(program)))
+        self._engine.finalize_object()
+        self._install_gomp()
+        self._fn = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64)(
+            self._engine.get_function_address(program.entry))
+        self.table = (ctypes.c_void_p * len(program.buffers))()
+        self.error = np.zeros(2, dtype=np.int64)
+        self.table[0] = self.error.ctypes.data
+        self.arena = aligned_empty((max(program.arena_bytes, 1),), np.uint8)
+        for b in program.buffers:
+            if b.role == "temp":
+                self.table[b.slot] = self.arena.ctypes.data + b.offset
+        self.out_specs = [(name, slot, program.buffers[slot].shape, np.dtype(program.buffers[slot].dtype))
+                          for name, slot in program.outputs.items()]
+        self.lock = threading.Lock()
+
+    def _install_gomp(self):
+        gomp = _gomp()
+        if gomp is None:
+            return
+        for name, address in zip(("fg_gomp_parallel", "fg_omp_thread_num", "fg_omp_num_threads"), gomp):
+            slot = self._engine.get_global_value_address(name)
+            ctypes.c_void_p.from_address(slot).value = address
+
+    def __call__(self, inputs, params, outputs=None) -> dict:
+        """Run with numpy buffers for the inputs and params (C-contiguous, the program's
+        dtypes); returns the outputs by name, written into `outputs` where given."""
+        table = self.table
+        for slot, a in zip(self.program.inputs, inputs):
+            table[slot] = a.ctypes.data
+        for slot, a in zip(self.program.params, params):
+            table[slot] = a.ctypes.data
+        result = {}
+        for name, slot, shape, dtype in self.out_specs:
+            a = outputs.get(name) if outputs else None
+            if a is None:
+                a = result.get(name) or aligned_empty(shape, dtype)
+            result[name] = a
+            table[slot] = a.ctypes.data
+        with self.lock:
+            code = self._fn(ctypes.addressof(table), num_threads())
+            if code:
+                check = int(self.error[1])
+                self.error[:] = 0
+                raise_check(self.program, check)
+        return result
+
+
+def raise_check(program, check: int):
+    code, message, loc = program.checks[check]
+    where = f" (at {loc})" if loc else ""
+    if code == 1:
+        raise IndexError(f"{message}{where}")
+    raise RuntimeError(f"{message}{where}")
