@@ -67,7 +67,8 @@ def _to_array(data, dtype) -> np.ndarray:
     if isinstance(data, Tensor):
         a = data._host_values()
         return _aligned_copy(a, (dtype or data.dtype).np)
-    if isinstance(data, np.ndarray):
+    if isinstance(data, (np.ndarray, np.generic)):   # numpy arrays and scalars keep their dtype
+        data = np.asarray(data)
         dt = dtype or D.from_numpy(data.dtype)
         return _aligned_copy(data, dt.np)
     if isinstance(data, str) or data is None:

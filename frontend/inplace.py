@@ -30,24 +30,38 @@ _BATCHES: list = []
 
 @contextlib.contextmanager
 def deferred():
-    """Realize the state updates made inside as one program when the outermost block exits."""
+    """Realize the state updates made inside as one program when the outermost block exits.
+    If that program fails, every storage it would have updated keeps its old value."""
     _BATCHES.append({})
     try:
         yield
     finally:
         pending = _BATCHES.pop()
         if _BATCHES:
-            _BATCHES[-1].update(pending)
+            for key, entry in pending.items():
+                _BATCHES[-1].setdefault(key, entry)
         elif pending and not _tracing():
-            realize(list(pending.values()))
+            _realize_or_revert(list(pending.values()))
 
 
-def defer(storage) -> None:
-    """Realize `storage` with the current batch (at once when there is none)."""
+def _realize_or_revert(entries) -> None:
+    """Realize the updated storages; on failure put back the values they had before."""
+    try:
+        realize([s for s, _ in entries])
+    except Exception:
+        for s, (node, fn) in entries:
+            s.node, s.grad_fn = node, fn
+        raise
+
+
+def defer(storage, before=None) -> None:
+    """Realize `storage` with the current batch (at once when there is none). `before` is its
+    (node, grad_fn) before the update, restored if realizing fails."""
+    before = before or (storage.node, storage.grad_fn)
     if _BATCHES:
-        _BATCHES[-1][id(storage)] = storage
+        _BATCHES[-1].setdefault(id(storage), (storage, before))
     elif not _tracing():
-        realize([storage])
+        _realize_or_revert([(storage, before)])
 
 
 def _tracing() -> bool:
@@ -108,11 +122,10 @@ def assign(t, value, opname: str = "copy_"):
     node, fn = value._value()
     if node.buffer is not None and s.buffer is not None and node.buffer is not s.buffer:
         node = make("reshape", (node,), {"shape": tuple(node.shape)}, user_loc())   # copy into s.buffer
+    before = (s.node, s.grad_fn)
     s.set_value(node, fn)
-    if _BATCHES:
-        _BATCHES[-1][id(s)] = s
-    elif (s.state or s.exported) and not _tracing():
-        realize([s])
+    if _BATCHES or s.state or s.exported:
+        defer(s, before)
     return t
 
 

@@ -14,6 +14,8 @@ the error word (table slot 0), stopping before the kernels after the failing one
 """
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass
 
 from llvmlite import ir
@@ -23,7 +25,7 @@ from ..passes.fuse import Kernel, matmul_operand, movement_base
 from ..passes.schedule import Schedule
 from . import gemm
 from .emit import Emitter, Space, VirtualPad, path_view
-from .llvm_util import F64, I32, I64, PTR, VOID, Loop, const, elem_ptr, i64, intrinsic, mem_type, reg_type
+from .llvm_util import F64, I32, I64, PTR, VOID, Loop, const, elem_ptr, i64, intrinsic, load_value, reg_type, store_value
 
 PARALLEL_MIN_ELEMENTS = 1 << 16     # below this, fork/join costs more than a second core gives
 SUM_BLOCK = 1024                    # float32 sums: blocks of this length are added in float64
@@ -40,16 +42,38 @@ class KernelCode:
 
 def emit_module(sched: Schedule, name: str, checks: list) -> tuple[str, list]:
     """LLVM IR text of the whole program and the per-kernel facts the runtime needs."""
+    with recursion_for(sched):
+        return _emit_module(sched, name, checks)
+
+
+@contextlib.contextmanager
+def recursion_for(sched: Schedule):
+    """The Emitter evaluates expressions recursively; let deep fused chains (thousands of ops
+    in one loop) through. Python 3.11+ frames do not use the C stack, so this is safe."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, 8 * sum(len(k.nodes) for k in sched.kernels) + 2000))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def _emit_module(sched: Schedule, name: str, checks: list) -> tuple[str, list]:
     module = ir.Module(name=name)
     for g in GOMP_GLOBALS:
         var = ir.GlobalVariable(module, PTR, g)
         var.initializer = ir.Constant(PTR, None)   # external: the runtime writes the address
-    codes = [emit_kernel(module, sched, k, checks) for k in sched.kernels if _numel(k.space)]
+    codes = [emit_kernel(module, sched, k, checks) for k in sched.kernels if has_output(k)]
     emit_entry(module, codes)
     return str(module), codes
 
 
 # ---------------------------------------------------------------- kernel functions
+
+def has_output(k: Kernel) -> bool:
+    """Whether the kernel writes anything (a reduction over zero elements still writes its identity)."""
+    return any(_numel(n.shape) for n, _ in k.stores)
+
 
 def emit_kernel(module: ir.Module, sched: Schedule, k: Kernel, checks: list) -> KernelCode:
     if k.kind == "matmul":
@@ -327,9 +351,7 @@ def drive_reduce_columns(em: Emitter, k: Kernel, stores, part, nparts) -> bool:
     em.push()
     v = em.value(r.inputs[0], (), space)
     off, _ = em.offset(_contig(out_shape), out_space)
-    ptr = elem_ptr(b, out, off, mem_type(r.dtype))
-    old = b.load(ptr, typ=mem_type(r.dtype))
-    b.store(combine(b, r.op, r.dtype, old, v), ptr)
+    store_value(b, out, off, combine(b, r.op, r.dtype, load_value(b, out, off, r.dtype), v), r.dtype)
     em.pop()
     _close(loops)
     _copy_out(em, node, out, rest, out_shape, lo_hi, split)
@@ -346,9 +368,9 @@ def _copy_out(em, node, src, rest, shape, lo_hi, split):
     loops = _nest(b, ranges)
     space = Space(tuple(shape), [lp.index for lp in loops])
     off, _ = em.offset(_contig(shape), space)
-    v = b.load(elem_ptr(b, src, off, mem_type(node.dtype)), typ=mem_type(node.dtype))
+    v = load_value(b, src, off, node.dtype)
     for _, p in rest:
-        b.store(v, elem_ptr(b, p, off, mem_type(node.dtype)))
+        store_value(b, p, off, v, node.dtype)
     _close(loops)
 
 
@@ -414,9 +436,8 @@ def drive_scatter(em: Emitter, k: Kernel, stores, part, nparts) -> bool:
     target = list(space.index)
     target[axis] = b.select(ok, ix, i64(0))
     off, _ = em.view_offset(_contig(sc.shape), target)
-    ptr = elem_ptr(b, out, off, mem_type(sc.dtype))
     with b.if_then(ok):
-        b.store(combine(b, "sum", sc.dtype, b.load(ptr, typ=mem_type(sc.dtype)), v), ptr)
+        store_value(b, out, off, combine(b, "sum", sc.dtype, load_value(b, out, off, sc.dtype), v), sc.dtype)
     em.pop()
     _close(loops)
     _copy_out(em, node, out, rest, tuple(sc.shape), (i64(0), i64(sc.shape[0] if sc.shape else 1)), 0)

@@ -24,7 +24,7 @@ from ..ir import Node, dtypes
 from ..passes.fuse import Kernel, movement_base
 from ..view import ViewStack, row_major_strides
 from . import mathlib
-from .llvm_util import F32, F64, I1, I8, I32, I64, const, elem_ptr, i64, intrinsic, mem_type, reg_type
+from .llvm_util import F32, F64, I1, I32, I64, const, elem_ptr, i64, intrinsic, load_value, reg_type, store_value
 
 ERR_INDEX, ERR_ZERO_DIV, ERR_NEG_POW = 1, 2, 3
 
@@ -154,17 +154,12 @@ class Emitter:
         off, valid = self.offset(path_view(n.shape, path), space)
         if valid is not None:
             off = b.select(valid, off, i64(0))
-        v = b.load(elem_ptr(b, self.pointers[id(n)], off, mem_type(n.dtype)), typ=mem_type(n.dtype))
-        if n.dtype is dtypes.bool_:
-            v = b.icmp_unsigned("!=", v, ir.Constant(I8, 0))
+        v = load_value(b, self.pointers[id(n)], off, n.dtype)
         return b.select(valid, v, const(n.dtype, 0)) if valid is not None else v
 
     def store(self, n: Node, v: ir.Value, ptr, space: Space, index=None):
-        b = self.b
         off, _ = self.offset(ViewStack.contiguous(n.shape), space, index)
-        if n.dtype is dtypes.bool_:
-            v = b.zext(v, I8)
-        b.store(v, elem_ptr(b, ptr, off, mem_type(n.dtype)))
+        store_value(self.b, ptr, off, v, n.dtype)
 
     def linear_index(self, n: Node, path: tuple, space: Space):
         """The row-major position of `n`'s element that the current iteration needs."""
@@ -212,9 +207,7 @@ class Emitter:
         off, valid = self.view_offset(path_view(base.shape, tuple(chain)), index)
         if valid is not None:
             off = self.b.select(valid, off, i64(0))
-        v = self.b.load(elem_ptr(self.b, self.pointers[id(base)], off, mem_type(base.dtype)), typ=mem_type(base.dtype))
-        if base.dtype is dtypes.bool_:
-            v = self.b.icmp_unsigned("!=", v, ir.Constant(I8, 0))
+        v = load_value(self.b, self.pointers[id(base)], off, base.dtype)
         return self.b.select(valid, v, const(x.dtype, 0)) if valid is not None else v
 
     def rand(self, n: Node, path: tuple, space: Space) -> ir.Value:

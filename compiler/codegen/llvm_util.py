@@ -45,6 +45,19 @@ def elem_ptr(b: ir.IRBuilder, ptr, index, ty: ir.Type):
     return b.gep(ptr, [index if isinstance(index, ir.Value) else i64(index)], inbounds=True, source_etype=ty)
 
 
+def load_value(b: ir.IRBuilder, ptr, index, dt) -> ir.Value:
+    """Element `index` of a buffer of dtype `dt`, as a register value (bool bytes become i1)."""
+    v = b.load(elem_ptr(b, ptr, index, mem_type(dt)), typ=mem_type(dt))
+    return b.icmp_unsigned("!=", v, ir.Constant(I8, 0)) if dt is dtypes.bool_ else v
+
+
+def store_value(b: ir.IRBuilder, ptr, index, v, dt) -> None:
+    """Store a register value of dtype `dt` at element `index` (bools as bytes)."""
+    if dt is dtypes.bool_:
+        v = b.zext(v, I8)
+    b.store(v, elem_ptr(b, ptr, index, mem_type(dt)))
+
+
 def intrinsic(b: ir.IRBuilder, name: str, types: list, args: list, ret: ir.Type | None = None):
     """Call an overloaded LLVM intrinsic such as llvm.maximum.f32 (declared on first use)."""
     suffix = ".".join(_mangle(t) for t in types)
