@@ -11,6 +11,7 @@ import hashlib
 
 from .codegen import cpu
 from .ir import Graph, fmt_type, print_graph
+from .ir.dot import to_dot
 from .ir.printer import var_names
 from .passes import broadcast, fuse, schedule, shapes, simplify
 from .program import BufferInfo, KernelInfo, Program
@@ -29,17 +30,22 @@ def run_passes(graph: Graph):
     return after, schedule.schedule(fuse.fuse(g))
 
 
-def compile(graph: Graph, target: str = "cpu") -> Program:
+def compile(graph: Graph, target: str = "cpu", arch: str | None = None) -> Program:
+    """The program computing `graph` on `target` ('cpu', or 'cuda' for the GPU architecture
+    `arch`, e.g. 'sm_90'; default sm_80, whose PTX also runs on newer GPUs)."""
     after, sched = run_passes(graph)
     checks: list = []
+    launches: list = []
     if target == "cpu":
         source, codes = cpu.emit_module(sched, graph.name, checks)
         entry = cpu.ENTRY
         parallel = {c.name: c.parallel for c in codes}
+        code_stages = {"llvm": source}
     elif target == "cuda":
         from .codegen import ptx
-        source, parallel = ptx.emit_module(sched, graph.name, checks), {}
-        entry = ptx.ENTRY
+        gpu = ptx.emit_module(sched, graph.name, checks, arch)
+        source, entry, parallel, launches = gpu.ptx, "", {}, gpu.launches
+        code_stages = {"llvm": gpu.llvm, "ptx": gpu.ptx}
     else:
         raise ValueError(f"unknown target {target!r}")
     final = after[-1][1]
@@ -50,12 +56,14 @@ def compile(graph: Graph, target: str = "cpu") -> Program:
         inputs=[sched.read_slot[id(x)] for x in final.inputs],
         params=[sched.read_slot[id(p)] for p in final.params],
         outputs=dict(sched.outputs), arena_bytes=sched.arena_bytes, checks=checks,
-        kernels=[_kernel_info(k, sched, names, parallel.get(k.name, False)) for k in sched.kernels])
+        kernels=[_kernel_info(k, sched, names, parallel.get(k.name, False)) for k in sched.kernels],
+        launches=launches)
     program.stages = {
         "graph": print_graph(graph),
         "passes": "\n\n".join(f";; after {name}\n{print_graph(g)}" for name, g in after),
         "kernels": kernels_text(program, names, sched),
-        "llvm" if target == "cpu" else "ptx": source,
+        **code_stages,
+        "dot": to_dot(final, sched.kernels),
     }
     program.key = hashlib.sha256(f"{target}\n{source}".encode()).hexdigest()
     return program

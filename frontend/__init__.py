@@ -29,6 +29,7 @@ from .random import initial_seed, seed
 from .shape_ops import cat, clone, flatten, permute, reshape, squeeze, stack, transpose, unsqueeze
 from .tensor import Size, Tensor
 from . import methods as _methods  # noqa: F401  (binds Tensor methods)
+from .jit import compile
 
 try:
     __version__ = _version("fusegrad")

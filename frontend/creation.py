@@ -12,6 +12,7 @@ import numpy as np
 
 from . import dtypes as D
 from . import random as _rng
+from . import trace_hooks
 from .compiler.ir import make
 from .runtime import aligned_empty
 from .source import user_loc
@@ -210,6 +211,9 @@ def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
 def _random(size, dtype, device, requires_grad, generator, draw):
     dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
     shape = _sizes(size)
+    if trace_hooks.active():    # inside @compile: new numbers on every call
+        lazy = _rng.rand_tensor if draw is _rng.uniform else _rng.randn_tensor
+        return lazy(shape, dt, generator)
     values = draw(math.prod(shape), dt.np, generator).reshape(shape)
     t = Tensor._from_array(_aligned_copy(values))
     if requires_grad:

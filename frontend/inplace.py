@@ -17,7 +17,7 @@ import contextlib
 import numpy as np
 
 from . import dtypes as D
-from . import ops, random as _random
+from . import ops, random as _random, trace_hooks
 from .autograd.grad_mode import is_grad_enabled
 from .compiler.ir import make
 from .compiler.ir.dtypes import category
@@ -65,8 +65,7 @@ def defer(storage, before=None) -> None:
 
 
 def _tracing() -> bool:
-    from .realize import TRACE_GUARD
-    return bool(TRACE_GUARD)
+    return trace_hooks.active()
 
 
 def tensor_emit(op, *inputs, **attrs):

@@ -16,28 +16,54 @@ _DEFAULT_SEED = 67280421310721
 
 
 class Generator:
+    """(seed, offset) of the Philox stream, held in a small int64 tensor so that a traced
+    function captures it as state and advances it in place on every call."""
+
     def __init__(self, seed: int = _DEFAULT_SEED):
+        self._state = None
         self.manual_seed(seed)
 
+    @property
+    def state(self):
+        if self._state is None:
+            from .tensor import Tensor
+            self._state = Tensor._from_array(np.zeros(2, np.int64))
+            self._state._storage.state = True
+        return self._state
+
+    def _words(self) -> np.ndarray:
+        self.state._realize()
+        return self.state._storage.buffer
+
     def manual_seed(self, seed: int) -> "Generator":
-        self.seed = int(seed) & ((1 << 64) - 1)
-        self.offset = 0
+        words = self._words()
+        words[0] = np.uint64(int(seed) & ((1 << 64) - 1)).astype(np.int64)
+        words[1] = 0
         return self
+
+    @property
+    def seed(self) -> int:
+        return int(np.int64(self._words()[0]).astype(np.uint64))
+
+    @property
+    def offset(self) -> int:
+        return int(self._words()[1])
 
     def initial_seed(self) -> int:
         return self.seed
 
     def take(self, n: int) -> tuple[int, int]:
         """(seed, first counter) for n numbers, advancing the stream past them."""
-        start = self.offset
-        self.offset += int(n)
+        words = self._words()
+        start = int(words[1])
+        words[1] += int(n)
         return self.seed, start
 
     def get_state(self):
-        return np.array([self.seed, self.offset], dtype=np.uint64)
+        return self._words().copy()
 
     def set_state(self, state) -> None:
-        self.seed, self.offset = int(state[0]), int(state[1])
+        self._words()[:] = np.asarray(state, dtype=np.int64)
 
 
 default_generator = Generator()
@@ -45,6 +71,35 @@ default_generator = Generator()
 
 def manual_seed(seed: int) -> Generator:
     return default_generator.manual_seed(seed)
+
+
+def rand_tensor(shape, dtype, generator: Generator | None = None):
+    """Lazy uniform numbers in [0, 1): an IR `rand` node, fused into whatever consumes it.
+
+    Eagerly, the key is a fresh (seed, offset) buffer and the generator advances at once;
+    inside a trace the key is the generator's state tensor itself, advanced in place, so
+    every call of the compiled function draws new numbers."""
+    from . import ops, trace_hooks
+    from .compiler.ir import make
+    from .source import user_loc
+    from .tensor import Tensor
+    gen = generator or default_generator
+    n = int(np.prod(shape, dtype=np.int64))
+    if trace_hooks.active():
+        key = gen.state._value()[0]
+        gen.state.add_(Tensor._from_array(np.array([0, n], np.int64)))
+    else:
+        seed_, start = gen.take(n)
+        key = Tensor._from_array(np.array([seed_, start], np.uint64).view(np.int64))._value()[0]
+    return Tensor._from_value(make("rand", (key,), {}, user_loc(), shape=tuple(shape), dtype=dtype))
+
+
+def randn_tensor(shape, dtype, generator: Generator | None = None):
+    """Lazy standard normals by Box-Muller on two lazy uniforms (for traced code)."""
+    from . import ops
+    u1, u2 = rand_tensor(shape, dtype, generator), rand_tensor(shape, dtype, generator)
+    r = ops.sqrt(ops.mul(ops.log(ops.sub(1.0, u1)), -2.0))
+    return ops.mul(r, ops.cos(ops.mul(u2, 2 * np.pi)))
 
 
 def seed() -> int:

@@ -13,18 +13,22 @@ copied aside first (copy-on-write), so laziness never changes what a program com
 """
 from __future__ import annotations
 
+import os
 import weakref
 
 import numpy as np
 
-from . import compiler, runtime
+from . import compiler, runtime, trace_hooks
+from . import storage as _storage_module
 from .compiler.ir import Graph, Node
 
 MAX_PENDING_DEPTH = 4096        # a chain of pending ops longer than this realizes as it is built
 
 STATS = {"hits": 0, "misses": 0, "runs": 0}
+DUMPING = [bool(os.environ.get("FUSEGRAD_DUMP") or os.environ.get("FUSEGRAD_DUMP_DIR"))]
 _PROGRAMS: dict = {}
-TRACE_GUARD: list = []          # set by fusegrad.jit while tracing: realizing then is an error
+register_buffer = _storage_module._register_buffer
+buffer_owner = _storage_module.buffer_owner
 
 
 def clear_cache() -> None:
@@ -39,8 +43,7 @@ def realize(storages) -> None:
             targets.append(s)
     if not targets:
         return
-    if TRACE_GUARD:
-        TRACE_GUARD[-1](targets)
+    trace_hooks.realize_requested(targets)   # an error inside @compile
     _run(targets)
 
 
@@ -109,6 +112,9 @@ def program_for(targets):
     if entry is None:
         STATS["misses"] += 1
         program = compiler.compile(_build_graph(leaves, pending, targets))
+        if DUMPING[0]:
+            from .jit import dump
+            dump(program, "realize")
         entry = _PROGRAMS[key] = (runtime.load(program), program)
     else:
         STATS["hits"] += 1
@@ -152,6 +158,7 @@ def _run(targets) -> None:
                 arr = arr.copy()
             taken.add(id(arr))
             s.buffer = arr
+            register_buffer(s)
         s.node.buffer = s.buffer
         s.holder = weakref.ref(s.node)
         s.program = program

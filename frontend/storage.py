@@ -13,6 +13,26 @@ from __future__ import annotations
 
 import weakref
 
+from . import trace_hooks
+
+_OWNERS: dict = {}             # id(buffer) -> weakref to the storage whose memory it is
+_PRUNE_AT = [1024]
+
+
+def _register_buffer(storage) -> None:
+    _OWNERS[id(storage.buffer)] = weakref.ref(storage)
+    if len(_OWNERS) > _PRUNE_AT[0]:        # drop dead entries now and then (cheaper than callbacks)
+        for key in [k for k, ref in _OWNERS.items() if ref() is None]:
+            del _OWNERS[key]
+        _PRUNE_AT[0] = max(1024, 2 * len(_OWNERS))
+
+
+def buffer_owner(array):
+    """The storage whose buffer `array` is, or None."""
+    ref = _OWNERS.get(id(array))
+    s = ref() if ref is not None else None
+    return s if s is not None and s.buffer is array else None
+
 
 class Storage:
     __slots__ = ("node", "buffer", "holder", "version", "grad_fn", "state", "exported", "program", "device",
@@ -28,6 +48,9 @@ class Storage:
         self.exported = False           # numpy shares `buffer`: in-place ops realize at once
         self.program = None             # the compiled program that computed the value
         self.device = device
+        if buffer is not None:
+            _register_buffer(self)
+        trace_hooks.storage_created(self)
 
     @property
     def realized(self) -> bool:
@@ -35,6 +58,7 @@ class Storage:
 
     def set_value(self, node, grad_fn) -> None:
         """An in-place update: the storage now holds `node` (pending until realized)."""
+        trace_hooks.storage_updated(self, self.node, self.grad_fn)
         self.node = node
         self.grad_fn = grad_fn
         self.version += 1

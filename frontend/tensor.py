@@ -40,11 +40,14 @@ class Size(tuple):
         return n
 
 
-def leaf_node(array: np.ndarray) -> Node:
+def leaf_node(array: np.ndarray, dtype=None) -> Node:
     """A node whose value is already computed: `array` (C-contiguous, a supported dtype)."""
-    node = Node("input", (), {}, tuple(array.shape), D.from_numpy(array.dtype))
+    node = Node("input", (), _NO_ATTRS, array.shape, dtype or D.from_numpy(array.dtype))
     node.buffer = array
     return node
+
+
+_NO_ATTRS: dict = {}
 
 
 class Tensor:
@@ -78,13 +81,13 @@ class Tensor:
     @classmethod
     def _from_value(cls, node, fn=None):
         t = cls._new(Storage(node, grad_fn=fn))
-        if node.depth > MAX_PENDING_DEPTH:
+        if node.depth > MAX_PENDING_DEPTH and not _trace_hooks.active():
             realize([t._storage])
         return t
 
     @classmethod
-    def _from_array(cls, array: np.ndarray, requires_grad=False):
-        return cls._new(Storage(leaf_node(array), buffer=array), requires_grad=requires_grad)
+    def _from_array(cls, array: np.ndarray, requires_grad=False, dtype=None):
+        return cls._new(Storage(leaf_node(array, dtype), buffer=array), requires_grad=requires_grad)
 
     @classmethod
     def _view_of(cls, base, chain):
@@ -260,6 +263,7 @@ class Tensor:
         if self.device.type == "cuda":
             raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the tensor "
                             "to host memory first.")
+        _trace_hooks.value_read(self)
         self._realize()
         self._storage.exported = True
         return self._view_array()

@@ -1,24 +1,47 @@
 """Hooks through which tracing (jit.py) observes eager-looking tensor code.
 
-Outside a trace these do nothing. While `@fusegrad.compile` traces a function, the tracer
-installs handlers: reading a value is an error that names the user's line, and `.grad`
-assignments or storage rebinding of captured tensors are recorded to replay after each call.
+Outside a trace these cost one list check. While `@fusegrad.compile` traces a function, the
+tracer is on top of ACTIVE and is told when a storage is created or updated in place (to
+find captured state and its updates), when a value is read or a realization requested (an
+error naming the user's line), and when `.grad` is assigned (an effect replayed per call).
 """
 from __future__ import annotations
 
-HANDLERS: list = []
+ACTIVE: list = []
+EPOCH = [0]     # bumped when captured state may have been rebound: compiled functions recheck
+
+
+def active() -> bool:
+    return bool(ACTIVE)
+
+
+def storage_created(storage) -> None:
+    if ACTIVE:
+        ACTIVE[-1].storage_created(storage)
+
+
+def storage_updated(storage, old_node, old_fn) -> None:
+    if ACTIVE:
+        ACTIVE[-1].storage_updated(storage, old_node, old_fn)
 
 
 def value_read(tensor) -> None:
-    if HANDLERS:
-        HANDLERS[-1].value_read(tensor)
+    if ACTIVE:
+        ACTIVE[-1].value_read(tensor)
+
+
+def realize_requested(storages) -> None:
+    if ACTIVE:
+        ACTIVE[-1].realize_requested(storages)
 
 
 def grad_set(tensor, value) -> None:
-    if HANDLERS:
-        HANDLERS[-1].grad_set(tensor, value)
+    if ACTIVE:
+        ACTIVE[-1].grad_set(tensor, value)
 
 
-def rebound(tensor) -> None:
-    if HANDLERS:
-        HANDLERS[-1].rebound(tensor)
+def rebound(tensor=None) -> None:
+    """A tensor's storage, or a module's parameter, was replaced by another object."""
+    EPOCH[0] += 1
+    if ACTIVE:
+        ACTIVE[-1].rebound(tensor)

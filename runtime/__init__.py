@@ -6,6 +6,17 @@ from .buffers import aligned_empty
 from .cache import OBJECTS
 
 
+def set_num_threads(n: int) -> None:
+    """Worker threads for kernels big enough to split (default: FUSEGRAD_NUM_THREADS or all CPUs)."""
+    from .cpu import set_num_threads as _set
+    _set(n)
+
+
+def get_num_threads() -> int:
+    from .cpu import num_threads
+    return num_threads()
+
+
 def load(program):
     if program.target == "cpu":
         from .cpu import CpuExecutable

@@ -1,19 +1,70 @@
-"""Buffers: 64-byte-aligned numpy arrays, the memory every kernel reads and writes."""
+"""Buffers: 64-byte-aligned numpy arrays, the memory every kernel reads and writes, and their
+addresses for the buffer table (cached, since numpy's `.ctypes` costs microseconds)."""
 from __future__ import annotations
+
+import weakref
 
 import numpy as np
 
 ALIGN = 64
+SLAB_BYTES = 1 << 16          # small outputs are carved from slabs of this size
+SMALL_BYTES = 1024            # ... when they are at most this big
+
+_ADDRESSES: dict = {}         # id(array) -> (weakref to it, address)
 
 
 def aligned_empty(shape, dtype, align: int = ALIGN) -> np.ndarray:
     """An uninitialised C-contiguous array whose data starts on an `align`-byte boundary."""
     dtype = np.dtype(dtype)
-    n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    n = dtype.itemsize
+    for d in shape:
+        n *= d
     raw = np.empty(n + align, dtype=np.uint8)
-    start = (-raw.ctypes.data) % align
-    return raw[start:start + n].view(dtype).reshape(shape)
+    base = address(raw)
+    start = (-base) % align
+    out = raw[start:start + n].view(dtype).reshape(shape)
+    _remember(out, base + start)
+    return out
+
+
+def address(a: np.ndarray) -> int:
+    """The address of `a`'s first element."""
+    entry = _ADDRESSES.get(id(a))
+    if entry is not None and entry[0]() is a:
+        return entry[1]
+    ptr = a.__array_interface__["data"][0]
+    _remember(a, ptr)
+    return ptr
+
+
+def _remember(a: np.ndarray, ptr: int) -> None:
+    key = id(a)
+    _ADDRESSES[key] = (weakref.ref(a, lambda _, key=key: _ADDRESSES.pop(key, None)), ptr)
+
+
+class _Slab:
+    def __init__(self):
+        self.memory = np.empty(SLAB_BYTES, dtype=np.uint8)
+        self.base = address(self.memory)
+        self.used = (-self.base) % ALIGN
+
+
+_SLAB = [None]
+
+
+def new_buffer(shape, dtype: np.dtype, nbytes: int) -> tuple[np.ndarray, int]:
+    """A fresh output buffer and its address: small ones are carved from shared slabs (no
+    allocation call, address by arithmetic), large ones are aligned arrays of their own."""
+    if nbytes > SMALL_BYTES:
+        a = aligned_empty(shape, dtype)
+        return a, address(a)
+    slab = _SLAB[0]
+    if slab is None or slab.used + nbytes > SLAB_BYTES:
+        slab = _SLAB[0] = _Slab()
+    start = slab.used
+    slab.used += -(-max(nbytes, 1) // ALIGN) * ALIGN
+    return np.ndarray(shape, dtype, buffer=slab.memory, offset=start), slab.base + start
 
 
 def is_aligned(a: np.ndarray, align: int = ALIGN) -> bool:
-    return a.ctypes.data % align == 0
+    return address(a) % align == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import tempfile
 import warnings
 
@@ -37,22 +38,30 @@ def cache_dir() -> str | None:
 
 
 class ObjectCache:
-    def __init__(self):
-        self.memory: dict[str, bytes] = {}
+    """Entries by key: bytes on disk as `<key><suffix>`, decoded by `load` and encoded by `save`."""
+
+    def __init__(self, suffix: str = ".o", load=bytes, save=bytes):
+        self.suffix, self.load, self.save = suffix, load, save
+        self.memory: dict = {}
         self.stats = {"memory_hits": 0, "disk_hits": 0, "compiles": 0, "corrupt": 0}
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str):
         obj = self.memory.get(key)
         if obj is not None:
             self.stats["memory_hits"] += 1
             return obj
-        obj = self._read_disk(key)
-        if obj is not None:
-            self.stats["disk_hits"] += 1
-            self.memory[key] = obj
+        data = self._read_disk(key)
+        if data is None:
+            return None
+        try:
+            obj = self.load(data)
+        except Exception:          # written by another version: rebuild
+            return None
+        self.stats["disk_hits"] += 1
+        self.memory[key] = obj
         return obj
 
-    def put(self, key: str, obj: bytes) -> None:
+    def put(self, key: str, obj) -> None:
         self.memory[key] = obj
         folder = cache_dir()
         if folder is None:
@@ -60,9 +69,10 @@ class ObjectCache:
         try:
             os.makedirs(folder, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+            data = self.save(obj)
             with os.fdopen(fd, "wb") as f:
-                f.write(MAGIC + hashlib.sha256(obj).hexdigest().encode() + b"\n" + obj)
-            os.replace(tmp, os.path.join(folder, key + ".o"))
+                f.write(MAGIC + hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
+            os.replace(tmp, os.path.join(folder, key + self.suffix))
         except OSError as e:   # a read-only or full disk must not stop the program
             warnings.warn(f"fusegrad: could not write the compile cache in {folder}: {e}", stacklevel=2)
 
@@ -70,7 +80,7 @@ class ObjectCache:
         folder = cache_dir()
         if folder is None:
             return None
-        path = os.path.join(folder, key + ".o")
+        path = os.path.join(folder, key + self.suffix)
         try:
             with open(path, "rb") as f:
                 data = f.read()
@@ -90,4 +100,5 @@ class ObjectCache:
         return obj
 
 
-OBJECTS = ObjectCache()
+OBJECTS = ObjectCache()                                                 # machine code
+PROGRAMS = ObjectCache(".prog", load=pickle.loads, save=pickle.dumps)    # compiled Programs

@@ -21,7 +21,7 @@ import llvmlite
 import llvmlite.binding as llvm
 import numpy as np
 
-from .buffers import aligned_empty
+from .buffers import address, aligned_empty, new_buffer
 from .cache import OBJECTS, VERSION
 
 _LOCK = threading.Lock()
@@ -61,16 +61,21 @@ def _gomp():
 
 
 def num_threads() -> int:
-    """FUSEGRAD_NUM_THREADS, else the CPUs this process may run on (1 without libgomp)."""
-    if _gomp() is None:
-        return 1
-    value = os.environ.get("FUSEGRAD_NUM_THREADS")
-    if value:
-        return max(1, int(value))
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    """Worker threads per kernel: set_num_threads(n), else FUSEGRAD_NUM_THREADS as the process
+    started, else the CPUs this process may run on (1 without libgomp)."""
+    n = _STATE.get("threads")
+    if n is None:
+        value = os.environ.get("FUSEGRAD_NUM_THREADS")
+        try:
+            n = int(value) if value else len(os.sched_getaffinity(0))
+        except AttributeError:
+            n = os.cpu_count() or 1
+        n = _STATE["threads"] = max(1, n) if _gomp() is not None else 1
+    return n
+
+
+def set_num_threads(n: int) -> None:
+    _STATE["threads"] = max(1, int(n)) if _gomp() is not None else 1
 
 
 def cache_key(program) -> str:
@@ -118,14 +123,18 @@ class CpuExecutable:
         self._fn = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64)(
             self._engine.get_function_address(program.entry))
         self.table = (ctypes.c_void_p * len(program.buffers))()
+        self.table_address = ctypes.addressof(self.table)
         self.error = np.zeros(2, dtype=np.int64)
-        self.table[0] = self.error.ctypes.data
+        self.table[0] = address(self.error)
         self.arena = aligned_empty((max(program.arena_bytes, 1),), np.uint8)
         for b in program.buffers:
             if b.role == "temp":
-                self.table[b.slot] = self.arena.ctypes.data + b.offset
-        self.out_specs = [(name, slot, program.buffers[slot].shape, np.dtype(program.buffers[slot].dtype))
-                          for name, slot in program.outputs.items()]
+                self.table[b.slot] = address(self.arena) + b.offset
+        self.out_specs = []
+        for name, slot in program.outputs.items():
+            dtype = np.dtype(program.buffers[slot].dtype)
+            shape = program.buffers[slot].shape
+            self.out_specs.append((name, slot, shape, dtype, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize))
         self.lock = threading.Lock()
 
     def _install_gomp(self):
@@ -141,23 +150,36 @@ class CpuExecutable:
         dtypes); returns the outputs by name, written into `outputs` where given."""
         table = self.table
         for slot, a in zip(self.program.inputs, inputs):
-            table[slot] = a.ctypes.data
+            table[slot] = address(a)
         for slot, a in zip(self.program.params, params):
-            table[slot] = a.ctypes.data
-        result = {}
-        for name, slot, shape, dtype in self.out_specs:
+            table[slot] = address(a)
+        result = self.bind_outputs(outputs)
+        self.call()
+        return result
+
+    def bind(self, slot: int, a: np.ndarray) -> None:
+        self.table[slot] = address(a)
+
+    def bind_outputs(self, outputs=None) -> dict:
+        """Bind `outputs` (name -> array) where given and fresh buffers elsewhere."""
+        table, result = self.table, {}
+        for name, slot, shape, dtype, nbytes in self.out_specs:
             a = outputs.get(name) if outputs else None
             if a is None:
-                a = result.get(name) or aligned_empty(shape, dtype)
+                a, table[slot] = new_buffer(shape, dtype, nbytes)
+            else:
+                table[slot] = address(a)
             result[name] = a
-            table[slot] = a.ctypes.data
+        return result
+
+    def call(self) -> None:
+        """One native call with the buffers bound now; raises the check that failed, if any."""
         with self.lock:
-            code = self._fn(ctypes.addressof(table), num_threads())
+            code = self._fn(self.table_address, _STATE.get("threads") or num_threads())
             if code:
                 check = int(self.error[1])
                 self.error[:] = 0
                 raise_check(self.program, check)
-        return result
 
 
 def raise_check(program, check: int):

@@ -27,7 +27,7 @@ class Node:
         self.dtype = dtype
         self.loc = loc
         self.buffer = None
-        self.depth = 1 + max((x.depth for x in inputs if x.buffer is None), default=0)
+        self.depth = 1 + max([x.depth for x in inputs if x.buffer is None], default=0) if inputs else 1
         self._sig = None
 
     @property

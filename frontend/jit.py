@@ -1,0 +1,544 @@
+"""`@fusegrad.compile`: trace a whole function once per signature, replay it as one native call.
+
+Tracing runs the Python function on lazy tensors whose argument nodes are graph inputs, while
+a Tracer listens to trace_hooks. The graph is then read off what the call left behind:
+- outputs: the returned tensors, and "escaped" state: storages created during the call that
+  are still referenced afterwards (new `.grad` tensors, optimizer state made by a first step);
+- assigns: storages that existed before the call and were updated in place (parameters,
+  optimizer moments, step counters, the random generator), and escaped state that started
+  from a computed value (zeros) and was then updated;
+- leaves: the argument inputs, and computed values the function read (captured state such as
+  parameters, or constants), bound to their storages' buffers at every call.
+The first run computes everything; afterwards each storage holds its new value as a buffer
+again, and `.grad` assignments made during the trace are re-applied after every replay.
+
+A replay checks the signature (tensor shapes, dtypes, devices, requires_grad; values of the
+other arguments), binds buffers and makes one call into the compiled program. Python side
+effects other than tensor state happen only while tracing, as in JAX. A trace that created
+state is traced once more on the next call: a first optimizer step builds state that later
+steps update, and the program is kept only once two traces agree.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import logging
+import os
+import sys
+import warnings
+import weakref
+
+import numpy as np
+
+from . import compiler, runtime, trace_hooks
+from .compiler.ir import Graph, Node, fmt_type, print_graph, topo_order
+from .compiler.ir.dtypes import from_short
+from .compiler.program import STAGES
+from .realize import buffer_owner, realize, register_buffer
+from .runtime.cache import PROGRAMS, VERSION
+from .source import user_loc
+from .storage import Storage
+from .tensor import Tensor, leaf_node
+
+log = logging.getLogger("fusegrad")
+
+RESTRUCTURE = ("return the value from the compiled function and read it outside, use fusegrad.where(...) "
+               "instead of Python control flow on tensor values, or mark the argument static with "
+               "@fusegrad.compile(static_argnames=[...])")
+
+
+class TracingError(RuntimeError):
+    """Something a traced function did that a compiled replay could not repeat."""
+
+
+# ---------------------------------------------------------------- the tracer
+
+class Tracer:
+    """Listens to trace_hooks during one trace."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.created: list = []          # weakrefs to storages created during the trace
+        self.created_ids: set = set()
+        self.updated: dict = {}          # id -> (storage, node and grad_fn before the trace)
+        self.grads: dict = {}            # id(tensor) -> (tensor, grad before the trace, grad now)
+        self.inputs: set = set()         # ids of the argument storages
+        self.readable: set = set()       # ids of storages whose values may be read (static args)
+
+    def storage_created(self, s: Storage) -> None:
+        self.created.append(weakref.ref(s))
+        self.created_ids.add(id(s))
+
+    def storage_updated(self, s: Storage, old_node, old_fn) -> None:
+        if id(s) not in self.created_ids and id(s) not in self.inputs and id(s) not in self.updated:
+            self.updated[id(s)] = (s, old_node, old_fn)
+
+    def value_read(self, tensor) -> None:
+        if tensor is not None and id(tensor._storage) in self.readable:
+            return
+        raise TracingError(f"{self.name}: a compiled function cannot read a tensor's value while it is "
+                           f"traced (at {user_loc()}): {RESTRUCTURE}.")
+
+    def realize_requested(self, storages) -> None:
+        if all(id(s) in self.readable for s in storages):
+            return
+        self.value_read(None)
+
+    def grad_set(self, tensor, value) -> None:
+        before = self.grads[id(tensor)][1] if id(tensor) in self.grads else tensor._grad
+        self.grads[id(tensor)] = (tensor, before, value)
+
+    def rebound(self, tensor) -> None:
+        pass
+
+
+# ---------------------------------------------------------------- argument structures
+
+def _flatten(obj, leaves: list):
+    """The shape of a structure of lists/tuples/dicts; its other values go to `leaves`."""
+    if isinstance(obj, (list, tuple)):
+        return (type(obj), tuple(_flatten(x, leaves) for x in obj))
+    if isinstance(obj, dict):
+        return (dict, tuple((k, _flatten(v, leaves)) for k, v in obj.items()))
+    leaves.append(obj)
+    return None
+
+
+def _unflatten(tree, leaves):
+    if tree is None:
+        return next(leaves)
+    kind, items = tree
+    if kind is dict:
+        return {k: _unflatten(v, leaves) for k, v in items}
+    values = [_unflatten(x, leaves) for x in items]
+    return tuple(values) if kind is tuple else kind(values) if kind is list else kind(*values)
+
+
+def _leaf_key(x, static: bool):
+    if isinstance(x, Tensor):
+        node, fn = x._value()
+        if static:
+            return ("static", node.shape, node.dtype.short, x._host_values().tobytes())
+        device = x._storage.device
+        return ("T", node.shape, node.dtype.short, "cpu" if device is None else str(device), fn is not None)
+    try:
+        hash(x)
+    except TypeError:
+        raise TypeError(f"compiled functions take tensors and hashable values; got an unhashable "
+                        f"{type(x).__name__}") from None
+    return ("V", type(x).__name__, x)
+
+
+def _describe(key) -> str:
+    if key[0] in ("T", "static"):
+        return ("static " if key[0] == "static" else "") + fmt_type(key[1], from_short(key[2]))
+    return repr(key[2])
+
+
+def _reason(old, new) -> str:
+    """Which argument changed between two signatures, in words."""
+    for (name, tree, keys), (name2, tree2, keys2) in zip(old, new):
+        if tree != tree2 or len(keys) != len(keys2):
+            return f"argument {name} changed structure"
+        for a, b in zip(keys, keys2):
+            if a != b:
+                what = "shape" if a[0] == b[0] == "T" and a[1] != b[1] else \
+                    "dtype" if a[0] == b[0] == "T" and a[2] != b[2] else \
+                    "requires_grad" if a[0] == b[0] == "T" and a[4] != b[4] else "value"
+                return f"argument {name} changed {what} {_describe(a)} → {_describe(b)}"
+    return "the arguments changed"
+
+
+# ---------------------------------------------------------------- naming captured state
+
+def _state_names(fn) -> dict:
+    """id(storage) -> a readable name ("net.weight") for tensors the function can reach
+    through its globals, closure or bound object."""
+    roots = {}
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        for name in code.co_names:
+            if name in fn.__globals__:
+                roots[name] = fn.__globals__[name]
+        for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
+            try:
+                roots[name] = cell.cell_contents
+            except ValueError:
+                pass
+    if hasattr(fn, "__self__"):
+        roots["self"] = fn.__self__
+    names: dict = {}
+
+    def name(tensor, label):
+        names.setdefault(id(tensor._storage), label)
+        if tensor._grad is not None:
+            names.setdefault(id(tensor._grad._storage), f"{label}.grad")
+
+    for prefix, obj in roots.items():
+        if isinstance(obj, Tensor):
+            name(obj, prefix)
+        elif callable(getattr(obj, "named_parameters", None)) and callable(getattr(obj, "named_buffers", None)):
+            for n, t in list(obj.named_parameters()) + list(obj.named_buffers()):
+                name(t, f"{prefix}.{n}")
+        elif isinstance(getattr(obj, "state", None), dict) and hasattr(obj, "param_groups"):
+            for i, st in enumerate(obj.state.values()):
+                for k, t in (st.items() if isinstance(st, dict) else ()):
+                    if isinstance(t, Tensor):
+                        names.setdefault(id(t._storage), f"{prefix}.state[{i}].{k}")
+    return names
+
+
+# ---------------------------------------------------------------- one traced signature
+
+class Variant:
+    """A trace compiled for one signature: the program, how to bind it, what to re-apply."""
+
+    def run(self, inputs: list) -> list:
+        exe, program = self.exe, self.program
+        bound = self.bound_params
+        for i, (s, const) in enumerate(self.param_sources):
+            if s is not None:
+                if s.node.buffer is not s.buffer:
+                    realize([s])         # updated eagerly since the last call
+                a = s.buffer
+            else:
+                a = const
+            if bound[i] is not a:        # params keep their buffers: bind once, check identity
+                exe.bind(program.params[i], a)
+                bound[i] = a
+        for s in self.assigned:
+            _copy_old_value_for_others(s)
+        assigned = self.assigned_buffers
+        for slot, a in zip(program.inputs, inputs):
+            exe.bind(slot, a.copy() if assigned and id(a) in assigned else a)
+        result = exe.bind_outputs({name: s.buffer for name, s in self.escaped if s.buffer is not None}
+                                  if self.escaped else None)
+        exe.call()
+        for name, s in self.escaped:
+            if s.buffer is None:
+                s.buffer = result[name]
+                _settle(s)
+        for tensor, grad in self.grad_effects:
+            tensor._grad = grad
+        return [result[name] for name in self.output_names]
+
+
+def _copy_old_value_for_others(s: Storage) -> None:
+    """Before the program overwrites s.buffer: whoever else still holds the old value (a
+    pending eager tensor, a saved autograd value) keeps a copy of it (copy-on-write)."""
+    node = s.node
+    if sys.getrefcount(node) > 3:        # s.node, this local, getrefcount's argument
+        node.buffer = node.buffer.copy()
+        _settle(s)
+
+
+def _settle(s: Storage) -> None:
+    """The storage's value is its buffer: a fresh leaf node holds it."""
+    node = leaf_node(s.buffer)
+    s.node, s.grad_fn, s.holder = node, None, weakref.ref(node)
+    register_buffer(s)
+
+
+def _input_buffers(leaves, static: frozenset, names) -> list:
+    out = []
+    for name, arg_leaves in zip(names, leaves):
+        if name in static:
+            continue
+        for x in arg_leaves:
+            if isinstance(x, Tensor):
+                s = x._storage
+                if x._base is None and s.node.buffer is s.buffer and s.buffer is not None:
+                    out.append(s.buffer)                  # a computed base tensor: its buffer as it is
+                    continue
+                a = x._realize()._view_array()
+                out.append(a if a.flags.c_contiguous else np.ascontiguousarray(a))
+    return out
+
+
+# ---------------------------------------------------------------- the compiled function
+
+class CompiledFunction:
+    def __init__(self, fn, dump=None, static_argnames=(), max_variants: int = 8):
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.name = getattr(fn, "__name__", "compiled")
+        self.dump = dump
+        self.static = frozenset(static_argnames)
+        self.max_variants = max_variants
+        self.signature = inspect.signature(fn)
+        self.param_names = [p.name for p in self.signature.parameters.values()
+                            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        self.variants: dict = {}
+        self.stats = {"traces": 0, "replays": 0, "compiles": 0}
+        self._last_key = None
+
+    def _key(self, args, kwargs):
+        if not kwargs and len(args) == len(self.param_names) and not self.static:
+            items = zip(self.param_names, args)       # the common case, without inspect
+        else:
+            items = self.signature.bind(*args, **kwargs).arguments.items()
+        keys, leaves, names = [], [], []
+        for name, value in items:
+            names.append(name)
+            if isinstance(value, Tensor):
+                keys.append((name, None, (_leaf_key(value, name in self.static),)))
+                leaves.append([value])
+                continue
+            arg_leaves = []
+            tree = _flatten(value, arg_leaves)
+            keys.append((name, tree, tuple(_leaf_key(x, name in self.static) for x in arg_leaves)))
+            leaves.append(arg_leaves)
+        return tuple(keys), leaves, names
+
+    def __call__(self, *args, **kwargs):
+        key, leaves, names = self._key(args, kwargs)
+        v = self.variants.get(key)
+        if v is not None and v.stable and v.epoch == trace_hooks.EPOCH[0]:
+            self.stats["replays"] += 1
+            return self._outputs(v, v.run(_input_buffers(leaves, self.static, names)))
+        self._log_retrace(key, v)
+        new = self._trace(args, kwargs)
+        if v is not None and v.structure == new.structure:
+            v.stable, v.epoch = True, trace_hooks.EPOCH[0]     # the same graph again: keep its program
+            new = v
+        else:
+            self._compile(new)
+            new.stable = not new.created_state
+        self.variants[key] = new
+        if len(self.variants) > self.max_variants:
+            warnings.warn(f"fusegrad.compile: {self.name} was traced for {len(self.variants)} signatures "
+                          f"(limit {self.max_variants}); each new one traces and compiles again", stacklevel=2)
+        return self._outputs(new, new.run(_input_buffers(leaves, self.static, names)))
+
+    def _outputs(self, v: Variant, arrays: list):
+        arrays = iter(arrays)
+        leaves = [Tensor._from_array(next(arrays)) if isinstance(x, Tensor) else x for x in v.out_leaves]
+        return _unflatten(v.out_tree, iter(leaves))
+
+    def _log_retrace(self, key, previous):
+        if previous is None and self._last_key is not None and key != self._last_key:
+            log.info("retracing %s: %s", self.name, _reason(self._last_key, key))
+        elif previous is not None and previous.stable:
+            log.info("retracing %s: captured state was rebound (module attribute or .data assigned)", self.name)
+        self._last_key = key
+
+    def lower(self, *args, **kwargs) -> "Lowered":
+        """Trace and compile for these arguments without running; the compiler's stages as text.
+        Tensor state the trace changed is put back (other Python side effects are not)."""
+        v = self._trace(args, kwargs, undo=True)
+        self._compile(v)
+        return Lowered(v.program, v.graph)
+
+    # ------------------------------------------------------------ tracing
+
+    def _trace(self, args, kwargs, undo: bool = False) -> Variant:
+        self.stats["traces"] += 1
+        tracer = Tracer(self.name)
+        bound = self.signature.bind(*args, **kwargs)
+        inputs, traced = [], {}
+        for name, value in bound.arguments.items():
+            arg_leaves = []
+            tree = _flatten(value, arg_leaves)
+            new_leaves = []
+            for i, x in enumerate(arg_leaves):
+                if isinstance(x, Tensor) and name in self.static:
+                    tracer.readable.add(id(x._storage))
+                    new_leaves.append(x)
+                elif isinstance(x, Tensor):
+                    node = x._value()[0]
+                    label = name if len(arg_leaves) == 1 else f"{name}_{i}"
+                    inp = Node("input", (), {"name": label}, node.shape, node.dtype)
+                    t = Tensor._new(Storage(inp))
+                    t._requires_grad = x.requires_grad
+                    tracer.inputs.add(id(t._storage))
+                    inputs.append(inp)
+                    new_leaves.append(t)
+                else:
+                    new_leaves.append(x)
+            traced[name] = _unflatten(tree, iter(new_leaves))
+        call = self.signature.bind(**traced)
+        trace_hooks.ACTIVE.append(tracer)
+        try:
+            out = self.fn(*call.args, **call.kwargs)
+        finally:
+            trace_hooks.ACTIVE.pop()
+        v = self._read_trace(tracer, out, inputs)
+        if undo:
+            _undo(tracer)
+        return v
+
+    def _read_trace(self, tracer: Tracer, out, inputs) -> Variant:
+        v = Variant()
+        v.out_leaves = []
+        v.out_tree = _flatten(out, v.out_leaves)
+        returned = [x for x in v.out_leaves if isinstance(x, Tensor)]
+        outputs = {f"out{i}": t._value()[0] for i, t in enumerate(returned)}
+        v.output_names = list(outputs)
+        returned_ids = {id(t._storage) for t in returned}
+        alive = [s for s in (w() for w in tracer.created)
+                 if s is not None and id(s) not in tracer.inputs and id(s) not in returned_ids]
+        for s, old_node, _ in tracer.updated.values():
+            if s.buffer is None:
+                _compute_old_value(s, old_node)
+        assigns = [(s, s.node) for s, _, _ in tracer.updated.values()]
+        assigns += [(s, s.node) for s in alive if s.buffer is not None and s.node.buffer is not s.buffer]
+        escaped = [s for s in alive if s.buffer is None]
+        for i, s in enumerate(escaped):
+            outputs[f"state{i}"] = s.node
+        graph, v.param_sources = _graph_of(self.name, inputs, outputs, assigns, _state_names(self.fn))
+        v.graph = graph
+        v.graph_text = print_graph(graph)
+        v.structure = (v.graph_text, tuple(id(s) if s is not None else id(c) for s, c in v.param_sources))
+        v.escaped = [(f"state{i}", s) for i, s in enumerate(escaped)]
+        v.created_state = bool(alive)
+        v.grad_effects = [(t, now) for t, _, now in tracer.grads.values()]
+        v.assigned = [s for s, _ in assigns]
+        v.assigned_buffers = {id(s.buffer) for s in v.assigned}
+        for s in v.assigned:         # until the program runs, each holds its old value again
+            _restore_old_leaf(s)
+        return v
+
+    def _compile(self, v: Variant) -> None:
+        v.program = compile_cached(v.graph, v.graph_text)
+        self.stats["compiles"] += 1
+        dump(v.program, f"{self.name}({', '.join(x.attrs['name'] + ': ' + fmt_type(x.shape, x.dtype) for x in v.graph.inputs)})",
+             self.dump)
+        v.exe = runtime.load(v.program)
+        v.bound_params = [None] * len(v.program.params)
+        v.epoch = trace_hooks.EPOCH[0]
+
+
+def _restore_old_leaf(s: Storage) -> None:
+    holder = s.holder() if s.holder is not None else None
+    if holder is not None and holder.buffer is s.buffer:
+        s.node, s.grad_fn = holder, None
+    else:
+        _settle(s)
+
+
+def _compute_old_value(s: Storage, old_node) -> None:
+    """A storage updated in the trace whose old value was never computed: compute it now,
+    outside the trace, so the program can read it as a param and write the new value over it."""
+    tmp = Storage(old_node)
+    realize([tmp])
+    s.buffer = tmp.buffer
+    s.holder = weakref.ref(old_node)
+
+
+def _undo(tracer: Tracer) -> None:
+    for s, old_node, old_fn in tracer.updated.values():
+        s.node, s.grad_fn = old_node, old_fn
+    for tensor, before, _ in tracer.grads.values():
+        tensor._grad = before
+
+
+# ---------------------------------------------------------------- graph construction
+
+def _graph_of(name, inputs, outputs: dict, assigns: list, names: dict):
+    """The Graph computing `outputs` and the storages' new values, and for each param where
+    its buffer comes from: (storage, None) for live state, (None, array) for a constant."""
+    new = {id(n): n for n in inputs}
+    params, sources, taken = [], [], set()
+
+    def add_param(label, shape, dtype, source):
+        label = _unique(label, taken)
+        p = Node("param", (), {"name": label}, shape, dtype)
+        params.append(p)
+        sources.append(source)
+        return p
+
+    roots = list(outputs.values()) + [value for _, value in assigns]
+    for n in topo_order(roots):
+        if id(n) in new:
+            continue
+        if n.buffer is not None:
+            owner = buffer_owner(n.buffer)
+            live = owner is not None and owner.holder is not None and owner.holder() is n
+            if live:
+                new[id(n)] = add_param(names.get(id(owner), "state"), n.shape, n.dtype, (owner, None))
+            else:
+                new[id(n)] = add_param("const", n.shape, n.dtype, (None, n.buffer))
+        elif n.op == "input" and not n.inputs:
+            raise TracingError(f"{name}: uses a tensor that belongs to another trace")
+        else:
+            new[id(n)] = Node(n.op, tuple(new[id(x)] for x in n.inputs), n.attrs, n.shape, n.dtype, n.loc)
+    graph_assigns = []
+    for s, value in assigns:
+        p = next((p for p, (owner, _) in zip(params, sources) if owner is s), None)
+        if p is None:        # written without being read (zero_, fill_): a param all the same
+            p = add_param(names.get(id(s), "state"), value.shape, value.dtype, (s, None))
+        graph_assigns.append((p, new[id(value)]))
+    graph = Graph(name, list(inputs), params, {k: new[id(v)] for k, v in outputs.items()}, graph_assigns)
+    return graph, sources
+
+
+def _unique(label: str, taken: set) -> str:
+    name, k = label, 1
+    while name in taken:
+        name, k = f"{label}_{k}", k + 1
+    taken.add(name)
+    return name
+
+
+# ---------------------------------------------------------------- compiling, caching, dumping
+
+def compile_cached(graph: Graph, text: str | None = None):
+    """The Program for a traced graph: from the disk cache when this graph was compiled before
+    (skipping the passes and codegen; the runtime's object cache skips LLVM), else compiled."""
+    text = text if text is not None else print_graph(graph)
+    key = hashlib.sha256(f"cpu\n{VERSION}\n{text}".encode()).hexdigest()
+    program = PROGRAMS.get(key)
+    if program is None:
+        program = compiler.compile(graph, "cpu")
+        PROGRAMS.put(key, program)
+    return program
+
+
+def _dump_stages(spec) -> list:
+    if spec is None:
+        spec = os.environ.get("FUSEGRAD_DUMP", "")
+    if isinstance(spec, str):
+        spec = [s.strip() for s in spec.split(",") if s.strip()]
+    spec = list(spec)
+    return list(STAGES) if "all" in spec else [s for s in spec if s in STAGES]
+
+
+def dump(program, title: str, spec=None) -> None:
+    """Print the program's stages to stderr (FUSEGRAD_DUMP or dump=), and write them under
+    FUSEGRAD_DUMP_DIR, one folder per program."""
+    stages = _dump_stages(spec)
+    for stage in stages:
+        if stage in program.stages:
+            print(f"===== fusegrad {title}: {stage} =====\n{program.stages[stage]}", file=sys.stderr)
+    folder = os.environ.get("FUSEGRAD_DUMP_DIR")
+    if folder:
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in title)[:80]
+        path = os.path.join(folder, f"{safe}-{program.key[:12]}")
+        os.makedirs(path, exist_ok=True)
+        for stage, text in program.stages.items():
+            with open(os.path.join(path, f"{stage}.txt"), "w") as f:
+                f.write(text)
+
+
+class Lowered:
+    """The stages of a compiled program as text, and its graph for Graphviz."""
+
+    def __init__(self, program, graph):
+        self.program = program
+        self.graph = graph
+
+    def text(self, stage: str) -> str:
+        if stage == "ptx" and "ptx" not in self.program.stages:
+            return compiler.compile(self.graph, "cuda").text("ptx")
+        return self.program.text(stage)
+
+    def to_dot(self) -> str:
+        return self.program.stages["dot"]
+
+
+def compile(fn=None, *, dump=None, static_argnames=(), max_variants: int = 8):
+    """Trace `fn` once per signature and replay it as one native call (decorator or function)."""
+    if fn is None:
+        return lambda f: CompiledFunction(f, dump, static_argnames, max_variants)
+    return CompiledFunction(fn, dump, static_argnames, max_variants)
