@@ -216,7 +216,68 @@ def fuse(graph: Graph) -> Fused:
 
     kernels = [_kernel(f"k{i}", roots[id(n)], nodes, roots_of, roots)
                for i, n in enumerate(n for n in nodes if id(n) in roots)]
+    kernels = merge_elementwise(kernels, {id(n): i for i, n in enumerate(nodes)})
     return Fused(graph, kernels, set(roots))
+
+
+def merge_elementwise(kernels: list, position: dict) -> list:
+    """Horizontal fusion: elementwise kernels over the same shape become one loop when they
+    read a common buffer, or one reads the other's output at the same element (an optimizer
+    updating a parameter and its moments reads the gradient once). A merge that would put a
+    third kernel both before and after the merged one is refused."""
+    import networkx as nx
+    producer = {id(o): k for k in kernels for o in k.outputs}
+    g = nx.DiGraph()
+    g.add_nodes_from(k.name for k in kernels)
+    for k in kernels:
+        for x in k.loads:
+            if id(x) in producer and producer[id(x)] is not k:
+                g.add_edge(producer[id(x)].name, k.name)
+    groups: list = []
+    for k in kernels:
+        target = next((grp for grp in groups if _can_merge(grp, k, producer, g)), None) \
+            if k.kind == "elementwise" else None
+        if target is None:
+            groups.append(k)
+            continue
+        _absorb(target, k, position)
+        g = nx.contracted_nodes(g, target.name, k.name, self_loops=False)
+        for o in k.outputs:
+            producer[id(o)] = target
+    return groups
+
+
+def _can_merge(grp: Kernel, k: Kernel, producer: dict, g) -> bool:
+    import networkx as nx
+    if grp.kind != "elementwise" or tuple(grp.space) != tuple(k.space):
+        return False
+    mine = {id(o) for o in grp.outputs}
+    reads_mine = [x for x in k.loads if id(x) in mine]
+    shared = {id(x) for x in grp.loads} & {id(x) for x in k.loads}
+    if not reads_mine and not shared:
+        return False
+    if any(not _read_in_place(k, x) for x in reads_mine):
+        return False          # k needs grp's output at other elements than it computes
+    for pred in g.predecessors(k.name):
+        if pred != grp.name and nx.has_path(g, grp.name, pred):
+            return False      # grp -> pred -> k: merging would make a cycle
+    return True
+
+
+def _read_in_place(k: Kernel, x: Node) -> bool:
+    return tuple(x.shape) == tuple(k.space) and all(
+        n.kind in ELEMENTWISE_KINDS for n in k.nodes if any(i is x for i in n.inputs)) and \
+        not any(o is x for o in k.outputs)
+
+
+def _absorb(grp: Kernel, k: Kernel, position: dict) -> None:
+    grp.outputs += k.outputs
+    inside = {id(n) for n in grp.nodes}
+    grp.nodes = sorted(grp.nodes + [n for n in k.nodes if id(n) not in inside], key=lambda n: position[id(n)])
+    computed = {id(o) for o in grp.outputs} | {id(n) for n in grp.nodes}
+    loads = [x for x in grp.loads + k.loads if id(x) not in computed]
+    seen = set()
+    grp.loads = [x for x in loads if not (id(x) in seen or seen.add(id(x)))]
 
 
 def _kernel(name: str, root: _Root, nodes: list, roots_of: dict, roots: dict) -> Kernel:

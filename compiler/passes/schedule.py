@@ -66,8 +66,11 @@ def _copy_kernel(name: str, src: Node, slot: int) -> Kernel:
 
 
 def _reads_only_in_place(kernel: Kernel, param: Node) -> bool:
-    """Does `kernel` read `param` only at the element it writes (elementwise, unmoved)?"""
-    if kernel.kind != "elementwise" or tuple(kernel.space) != tuple(param.shape):
+    """Does `kernel` read `param` only at the element it writes? (An elementwise kernel or a
+    matmul epilogue reading it unmoved; a matmul operand is read everywhere.)"""
+    if kernel.kind not in ("elementwise", "matmul") or tuple(kernel.space) != tuple(param.shape):
+        return False
+    if kernel.anchor is not None and any(x is param for x in kernel.anchor.inputs):
         return False
     return all(n.kind in ("unary", "binary", "compare", "where", "cast")
                for n in kernel.nodes if any(x is param for x in n.inputs))
