@@ -54,7 +54,7 @@ def _infer_dtype(data) -> D.DType:
         elif isinstance(x, (builtins.float, np.floating)):
             kinds.add("f")
         else:
-            raise TypeError(f"new(): invalid data type '{type(x).__name__}'")
+            raise _not_data(x)
     if "f" in kinds:
         return D.get_default_dtype()
     if "i" in kinds:
@@ -72,15 +72,21 @@ def _to_array(data, dtype) -> np.ndarray:
         data = np.asarray(data)
         dt = dtype or D.from_numpy(data.dtype)
         return _aligned_copy(data, dt.np)
-    if isinstance(data, str) or data is None:
-        raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
     dt = dtype or _infer_dtype(data)
-    _check_ragged(data)
+    data = _plain(data)
+    _check_nesting(data, _nested_shape(data))
     try:
-        raw = np.array(_plain(data), dtype=np.float64 if dt.is_floating_point else object)
+        raw = np.array(data, dtype=np.float64 if dt.is_floating_point else object)
+        return _aligned_copy(raw.astype(dt.np) if raw.dtype == object else raw, dt.np)
     except (ValueError, OverflowError) as e:
         raise ValueError(str(e)) from None
-    return _aligned_copy(raw.astype(dt.np) if raw.dtype == object else raw, dt.np)
+
+
+def _not_data(x) -> Exception:
+    """PyTorch's error for an element that is not a number: TypeError for strings, else RuntimeError."""
+    if isinstance(x, (str, bytes)):
+        return TypeError(f"new(): invalid data type '{type(x).__name__}'")
+    return RuntimeError(f"Could not infer dtype of {type(x).__name__}")
 
 
 def _plain(data):
@@ -91,15 +97,30 @@ def _plain(data):
     return data
 
 
-def _check_ragged(data, dim=0):
-    if isinstance(data, (list, tuple)) and data and isinstance(data[0], (list, tuple)):
-        n = len(data[0])
-        for x in data:
-            if not isinstance(x, (list, tuple)) or len(x) != n:
-                got = len(x) if isinstance(x, (list, tuple)) else type(x).__name__
-                raise ValueError(f"expected sequence of length {n} at dim {dim + 1} (got {got})")
-        for x in data:
-            _check_ragged(x, dim + 1)
+def _nested_shape(data) -> tuple:
+    """The shape of nested sequences, read (as PyTorch reads it) from the first element of each level."""
+    shape = []
+    while isinstance(data, (list, tuple)):
+        shape.append(len(data))
+        if not data:
+            break
+        data = data[0]
+    return tuple(shape)
+
+
+def _check_nesting(data, shape, dim=0):
+    """Every sequence at depth `dim` has length shape[dim] and numbers sit only at the last depth."""
+    is_seq = isinstance(data, (list, tuple))
+    if dim == len(shape):
+        if is_seq:
+            raise TypeError(f"'{type(data).__name__}' object cannot be interpreted as an integer")
+        return
+    if not is_seq:
+        raise TypeError("not a sequence")
+    if len(data) != shape[dim]:
+        raise ValueError(f"expected sequence of length {shape[dim]} at dim {dim} (got {len(data)})")
+    for x in data:
+        _check_nesting(x, shape, dim + 1)
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False):
@@ -281,7 +302,7 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     """PyTorch's linspace: the first half counts up from start, the second down from end."""
     dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
-    work = dt.np if dt.is_floating_point else np.float64
+    work = dt.np if dt.is_floating_point else np.dtype(np.float64)
     i = np.arange(steps, dtype=work)
     if steps == 1:
         values = np.array([start], dtype=work)

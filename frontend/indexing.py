@@ -13,7 +13,7 @@ import builtins
 import numpy as np
 
 from . import dtypes as D
-from . import inplace, ops, shape_ops
+from . import inplace, ops, shape_ops, trace_hooks
 from .source import user_loc
 
 
@@ -51,18 +51,29 @@ def _is_bool_tensor(i) -> bool:
     return isinstance(i, Tensor) and i.dtype.is_bool
 
 
-def _bool_to_long(items):
+def _bool_to_long(items, shape):
     """A boolean mask index becomes the integer indices of its True elements, one per dim."""
-    out = []
+    out, d = [], 0
     for i in items:
         if _is_bool_tensor(i):
+            _check_mask(i, shape, d)
             coords = np.nonzero(i._host_values())
             out.extend(Tensor._from_array(np.ascontiguousarray(c.astype(np.int64))) for c in coords)
+            d += i.dim()
         elif isinstance(i, builtins.bool):
             out.append(None if i else slice(0, 0))
         else:
             out.append(i)
+            d += i is not None
     return out
+
+
+def _check_mask(mask, shape, at: int):
+    """A mask indexing dims at, at+1, ... must have their sizes."""
+    for k, size in enumerate(mask.shape):
+        if at + k < len(shape) and size != shape[at + k]:
+            raise IndexError(f"The shape of the mask {list(mask.shape)} at index {k} does not match the shape of the "
+                             f"indexed tensor {list(shape)} at index {at + k}")
 
 
 def _basic(x, items):
@@ -147,7 +158,7 @@ def _advanced(v, tensor_at):
 
 
 def getitem(x, index):
-    items = _bool_to_long(_expand_ellipsis(_as_index_list(index), x.dim()))
+    items = _bool_to_long(_expand_ellipsis(_as_index_list(index), x.dim()), tuple(x.shape))
     v, tensor_at = _basic(x, items)
     if all(t is None for t in tensor_at):
         return v
@@ -163,7 +174,7 @@ def setitem(x, index, value):
             mask = shape_ops.reshape_value(mask, tuple(mask.shape) + (1,) * (x.dim() - mask.dim()))
         inplace.assign(x, ops.where(mask, value if isinstance(value, Tensor) else value, x), "index_put_")
         return
-    items = _bool_to_long(items)
+    items = _bool_to_long(items, tuple(x.shape))
     v, tensor_at = _basic(x, items)
     if all(t is None for t in tensor_at):
         if isinstance(value, Tensor):
@@ -184,6 +195,8 @@ def _index_put(v, tensor_at, value):
     n = v.numel()
     flat_pos = shape_ops.reshape_value(positions, (positions.numel(),))
     flat_vals = shape_ops.reshape_value(vals, (vals.numel(),))
+    if not trace_hooks.active():
+        flat_pos, flat_vals = _last_write_wins(flat_pos, flat_vals)
     zeros = ops.const(0, v.dtype, (n,))
     scattered = ops.prim("scatter_add", [zeros, flat_pos, flat_vals], {"axis": 0})
     hits = ops.prim("scatter_add", [ops.const(0, D.int64, (n,)), flat_pos, ops.const(1, D.int64, (flat_pos.numel(),))],
@@ -191,6 +204,18 @@ def _index_put(v, tensor_at, value):
     old = shape_ops.reshape_value(v, (n,))
     new = ops.where(ops.gt(hits, 0), scattered, old)
     inplace.assign(v, shape_ops.reshape_value(new, tuple(v.shape)), "index_put_")
+
+
+def _last_write_wins(positions, values):
+    """Keep only the last write to each position, as PyTorch's CPU does (eagerly: the positions
+    are realized; in a trace, repeated indices stay undefined, as PyTorch documents)."""
+    pos = positions.numpy()
+    _, last_reversed = np.unique(pos[::-1], return_index=True)
+    keep = np.sort(len(pos) - 1 - last_reversed)
+    if len(keep) == len(pos):
+        return positions, values
+    keep_t = Tensor._from_array(np.ascontiguousarray(keep.astype(np.int64)))
+    return Tensor._from_array(np.ascontiguousarray(pos[keep])), getitem(values, keep_t)
 
 
 def _iota_like(v):

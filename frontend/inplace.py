@@ -117,7 +117,7 @@ def assign(t, value, opname: str = "copy_"):
     s = t._storage
     if t._base is not None:
         base = t._base if t._track and not t._detached else t._base._alias(detached=True)
-        value = _write_back(base, t._view, value)
+        value = ops.named(_write_back(base, t._view, value), "CopySlices")
     node, fn = value._value()
     if node.buffer is not None and s.buffer is not None and node.buffer is not s.buffer:
         node = make("reshape", (node,), {"shape": tuple(node.shape)}, user_loc())   # copy into s.buffer
@@ -128,26 +128,24 @@ def assign(t, value, opname: str = "copy_"):
     return t
 
 
-def _check_castable(t, other, opname):
-    """PyTorch refuses in-place results of a higher category than the tensor (float into int)."""
-    dt = D.result_type(t, other)
-    if category(dt) > category(t.dtype):
-        raise RuntimeError(f"result type {ops._torch_name(dt)} can't be cast to the desired output type "
+def _castable(t, result):
+    """`result` to be written into `t`: PyTorch refuses a higher category than t's (float into int)."""
+    if category(result.dtype) > category(t.dtype):
+        raise RuntimeError(f"result type {ops._torch_name(result.dtype)} can't be cast to the desired output type "
                            f"{ops._torch_name(t.dtype)}")
+    return result
 
 
 def _inplace(fn, opname):
     def method(self, *args, **kwargs):
-        if args and not callable(args[0]):
-            _check_castable(self, args[0], opname)
-        return assign(self, fn(self, *args, **kwargs), opname)
+        return assign(self, _castable(self, fn(self, *args, **kwargs)), opname)
     method.__name__ = opname
     return method
 
 
 def _unary_inplace(fn, opname):
     def method(self):
-        return assign(self, fn(self), opname)
+        return assign(self, _castable(self, fn(self)), opname)
     method.__name__ = opname
     return method
 
@@ -170,7 +168,7 @@ def copy_(t, src, non_blocking=False):
 
 
 def clamp_(t, min=None, max=None):
-    return assign(t, ops.clamp(t, min, max), "clamp_")
+    return assign(t, _castable(t, ops.clamp(t, min, max)), "clamp_")
 
 
 def _random_fill(t, values: np.ndarray, opname):

@@ -16,10 +16,19 @@ from . import dtypes as D
 from .autograd.function import Function
 from .autograd.grad_mode import is_grad_enabled
 from .compiler.ir import AxisError, Node, make
+from .cuda import check_devices
 from .source import user_loc
 
-MaxResult = namedtuple("max", ["values", "indices"])
-MinResult = namedtuple("min", ["values", "indices"])
+
+def _return_type(name: str):
+    """PyTorch's (values, indices) result of max/min over a dim, printed as torch.return_types prints it."""
+    def __repr__(self):
+        return f"fusegrad.return_types.{name}(\nvalues={self.values!r},\nindices={self.indices!r})"
+    return type(name, (namedtuple(name, ["values", "indices"]),), {"__slots__": (), "__repr__": __repr__})
+
+
+MaxResult = _return_type("max")
+MinResult = _return_type("min")
 
 
 # ---------------------------------------------------------------- primitives
@@ -30,12 +39,13 @@ def apply(op: str, values, attrs=None, *, shape=None, dtype=None, record=True, l
     fn = None
     if record and node.dtype.is_floating_point:
         nexts = tuple(v[1] for v in values)
-        if any(f is not None for f in nexts):
+        if builtins.any(f is not None for f in nexts):
             fn = Function(op, node.attrs, node.inputs, node, nexts)
     return node, fn
 
 
 def prim(op: str, tensors, attrs=None, *, shape=None, dtype=None, name=None):
+    check_devices(tensors)
     node, fn = apply(op, [t._value() for t in tensors], attrs, shape=shape, dtype=dtype,
                      record=is_grad_enabled())
     if name is not None and fn is not None:
@@ -104,12 +114,21 @@ def add(a, b, alpha=1):
 
 
 def sub(a, b, alpha=1):
+    _check_not_bool_sub(a, b)
     if alpha != 1:
         b = mul(b, alpha)
-    if isinstance(a, Tensor) and a.dtype.is_bool and isinstance(b, Tensor) and b.dtype.is_bool:
+    return binary("sub", a, b, name="SubBackward0" if isinstance(a, Tensor) else "RsubBackward1", opname="sub")
+
+
+def _check_not_bool_sub(a, b):
+    """PyTorch refuses to subtract bools (tensors or Python bools), with one message for two and one for one."""
+    bools = [isinstance(x, builtins.bool) or isinstance(x, Tensor) and x.dtype.is_bool for x in (a, b)]
+    if builtins.all(bools):
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
                            "Use the `^` or `logical_xor()` operator instead.")
-    return binary("sub", a, b, name="SubBackward0" if isinstance(a, Tensor) else "RsubBackward1", opname="sub")
+    if builtins.any(bools):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
+                           "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.")
 
 
 def mul(a, b):
@@ -218,8 +237,8 @@ def logical_xor(a, b):
 
 def bitwise(op, a, b):
     """`&`, `|`, `^` on bool tensors (masks); integer bitwise ops are not supported."""
-    if all(not isinstance(x, Tensor) or x.dtype.is_bool for x in (a, b)) and \
-            all(isinstance(x, (Tensor, builtins.bool)) for x in (a, b)):
+    if builtins.all(not isinstance(x, Tensor) or x.dtype.is_bool for x in (a, b)) and \
+            builtins.all(isinstance(x, (Tensor, builtins.bool)) for x in (a, b)):
         return {"and": logical_and, "or": logical_or, "xor": logical_xor}[op](a, b)
     raise TypeError(f"bitwise_{op} is only supported on bool tensors in fusegrad")
 
@@ -380,6 +399,21 @@ def mean(x, dim=None, keepdim=False, dtype=None):
     return named(mul(total, 1.0 / n if n else math.nan), "MeanBackward0" if dim is None else "MeanBackward1")
 
 
+def all(x, dim=None, keepdim=False):
+    return _truth(x, "reduce_min", dim, keepdim, "all")
+
+
+def any(x, dim=None, keepdim=False):
+    return _truth(x, "reduce_max", dim, keepdim, "any")
+
+
+def _truth(x, op, dim, keepdim, opname):
+    """all/any: min/max over the elements' truth values; bool, except uint8 for uint8 (as PyTorch)."""
+    truth = cast(ne(x, 0), D.uint8)
+    r = _reduce(op, truth, dim, keepdim, None, opname)
+    return r if x.dtype is D.uint8 else cast(r, D.bool_)
+
+
 def _torch_name(dt) -> str:
     return {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int", "uint8": "Byte",
             "bool": "Bool"}[dt.name]
@@ -429,6 +463,7 @@ def _arg_extreme(x, dim, keepdim, which):
     with no_grad():
         flat = dim is None
         if flat:
+            kept = (1,) * x.dim()    # keepdim over all dims keeps every dim, with size 1
             x, dim = reshape_value(x, (x.numel(),)), 0
         (axis,) = normalize_dims(x, dim, f"arg{which}")
         best = (amax if which == "max" else amin)(x, axis, keepdim=True)
@@ -436,7 +471,9 @@ def _arg_extreme(x, dim, keepdim, which):
         if x.dtype.is_floating_point:
             hit = logical_or(hit, ne(x, x))
         first = amin(where(hit, iota(x.shape, axis), x.shape[axis]), axis, keepdim=True)
-        return _drop_dims(first, (axis,), keepdim and not flat)
+        if flat:
+            return reshape_value(first, kept if keepdim else ())
+        return _drop_dims(first, (axis,), keepdim)
 
 
 def argmax(x, dim=None, keepdim=False):

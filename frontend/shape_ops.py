@@ -186,20 +186,20 @@ def clone(t):
 def cat(tensors, dim=0):
     tensors = [x for x in tensors if not (x.dim() == 1 and x.shape[0] == 0)] or list(tensors)[:1]
     if not tensors:
-        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+        raise ValueError("torch.cat(): expected a non-empty list of Tensors")
     if len(tensors) == 1:
         return clone(tensors[0])
     from . import dtypes as D
     dt = D.result_type(*tensors)
     axis = ops.normalize_dims(tensors[0], dim, "cat")[0]
-    for x in tensors[1:]:
+    for i, x in enumerate(tensors[1:], 1):
         if x.dim() != tensors[0].dim():
             raise RuntimeError(f"Tensors must have same number of dimensions: got {tensors[0].dim()} and {x.dim()}")
         for d in range(x.dim()):
             if d != axis and x.shape[d] != tensors[0].shape[d]:
                 raise RuntimeError(f"Sizes of tensors must match except in dimension {axis}. Expected size "
-                                   f"{tensors[0].shape[d]} but got size {x.shape[d]} for tensor number "
-                                   f"{tensors.index(x)} in the list.")
+                                   f"{tensors[0].shape[d]} but got size {x.shape[d]} for tensor number {i} in the "
+                                   "list.")
     return ops.prim("concat", [ops.cast(x, dt) for x in tensors], {"axis": axis}, name="CatBackward0")
 
 

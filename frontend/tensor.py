@@ -33,6 +33,22 @@ class Size(tuple):
 
     __str__ = __repr__
 
+    def __getitem__(self, index):
+        item = tuple.__getitem__(self, index)
+        return Size(item) if isinstance(index, slice) else item
+
+    def __add__(self, other):
+        out = tuple.__add__(self, other)
+        return out if out is NotImplemented else Size(out)
+
+    def __radd__(self, other):
+        return Size(other + tuple(self)) if isinstance(other, tuple) else NotImplemented
+
+    def __mul__(self, times):
+        return Size(tuple.__mul__(self, times))
+
+    __rmul__ = __mul__
+
     def numel(self) -> int:
         n = 1
         for d in self:
@@ -59,7 +75,8 @@ class Tensor:
     def __init__(self, *args, device=None):
         """The legacy constructor: Tensor(2, 3) (uninitialised), Tensor([1, 2]), Tensor(ndarray) -> float32."""
         from .creation import legacy_constructor_array
-        self._init(Storage(leaf_node(legacy_constructor_array(args, D.float32))))
+        array = legacy_constructor_array(args, D.float32)
+        self._init(Storage(leaf_node(array), buffer=array))
 
     def _init(self, storage, base=None, view=(), detached=False, track=False, requires_grad=False):
         self._storage = storage
@@ -80,7 +97,7 @@ class Tensor:
 
     @classmethod
     def _from_value(cls, node, fn=None):
-        t = cls._new(Storage(node, grad_fn=fn))
+        t = cls._new(Storage(node, grad_fn=fn, device=_cuda.value_device(node)))
         if node.depth > MAX_PENDING_DEPTH and not _trace_hooks.active():
             realize([t._storage])
         return t
@@ -269,8 +286,9 @@ class Tensor:
         return self._view_array()
 
     def _view_array(self) -> np.ndarray:
-        """The realized storage buffer seen through this tensor's view chain (no copy)."""
-        a = self._storage.buffer
+        """The realized storage buffer seen through this tensor's view chain (no copy on the
+        CPU; a GPU buffer is copied to the host first)."""
+        a = _cuda.host_array(self._storage.buffer)
         for op, attrs, _ in self._view:
             if op == "reshape":
                 a = a.reshape(attrs["shape"])
@@ -312,12 +330,13 @@ class Tensor:
 
     def __bool__(self):
         if self.numel() != 1:
-            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+            what = "no values" if self.numel() == 0 else "more than one value"
+            raise RuntimeError(f"Boolean value of Tensor with {what} is ambiguous")
         return builtins.bool(self._scalar("bool"))
 
     def _scalar(self, what):
         if self.numel() != 1:
-            raise TypeError(f"only one element tensors can be converted to Python scalars")
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return self._host_values().reshape(()).item()
 
     def __repr__(self):
@@ -339,7 +358,7 @@ class Tensor:
         return (self[i] for i in range(self.shape[0]))
 
     def __format__(self, spec):
-        if self.ndim == 0 and spec:
+        if self.ndim == 0:
             return format(self.item(), spec)
         return object.__format__(self, spec) if spec else repr(self)
 
@@ -358,8 +377,7 @@ class Tensor:
                 dev = as_device(a)
         out = self
         if dev is not None and dev != self.device:
-            from . import cuda
-            out = cuda.move(out, dev)
+            out = _cuda.move(out, dev)
         if dtype is not None and dtype is not out.dtype:
             out = _ops.cast(out, dtype)
         return out
@@ -400,6 +418,7 @@ class Tensor:
         return _ops.cast(self, other.dtype)
 
 
+from . import cuda as _cuda  # noqa: E402  (devices of values)
 from . import ops as _ops  # noqa: E402  (methods below call into the op layer)
 from . import shape_ops as _shape_ops  # noqa: E402
 from . import trace_hooks as _trace_hooks  # noqa: E402

@@ -16,12 +16,15 @@ the Emitter in `acc`, keyed by node, as are matmul accumulators for epilogues.
 """
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass
 
 from llvmlite import ir
 
 from ..ir import Node, dtypes
 from ..passes.fuse import Kernel, movement_base
+from ..passes.schedule import Schedule
 from ..view import ViewStack, row_major_strides
 from . import mathlib
 from .llvm_util import F32, F64, I1, I32, I64, const, elem_ptr, i64, intrinsic, load_value, reg_type, store_value
@@ -54,6 +57,18 @@ def path_view(node_shape, path) -> ViewStack:
     for m in reversed(path):
         st = st.apply(m.op, m.attrs)
     return st
+
+
+@contextlib.contextmanager
+def recursion_for(sched: Schedule):
+    """The Emitter evaluates expressions recursively; let deep fused chains (thousands of ops
+    in one loop) through. Python 3.11+ frames do not use the C stack, so this is safe."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, 8 * sum(len(k.nodes) for k in sched.kernels) + 2000))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
 
 
 class Emitter:
@@ -186,8 +201,13 @@ class Emitter:
         check_id = len(self.checks)
         self.checks.append((code, message, loc))
         with b.if_then(b.not_(ok), likely=False):
-            b.store(i64(code), self.error_ptr)
-            b.store(i64(check_id), elem_ptr(b, self.error_ptr, 1, I64))
+            self.record_failure(code, check_id)
+
+    def record_failure(self, code: int, check_id: int) -> None:
+        """Write (code, check id) into the error word. A target whose threads race to write
+        it overrides this (the GPU keeps the first pair with a compare-and-swap)."""
+        self.b.store(i64(code), self.error_ptr)
+        self.b.store(i64(check_id), elem_ptr(self.b, self.error_ptr, 1, I64))
 
     def gather(self, n: Node, path: tuple, space: Space) -> ir.Value:
         b = self.b
@@ -203,7 +223,10 @@ class Emitter:
 
     def load_at(self, x: Node, index: list) -> ir.Value:
         """`x` (a view of a buffer) at an explicit index vector."""
-        base, chain = movement_base(x)
+        base, chain = x, []
+        while id(base) not in self.pointers:        # down the view chain to the nearest buffer
+            chain.append(base)
+            base = base.inputs[0]
         off, valid = self.view_offset(path_view(base.shape, tuple(chain)), index)
         if valid is not None:
             off = self.b.select(valid, off, i64(0))
@@ -364,12 +387,13 @@ def int_pow_function(module: ir.Module, ty: ir.IntType) -> ir.Function:
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     head, body, done = (fn.append_basic_block(s) for s in ("head", "body", "done"))
     entry = b.block
+    y_clamped = b.select(b.icmp_signed("<", y, ir.Constant(ty, 0)), ir.Constant(ty, 0), y)
     b.branch(head)
     b.position_at_end(head)
     acc, base, exp = b.phi(ty), b.phi(ty), b.phi(ty)
     acc.add_incoming(ir.Constant(ty, 1), entry)
     base.add_incoming(x, entry)
-    exp.add_incoming(b.select(b.icmp_signed("<", y, ir.Constant(ty, 0)), ir.Constant(ty, 0), y), entry)
+    exp.add_incoming(y_clamped, entry)
     b.cbranch(b.icmp_signed(">", exp, ir.Constant(ty, 0)), body, done)
     b.position_at_end(body)
     odd = b.trunc(exp, I1)
@@ -380,6 +404,42 @@ def int_pow_function(module: ir.Module, ty: ir.IntType) -> ir.Function:
     b.position_at_end(done)
     b.ret(acc)
     return fn
+
+
+def reduction_identity(op: str, dt) -> ir.Constant:
+    if op == "sum":
+        return const(dt, 0)
+    if op == "prod":
+        return const(dt, 1)
+    big = op == "reduce_min"
+    if dt.is_floating_point:
+        return const(dt, float("inf") if big else float("-inf"))
+    if dt.is_bool:
+        return const(dt, 1 if big else 0)
+    bits = reg_type(dt).width
+    if dt.is_signed:
+        return const(dt, (1 << (bits - 1)) - 1 if big else -(1 << (bits - 1)))
+    return const(dt, (1 << bits) - 1 if big else 0)
+
+
+def combine(b: ir.IRBuilder, op: str, dt, acc, v):
+    """acc (op) v, with reassociation allowed for floats so reductions vectorize."""
+    fast = ("reassoc", "nsz")
+    if dt.is_floating_point:
+        if op == "sum":
+            return b.fadd(acc, v, flags=fast)
+        if op == "prod":
+            return b.fmul(acc, v, flags=fast)
+        return intrinsic(b, "llvm.maximum" if op == "reduce_max" else "llvm.minimum", [acc.type], [acc, v])
+    if dt.is_bool:
+        return (b.or_ if op in ("sum", "reduce_max") else b.and_)(acc, v)
+    if op == "sum":
+        return b.add(acc, v)
+    if op == "prod":
+        return b.mul(acc, v)
+    name = {"reduce_max": "smax", "reduce_min": "smin"}[op] if dt.is_signed else \
+        {"reduce_max": "umax", "reduce_min": "umin"}[op]
+    return intrinsic(b, f"llvm.{name}", [acc.type], [acc, v])
 
 
 _PHILOX_M = (0xD2511F53, 0xCD9E8D57)
