@@ -1,0 +1,100 @@
+"""Eager training loops: fusegrad's nn + optim against eager PyTorch, with the same code.
+
+1. The linear-regression loop of examples/linear_regression.py: nn.Linear(1, 1), MSELoss, SGD,
+   5,000 epochs of forward, backward() and step() from a plain Python loop (no @compile).
+2. One MLP training step (784 -> 256 -> 10, ReLU, cross-entropy, batch 128), with SGD (momentum
+   0.9) and with Adam: the median step time.
+
+Every number is a median from this one run; ratios > 1 mean fusegrad is faster.
+
+Run: python bench/train_loop.py
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import Row, machine, median_time, table, time_peers  # noqa: E402
+
+EPOCHS = 5000
+
+
+def _points():
+    rng = np.random.default_rng(0)
+    x = rng.random((100, 1), dtype=np.float32) * 10
+    y = (2.5 * x + 1.0 + rng.normal(0, 1.0, (100, 1))).astype(np.float32)
+    return x, y
+
+
+def _linreg_loop(m):
+    """The 5,000-epoch loop for `m` (fusegrad or torch), as a function running it from scratch."""
+    x, y = (m.from_numpy(a) for a in _points())
+
+    def run():
+        model = m.nn.Linear(1, 1)
+        loss_fn = m.nn.MSELoss()
+        opt = m.optim.SGD(model.parameters(), lr=0.01)
+        for _ in range(EPOCHS):
+            loss = loss_fn(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return loss.item()
+    return run
+
+
+def linreg_rows() -> list:
+    import fusegrad.nn  # noqa: F401  (torch.nn and torch.optim come with `import torch`)
+    import fusegrad.optim  # noqa: F401
+    run = _linreg_loop(fusegrad)
+    start = time.perf_counter()
+    run()                                   # first run: compiles its programs
+    first = time.perf_counter() - start
+    t = median_time(run, repeat=3, warmup=0)
+    peers: dict = {}
+    notes: list = []
+    time_peers(peers, {"torch": _linreg_loop}, repeat=3, notes=notes)
+    note = f"{t / EPOCHS * 1e6:.0f} µs/epoch; first run {first:.2f} s" + ("; " + "; ".join(notes) if notes else "")
+    return [Row(f"linreg loop, {EPOCHS} epochs, eager", t, peers, note=note)]
+
+
+def _mlp_step(m, optimizer: str):
+    """One training step of the MLP for `m`, as a function of no arguments."""
+    rng = np.random.default_rng(2)
+    x = m.from_numpy(rng.standard_normal((128, 784)).astype(np.float32))
+    y = m.from_numpy(rng.integers(0, 10, 128))
+    model = m.nn.Sequential(m.nn.Linear(784, 256), m.nn.ReLU(), m.nn.Linear(256, 10))
+    opt = m.optim.SGD(model.parameters(), lr=0.01, momentum=0.9) if optimizer == "SGD" else \
+        m.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = m.nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step
+
+
+def mlp_rows() -> list:
+    import fusegrad.nn  # noqa: F401
+    import fusegrad.optim  # noqa: F401
+    rows = []
+    for optimizer in ("SGD", "Adam"):
+        t = median_time(_mlp_step(fusegrad, optimizer), repeat=50, warmup=3)
+        peers: dict = {}
+        notes: list = []
+        time_peers(peers, {"torch": lambda torch, o=optimizer: _mlp_step(torch, o)}, repeat=50, notes=notes)
+        rows.append(Row(f"MLP step 784-256-10 b128 {optimizer}, eager", t, peers,
+                        note=f"{1 / t:.0f} steps/s" + ("; " + "; ".join(notes) if notes else "")))
+    return rows
+
+
+if __name__ == "__main__":
+    print(machine())
+    print(table(linreg_rows() + mlp_rows()))

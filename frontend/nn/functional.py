@@ -1,0 +1,289 @@
+"""`nn.functional`: activations, linear, dropout, one_hot and the losses, as PyTorch's.
+
+Every function is a composition of frontend ops, so autograd needs no rule of its own: the
+compiler's VJP rules differentiate the primitives. A composite's last op takes PyTorch's
+grad_fn name (`ops.named`), and the formulas are the numerically stable ones: log-softmax
+through log-sum-exp, BCE with logits as max(x, 0) - x*y + log(1 + exp(-|x|)).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+from .. import dtypes as D
+from .. import ops, shape_ops
+from ..autograd.grad_mode import no_grad
+from ..creation import iota
+from ..random import rand_tensor
+
+# ---------------------------------------------------------------- activations
+
+
+def relu(input, inplace: bool = False):
+    return input.relu_() if inplace else ops.relu(input)
+
+
+def sigmoid(input):
+    return ops.sigmoid(input)
+
+
+def tanh(input):
+    return ops.tanh(input)
+
+
+def _softmax_dim(name: str, ndim: int, stacklevel: int) -> int:
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X as "
+                  "an argument.", stacklevel=stacklevel)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
+    if dim is None:
+        dim = _softmax_dim("softmax", input.dim(), _stacklevel)
+    return ops.softmax(input, dim, dtype=dtype)
+
+
+def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
+    if dim is None:
+        dim = _softmax_dim("log_softmax", input.dim(), _stacklevel)
+    return ops.log_softmax(input, dim, dtype=dtype)
+
+
+# ---------------------------------------------------------------- layers
+
+
+def linear(input, weight, bias=None):
+    """input @ weight.T (+ bias), leading dims folded into one matrix product as PyTorch does."""
+    if input.dim() == 2:
+        out = ops.matmul(input, weight.t())
+        return out if bias is None else ops.named(ops.add(out, bias), "AddmmBackward0")
+    lead = tuple(input.shape[:-1])
+    flat = shape_ops.reshape_value(input, (math.prod(lead), input.shape[-1]))
+    out = ops.matmul(flat, weight.t())
+    if bias is not None:
+        out = ops.add(out, bias)
+    name = "ViewBackward0" if bias is not None else "UnsafeViewBackward0" if lead else "SqueezeBackward4"
+    return shape_ops.make_view(out, "reshape", {"shape": lead + (weight.shape[0],)}, name)
+
+
+def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero each element with probability p and scale the rest by 1/(1-p), in training mode.
+
+    The mask is drawn inside the fused kernel by the IR's `rand` op from fusegrad's Philox
+    stream (the numbers `fusegrad.rand` gives at the same stream position), so a step with
+    dropout stays one cached program: only the 16-byte key changes between steps."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    with no_grad():
+        if p == 1.0:
+            scale = ops.const(0.0, input.dtype, tuple(input.shape))
+        else:
+            u = rand_tensor(tuple(input.shape), input.dtype)
+            scale = ops.where(ops.lt(u, 1.0 - p), 1.0 / (1.0 - p), 0.0)
+    return input.mul_(scale) if inplace else ops.mul(input, scale)
+
+
+def one_hot(tensor, num_classes: int = -1):
+    if tensor.dtype is not D.int64:
+        raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
+    if num_classes == -1:
+        num_classes = int(ops.amax(tensor).item()) + 1 if tensor.numel() else 0
+    shape = tuple(tensor.shape) + (num_classes,)
+    column = shape_ops.reshape_value(tensor, tuple(tensor.shape) + (1,))
+    return ops.cast(ops.eq(column, iota(shape, len(shape) - 1)), D.int64)
+
+
+# ---------------------------------------------------------------- loss helpers
+
+
+def _reduction(size_average, reduce, reduction: str) -> str:
+    """The reduction mode, from the legacy `size_average`/`reduce` flags when either is given."""
+    if size_average is not None or reduce is not None:
+        size_average = True if size_average is None else size_average
+        reduce = True if reduce is None else reduce
+        return "mean" if size_average and reduce else "sum" if reduce else "none"
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return reduction
+
+
+def _reduce(loss, reduction: str):
+    if reduction == "mean":
+        return ops.mean(loss)
+    if reduction == "sum":
+        return ops.sum(loss)
+    return loss
+
+
+def _warn_size(input, target) -> None:
+    if tuple(target.shape) != tuple(input.shape):
+        warnings.warn(f"Using a target size ({target.size()}) that is different to the input size ({input.size()}). "
+                      "This will likely lead to incorrect results due to broadcasting. "
+                      "Please ensure they have the same size.", stacklevel=3)
+
+
+def _pointwise_loss(errors, reduction: str, weight):
+    """Reduce elementwise `errors`; with weights, the mean is the weighted mean (PyTorch's)."""
+    if weight is None:
+        return _reduce(errors, reduction)
+    if tuple(weight.shape) != tuple(errors.shape):
+        raise ValueError("Weights and input must have the same size.")
+    weighted = ops.mul(errors, weight)
+    if reduction == "mean":
+        return ops.div(ops.sum(weighted), ops.sum(weight))
+    return _reduce(weighted, reduction)
+
+
+# ---------------------------------------------------------------- regression losses
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
+    _warn_size(input, target)
+    reduction = _reduction(size_average, reduce, reduction)
+    diff = ops.sub(input, target)
+    loss = _pointwise_loss(ops.mul(diff, diff), reduction, weight)
+    return loss if weight is not None else ops.named(loss, "MseLossBackward0")
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
+    _warn_size(input, target)
+    reduction = _reduction(size_average, reduce, reduction)
+    return _pointwise_loss(ops.abs(ops.sub(input, target)), reduction, weight)
+
+
+# ---------------------------------------------------------------- classification losses
+
+
+def _class_dim(input) -> int:
+    return 1 if input.dim() >= 2 else 0
+
+
+def _check_targets(input, target) -> None:
+    if target.dtype not in (D.int64, D.uint8):
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {ops._torch_name(target.dtype)}")
+    if input.dim() >= 2 and target.dim() >= 1 and target.shape[0] != input.shape[0]:
+        raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target batch_size "
+                         f"({target.shape[0]}).")
+    expected = tuple(input.shape[:1]) + tuple(input.shape[2:]) if input.dim() >= 2 else ()
+    if tuple(target.shape) != expected:
+        raise RuntimeError(f"Expected target size {list(expected)}, got {list(target.shape)}")
+
+
+def _picked(logp, target, weight, ignore_index: int):
+    """Per-element -logp[target] * w and the weights w (0 where target == ignore_index)."""
+    _check_targets(logp, target)
+    target = ops.cast(target, D.int64)
+    cdim = _class_dim(logp)
+    keep = ops.ne(target, ignore_index)
+    safe = ops.where(keep, target, 0)
+    picked = shape_ops.gather_along(logp, cdim, shape_ops.reshape_value(
+        safe, tuple(safe.shape[:cdim]) + (1,) + tuple(safe.shape[cdim:])))
+    picked = shape_ops.reshape_value(picked, tuple(target.shape))
+    w = ops.cast(keep, logp.dtype)
+    if weight is not None:
+        flat = shape_ops.reshape_value(safe, (safe.numel(),))
+        class_w = shape_ops.reshape_value(shape_ops.gather_along(weight, 0, flat), tuple(target.shape))
+        w = ops.mul(w, class_w)
+    return ops.neg(ops.mul(picked, w)), w
+
+
+def _weighted_reduce(loss, w, reduction: str):
+    if reduction == "mean":
+        return ops.div(ops.sum(loss), ops.sum(w))
+    return _reduce(loss, reduction)
+
+
+def _nll_name(input, reduction: str) -> str:
+    """PyTorch's grad_fn name: inputs of 3 dims and more go through nll_loss2d (and a view)."""
+    if input.dim() < 3:
+        return "NllLossBackward0"
+    return "ViewBackward0" if reduction == "none" and input.dim() != 4 else "NllLoss2DBackward0"
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+             reduction: str = "mean"):
+    reduction = _reduction(size_average, reduce, reduction)
+    loss, w = _picked(input, target, weight, ignore_index)
+    return ops.named(_weighted_reduce(loss, w, reduction), _nll_name(input, reduction))
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                  reduction: str = "mean", label_smoothing: float = 0.0):
+    """log_softmax then nll_loss for class indices; -sum(target * log_softmax) for class probabilities."""
+    reduction = _reduction(size_average, reduce, reduction)
+    cdim = _class_dim(input)
+    logp = ops.log_softmax(input, cdim)
+    classes = input.shape[cdim]
+    if tuple(target.shape) == tuple(input.shape):   # PyTorch's rule: same shape means class probabilities
+        if not target.dtype.is_floating_point:
+            raise RuntimeError("Expected floating point type for target with class probabilities, got "
+                               f"{ops._torch_name(target.dtype)}")
+        return _soft_cross_entropy(logp, target, weight, reduction, label_smoothing, cdim)
+    loss, w = _picked(logp, target, weight, ignore_index)
+    if label_smoothing == 0.0:
+        return ops.named(_weighted_reduce(loss, w, reduction), _nll_name(input, reduction))
+    if weight is not None:
+        logp = ops.mul(logp, _along(weight, cdim, input.dim()))
+    smooth = ops.mul(ops.neg(ops.sum(logp, cdim)), ops.cast(ops.ne(target, ignore_index), logp.dtype))
+    if reduction == "mean":
+        denominator = ops.sum(w)
+        loss, smooth = ops.div(ops.sum(loss), denominator), ops.div(ops.sum(smooth), denominator)
+    else:
+        loss, smooth = _reduce(loss, reduction), _reduce(smooth, reduction)
+    return ops.add(ops.mul(loss, 1.0 - label_smoothing), ops.mul(smooth, label_smoothing / classes))
+
+
+def _along(weight, cdim: int, rank: int):
+    """Class weights shaped to broadcast along the class dim."""
+    return shape_ops.reshape_value(weight, tuple(weight.shape[0] if d == cdim else 1 for d in range(rank)))
+
+
+def _soft_cross_entropy(logp, target, weight, reduction: str, label_smoothing: float, cdim: int):
+    classes = logp.shape[cdim]
+    if label_smoothing > 0.0:
+        target = ops.add(ops.mul(target, 1.0 - label_smoothing), label_smoothing / classes)
+    if weight is not None:
+        logp = ops.mul(logp, _along(weight, cdim, logp.dim()))
+    products = ops.mul(logp, target)
+    if reduction == "none":
+        return ops.neg(ops.sum(products, cdim))
+    total = ops.neg(ops.sum(products))
+    if reduction == "sum":
+        return total
+    return ops.named(ops.div(total, logp.numel() / classes), "DivBackward1")
+
+
+def _clamped_log(x):
+    """log(x) clamped below at -100 (PyTorch's BCE), with finite gradients where x == 0."""
+    positive = ops.lt(0.0, x)
+    return ops.clamp(ops.where(positive, ops.log(ops.where(positive, x, 1.0)), -100.0), min=-100.0)
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
+    reduction = _reduction(size_average, reduce, reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"Using a target size ({target.size()}) that is different to the input size "
+                         f"({input.size()}) is deprecated. Please ensure they have the same size.")
+    loss = ops.neg(ops.add(ops.mul(target, _clamped_log(input)),
+                           ops.mul(ops.sub(1.0, target), _clamped_log(ops.sub(1.0, input)))))
+    if weight is not None:
+        loss = ops.mul(loss, weight)
+    return ops.named(_reduce(loss, reduction), "BinaryCrossEntropyBackward0")
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction: str = "mean", pos_weight=None):
+    """(1 - y) x + (1 + (pw - 1) y) (log(1 + exp(-|x|)) + max(-x, 0)): no overflow for any x,
+    and max's tie rule gives the exact gradient sigmoid(0) - y at x == 0."""
+    reduction = _reduction(size_average, reduce, reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"Target size ({target.size()}) must be the same as input size ({input.size()})")
+    softplus_neg = ops.add(ops.log(ops.add(ops.exp(ops.neg(ops.abs(input))), 1.0)), ops.maximum(ops.neg(input), 0.0))
+    if pos_weight is not None:
+        softplus_neg = ops.mul(softplus_neg, ops.add(ops.mul(ops.sub(pos_weight, 1.0), target), 1.0))
+    loss = ops.add(ops.mul(ops.sub(1.0, target), input), softplus_neg)
+    if weight is not None:
+        loss = ops.mul(loss, weight)
+    return ops.named(_reduce(loss, reduction), "BinaryCrossEntropyWithLogitsBackward0")

@@ -1,0 +1,186 @@
+"""`Optimizer`: the machinery every optimizer shares, as torch.optim.Optimizer.
+
+Parameter groups (dicts of hyperparameters with defaults filled in), per-parameter `state`,
+`zero_grad`, `state_dict`/`load_state_dict` and `step` live here. A subclass only says how one
+parameter is updated (`_update`), with in-place ops on the parameter and its state tensors.
+
+`step` runs every update under `no_grad()` inside `inplace.deferred()`, so the whole step
+(all parameters, all state) is realized as one compiled program. State tensors are storages
+marked `state`; the learning rate enters the program as a 0-d input rather than a constant,
+so changing it between steps reuses the compiled step instead of compiling a new one.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from ..autograd.grad_mode import enable_grad, no_grad
+from ..creation import zeros, zeros_like
+from ..inplace import defer, deferred
+from ..nn._grads import zero_grads
+from ..ops import _torch_name
+from ..tensor import Tensor
+
+
+_INVALID = {"lr": "learning rate", "eps": "epsilon value", "momentum": "momentum value",
+            "weight_decay": "weight_decay value", "alpha": "alpha value"}
+
+
+def require(condition: bool, message: str) -> None:
+    """PyTorch's hyperparameter checks: a ValueError with its message unless `condition`."""
+    if not condition:
+        raise ValueError(message)
+
+
+def require_nonnegative(**hyperparameters) -> None:
+    """`lr=..., eps=...` must not be negative, checked in the order given (PyTorch's messages)."""
+    for name, value in hyperparameters.items():
+        require(value >= 0.0, f"Invalid {_INVALID[name]}: {value}")
+
+
+def state_tensor(value):
+    """A new optimizer state tensor holding `value` (a tensor): its storage is `state`, and it is
+    computed with the current step's program."""
+    t = value.detach().clone()
+    t._storage.state = True
+    defer(t._storage)
+    return t
+
+
+def zeros_state(p):
+    """A new state tensor of zeros shaped like parameter `p` (moments, momentum buffers)."""
+    t = zeros_like(p)
+    t._storage.state = True
+    return t
+
+
+def step_counter():
+    """The step count as a 0-d float32 state tensor, as PyTorch 2 keeps it: updated in place,
+    so a compiled step reads it instead of baking the count in as a constant."""
+    t = zeros(())
+    t._storage.state = True
+    return t
+
+
+def scalar(value: float, dtype):
+    """A 0-d input tensor: a hyperparameter that may change without recompiling."""
+    return Tensor._from_array(np.array(value, dtype=dtype.np))
+
+
+class Optimizer:
+    def __init__(self, params, defaults: dict):
+        self.defaults = defaults
+        self.state: defaultdict = defaultdict(dict)
+        self.param_groups: list = []
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, but "
+                            f"got torch.{_torch_name(params.dtype)}Tensor")
+        groups = list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, param_group: dict) -> None:
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but the ordering of "
+                            "tensors in sets will change between runs. Please use a list instead.")
+        params = list(params)
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError("can't optimize a non-leaf Tensor")
+        group = dict(param_group, params=params)
+        for name, default in self.defaults.items():
+            group.setdefault(name, default)
+        taken = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in taken for p in params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
+
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient, realized as one program."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad(), deferred():
+            for group in self.param_groups:
+                lrs = {}     # the group's learning rate, one 0-d input per parameter dtype
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    if p.dtype not in lrs:
+                        lrs[p.dtype] = scalar(group["lr"], p.dtype)
+                    grad = -p.grad if group.get("maximize") else p.grad
+                    self._update(p, grad, self.state[p], group, lrs[p.dtype])
+        return loss
+
+    def _update(self, p, grad, state: dict, group: dict, lr) -> None:
+        """Update parameter `p` in place, given its gradient, state and group (lr: a 0-d tensor of p's dtype)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _coupled_decay(p, grad, group: dict):
+        """L2 regularization folded into the gradient: grad + weight_decay * p."""
+        wd = group["weight_decay"]
+        return grad if wd == 0 else grad + wd * p
+
+    # ------------------------------------------------------------ state dicts
+
+    def state_dict(self) -> dict:
+        """PyTorch's layout: parameters are numbered across groups in order."""
+        index, groups = {}, []
+        for group in self.param_groups:
+            numbers = []
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+                numbers.append(index[id(p)])
+            groups.append(dict(group, params=numbers))
+        state = {index[id(p)]: dict(s) for p, s in self.state.items() if id(p) in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        saved = state_dict["param_groups"]
+        if len(saved) != len(self.param_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        if any(len(s["params"]) != len(g["params"]) for s, g in zip(saved, self.param_groups)):
+            raise ValueError("loaded state dict contains a parameter group that doesn't match the size of "
+                             "optimizer's group")
+        by_number = {n: p for s, g in zip(saved, self.param_groups) for n, p in zip(s["params"], g["params"])}
+        self.state = defaultdict(dict)
+        with no_grad(), deferred():
+            for number, values in state_dict["state"].items():
+                p = by_number[number]
+                self.state[p] = {k: self._loaded(p, k, v) for k, v in values.items()}
+        self.param_groups = [dict(s, params=g["params"]) for s, g in zip(saved, self.param_groups)]
+
+    @staticmethod
+    def _loaded(p, key: str, value):
+        """A private copy of a saved state value; moments take the parameter's dtype (step stays)."""
+        if not isinstance(value, Tensor):
+            return value
+        if key != "step" and value.is_floating_point():
+            value = value.to(p.dtype)
+        return state_tensor(value)
+
+    def __repr__(self):
+        text = type(self).__name__ + " ("
+        for i, group in enumerate(self.param_groups):
+            text += f"\nParameter Group {i}\n"
+            for key in sorted(group):
+                if key != "params":
+                    text += f"    {key}: {group[key]}\n"
+        return text + ")"

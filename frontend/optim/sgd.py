@@ -1,0 +1,27 @@
+"""`SGD`: stochastic gradient descent with momentum, dampening, Nesterov and weight decay,
+in PyTorch's exact order (the momentum buffer starts as a copy of the first gradient)."""
+from __future__ import annotations
+
+from .optimizer import Optimizer, require, require_nonnegative, state_tensor
+
+
+class SGD(Optimizer):
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False):
+        require_nonnegative(lr=lr, momentum=momentum, weight_decay=weight_decay)
+        require(not nesterov or (momentum > 0 and dampening == 0),
+                "Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov, maximize=maximize))
+
+    def _update(self, p, grad, state, group, lr):
+        grad = self._coupled_decay(p, grad, group)
+        momentum = group["momentum"]
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = state_tensor(grad)
+            else:
+                buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
+            grad = grad + momentum * buf if group["nesterov"] else buf
+        p.sub_(grad * lr)

@@ -1,0 +1,261 @@
+"""Training loops end to end: kernels per step, bounded eager loops, an MLP on the digits data,
+and loss curves against PyTorch (when installed) from the same initial weights."""
+from __future__ import annotations
+
+import gc
+import os
+import re
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import fusegrad as torch
+import fusegrad.nn as nn
+import fusegrad.nn.functional as F
+import fusegrad.optim as optim
+from fusegrad.realize import STATS
+
+
+def regression_data(n=100, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 10, (n, 1)).astype(np.float32)
+    y = (2.5 * x + 1.0 + rng.normal(0, 1, (n, 1))).astype(np.float32)
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+# ---------------------------------------------------------------- what one step compiles to
+
+
+def test_linear_mse_sgd_step_kernels():
+    x, y = regression_data()
+    model, loss_fn = nn.Linear(1, 1), nn.MSELoss()
+    opt = optim.SGD(model.parameters(), lr=0.01)
+    for _ in range(3):     # warm-up: every program compiled
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    runs, misses = STATS["runs"], STATS["misses"]
+    loss = loss_fn(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    assert STATS["runs"] == runs + 2 and STATS["misses"] == misses
+    # Two programs per step. backward() realizes the forward pass and the gradients together
+    # (7 kernels):
+    #   k0  matmul x @ W^T with its epilogue: + b, and the residual r = pred - y
+    #   k1  dL/dpred = 2 r / N (elementwise)
+    #   k2  matmul x^T @ dL/dpred, the weight gradient in W^T's layout ...
+    #   k3  ... permuted into W's layout: a copy kernel (a [1,1] one here)
+    #   k4  sum of dL/dpred over the batch: the bias gradient, shaped [1,1] ...
+    #   k5  ... reshaped to [1]: another copy kernel
+    #   k6  the loss itself, sum(r * r) / N (a reduction reading k0's residual)
+    # opt.step() realizes every parameter update as one program (2 kernels): one elementwise
+    # kernel per parameter (w -= lr * w.grad, b -= lr * b.grad, each written in place); the
+    # learning rate is a 0-d input, not a constant.
+    backward_program = torch.program_of(model.weight.grad)
+    assert backward_program is torch.program_of(loss) is torch.program_of(model.bias.grad)
+    assert backward_program.num_kernels == 7
+    step_program = torch.program_of(model.weight)
+    assert step_program is torch.program_of(model.bias)
+    assert step_program.num_kernels == 2
+
+
+# ---------------------------------------------------------------- eager loops stay bounded
+
+
+def _grown_bytes(step, warmup=50, steps=300) -> tuple[int, int]:
+    """(bytes traced memory grew by, programs compiled) over `steps` calls after a warm-up."""
+    for _ in range(warmup):
+        step()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before, misses = tracemalloc.get_traced_memory()[0], STATS["misses"]
+        for _ in range(steps):
+            step()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before, STATS["misses"] - misses
+    finally:
+        tracemalloc.stop()
+
+
+# Bytes over 300 steps. The runtime hands out output buffers from 32 KB slabs, so a few slabs in
+# flight are normal; keeping each step's output alive grows by megabytes (checked below).
+BOUND = 200_000
+
+
+def test_optimizer_loop_is_flat_and_cached():
+    torch.manual_seed(0)
+    x, y = torch.rand(64, 3), torch.rand(64, 1)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Dropout(0.1), nn.Linear(8, 1))
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    kept = []
+
+    def step(keep=False):
+        pred = model(x)
+        loss = F.mse_loss(pred, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if keep:
+            kept.append(pred)
+    grown, compiled = _grown_bytes(step)
+    assert compiled == 0, "after warm-up every step is served from the program cache"
+    assert grown < BOUND, f"memory grew by {grown} bytes over 300 steps"
+    leaked, _ = _grown_bytes(lambda: step(keep=True), warmup=0, steps=100)
+    assert leaked > BOUND, "the measurement sees a real leak (each step's output kept alive)"
+
+
+def test_manual_update_loop_is_flat_and_cached():
+    """`p -= lr * p.grad` on parameters (on plain requires_grad tensors: see test_core_bugs_nn.py)."""
+    x, y = regression_data()
+    w = nn.Parameter(torch.zeros(1, 1))
+    b = nn.Parameter(torch.zeros(1))
+
+    def step():
+        loss = ((x @ w + b - y) ** 2).mean()
+        loss.backward()
+        with torch.no_grad():
+            for p in (w, b):
+                p -= 0.01 * p.grad
+                p.grad.zero_()
+    grown, compiled = _grown_bytes(step)
+    assert compiled == 0
+    assert grown < BOUND, f"memory grew by {grown} bytes over 300 steps"
+    assert abs(w.item() - 2.5) < 0.2
+
+
+def test_linear_regression_converges():
+    x, y = regression_data()
+    model, loss_fn = nn.Linear(1, 1), nn.MSELoss()
+    opt = optim.SGD(model.parameters(), lr=0.01)
+    for _ in range(1500):
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    xs, ys = x.numpy()[:, 0], y.numpy()[:, 0]
+    slope, intercept = np.polyfit(xs, ys, 1)
+    assert model.weight.item() == pytest.approx(slope, abs=0.02)
+    assert model.bias.item() == pytest.approx(intercept, abs=0.1)
+
+
+# ---------------------------------------------------------------- a real data set
+
+
+def test_mlp_on_digits_reaches_95_percent():
+    datasets = pytest.importorskip("sklearn.datasets", reason="scikit-learn not installed")
+    start = time.perf_counter()
+    digits = datasets.load_digits()
+    features = (digits.data / 16.0).astype(np.float32)
+    labels = digits.target.astype(np.int64)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(features))
+    train, test = order[:1400], order[1400:]
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Dropout(0.1), nn.Linear(128, 10))
+    opt = optim.Adam(model.parameters(), lr=3e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    for _ in range(20):
+        shuffled = rng.permutation(train)
+        for i in range(0, len(shuffled), 100):
+            batch = shuffled[i:i + 100]
+            loss = loss_fn(model(torch.from_numpy(features[batch])), torch.from_numpy(labels[batch]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        predicted = model(torch.from_numpy(features[test])).argmax(1).numpy()
+    accuracy = (predicted == labels[test]).mean()
+    assert accuracy >= 0.95, f"test accuracy {accuracy:.3f}"
+    assert time.perf_counter() - start < 60
+
+
+# ---------------------------------------------------------------- PyTorch as the oracle
+
+
+def _twin_models(torch_ref, sizes, seed=0):
+    """A fusegrad MLP and a PyTorch MLP with the same initial weights."""
+    torch.manual_seed(seed)
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.Tanh())
+    ours = nn.Sequential(*layers)
+    theirs = torch_ref.nn.Sequential(*[
+        torch_ref.nn.Linear(m.in_features, m.out_features) if isinstance(m, nn.Linear) else torch_ref.nn.Tanh()
+        for m in layers])
+    theirs.load_state_dict({k: torch_ref.tensor(v.numpy()) for k, v in ours.state_dict().items()})
+    return ours, theirs
+
+
+OPTIMIZERS = [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)),
+              ("SGD", dict(lr=0.05, momentum=0.5, dampening=0.1)),
+              ("Adam", dict(lr=0.01, weight_decay=1e-3)), ("Adam", dict(lr=0.01, amsgrad=True)),
+              ("AdamW", dict(lr=0.01)), ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True))]
+
+
+@pytest.mark.parametrize("name,kw", OPTIMIZERS, ids=[f"{n}-{','.join(kw)}" for n, kw in OPTIMIZERS])
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_loss_curve_matches_pytorch(name, kw, task):
+    try:
+        import torch as torch_ref
+    except ImportError:
+        pytest.skip("PyTorch not installed")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((32, 10)).astype(np.float32)
+    if task == "classification":
+        target = rng.integers(0, 4, 32)
+        ours_loss, theirs_loss, sizes = F.cross_entropy, torch_ref.nn.functional.cross_entropy, [10, 16, 4]
+    else:
+        target = rng.standard_normal((32, 1)).astype(np.float32)
+        ours_loss, theirs_loss, sizes = F.mse_loss, torch_ref.nn.functional.mse_loss, [10, 16, 1]
+    ours, theirs = _twin_models(torch_ref, sizes)
+    ours_opt = getattr(optim, name)(ours.parameters(), **kw)
+    theirs_opt = getattr(torch_ref.optim, name)(theirs.parameters(), **kw)
+    ours_curve, theirs_curve = [], []
+    for _ in range(20):
+        for model, opt, loss_fn, lib, curve in [(ours, ours_opt, ours_loss, torch, ours_curve),
+                                                (theirs, theirs_opt, theirs_loss, torch_ref, theirs_curve)]:
+            loss = loss_fn(model(lib.from_numpy(x)), lib.from_numpy(target))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            curve.append(loss.item())
+    np.testing.assert_allclose(ours_curve, theirs_curve, rtol=1e-4)
+    assert ours_curve[-1] < 0.9 * ours_curve[0]
+
+
+# ---------------------------------------------------------------- the examples run
+
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+def _run_example(name: str) -> str:
+    env = dict(os.environ, MPLBACKEND="Agg")
+    done = subprocess.run([sys.executable, os.path.join(EXAMPLES, name)], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_example_autograd_tangent():
+    out = _run_example("autograd_tangent.py")
+    assert "f'(x0) = 10.7500 by autograd (3x**2 + 6x - 5 by hand: 10.7500)" in out
+    assert "plot saved to" in out or "skipped the plot" in out
+
+
+def test_example_linear_regression():
+    out = _run_example("linear_regression.py")
+    assert len(re.findall(r"^epoch +\d+  loss \d+\.\d+$", out, re.M)) == 10
+    fitted, least_squares = (tuple(map(float, m)) for m in re.findall(r"y = (-?[\d.]+) x \+ (-?[\d.]+)", out)[:2])
+    assert fitted == pytest.approx(least_squares, abs=2e-3)
+    assert "plot saved to" in out or "skipped the plot" in out
