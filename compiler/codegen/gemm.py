@@ -9,8 +9,8 @@ is still in cache, so ``relu(x @ W.T + b)`` costs one pass over C.
 The generated function is ``void name(ptr table, i64 part, i64 nparts)``.  ``table`` is the
 program's array of buffer pointers; A, B and C are ``table[a_slot]`` etc.  The runtime calls it
 ``nparts`` times concurrently with ``part = 0 .. nparts-1``; each call computes a disjoint,
-equal share of C (split over batch x row panels, or batch x column panels when there are more
-of those) with scratch memory of its own.
+equal share of C -- a range of batch x row panels or of batch x column panels (see
+``_splits_rows``) -- with scratch memory of its own.
 
 Floating-point products take the BLIS route (Goto's algorithm), blocked for the caches that
 sysfs reports (see :func:`_blocking`):
@@ -31,8 +31,8 @@ single taller product, so that B is packed once.
 
 Scratch memory for the packed panels comes from ``aligned_alloc(64, ...)`` / ``free`` once per
 call (sizes are known at compile time; heap rather than stack, since the caller's thread stacks
-may be small).  Products too small to repay packing, K = 0, and integer dtypes use a plain
-row-at-a-time loop nest instead (see :func:`_uses_packing`).
+may be small).  Products too small to repay packing, matrix-vector products, K = 0 and integer
+dtypes use plain loops over the rows of C instead (see :func:`_uses_packing`).
 """
 
 from __future__ import annotations
@@ -103,9 +103,16 @@ _DEFAULT_CACHES = (32 << 10, 512 << 10, 32 << 20)
 # A packed B block of KC x NC lives in (a share of) L3; NC beyond this buys nothing and costs
 # scratch memory.
 _NC_MAX = 4096
+# Bytes past the packed panels that packing may overwrite (see _emit_transposed_block).
+_PACK_SLACK = _VECTOR_BYTES
+# Work units (row or column panels) that share out evenly enough among a few parts.
+_EVEN_SHARE_UNITS = 16
 # Products of fewer multiply-adds than this, or with fewer rows than this, skip packing.
 _SMALL_MACS = 16 * 16 * 16
 _SMALL_ROWS = _MR // 2
+# Products at most this many columns wide (matrix-vector) are computed as dot products over K:
+# a register tile would be mostly padding.
+_NARROW_COLS = 2
 
 
 @dataclass(frozen=True)
@@ -158,9 +165,10 @@ def _blocking(dtype: str) -> _Blocking:
 
 
 def _uses_packing(spec: GemmSpec) -> bool:
-    """Whether the packed, register-blocked path pays off (floats of non-trivial size)."""
+    """Whether the packed, register-blocked path pays off: floats, not tiny, not
+    matrix-vector."""
     return (spec.dtype in ('f32', 'f64') and spec.k > 0 and spec.m >= _SMALL_ROWS
-            and spec.m * spec.n * spec.k >= _SMALL_MACS)
+            and spec.n > _NARROW_COLS and spec.m * spec.n * spec.k >= _SMALL_MACS)
 
 
 def _fold_shared_b(spec: GemmSpec) -> tuple[GemmSpec, int | None]:
@@ -331,6 +339,8 @@ class _GemmGenerator:
     # -- entry point -------------------------------------------------------------------------
 
     def define(self) -> ir.Function:
+        """The entry point: A, B, C from the table, then this part's share of the product on
+        the packed path or the row loops."""
         spec = self.spec
         fn = ir.Function(self.module, ir.FunctionType(VOID, [PTR, I64, I64]), name=self.name)
         fn.attributes.add('nounwind')
@@ -366,8 +376,7 @@ class _GemmGenerator:
         spec, blk = self.spec, self.blocking
         row_panels = -(-spec.m // blk.mr)
         col_panels = -(-spec.n // blk.nr)
-        split_rows = row_panels >= col_panels
-        per_batch = row_panels if split_rows else col_panels
+        per_batch = row_panels if self._splits_rows(row_panels, col_panels) else col_panels
         lo, hi = self._share(b, part, nparts, spec.batch * per_batch)
 
         size = _ELEMENT_BYTES[spec.dtype]
@@ -375,9 +384,9 @@ class _GemmGenerator:
         b_bytes = -(-min(blk.nc, spec.n) // blk.nr) * blk.nr * self.kc * size
         alloc = _declare(self.module, 'aligned_alloc', PTR, [I64, I64])
         free = _declare(self.module, 'free', VOID, [PTR])
-        a_pack = (b.call(alloc, [_i64(64), _i64(-(-a_bytes // 64) * 64)], name='A.packed') if a_bytes
-                  else ir.Constant(PTR, None))
-        b_pack = b.call(alloc, [_i64(64), _i64(-(-b_bytes // 64) * 64)], name='B.packed')
+        a_pack = (b.call(alloc, [_i64(64), _i64(-(-(a_bytes + _PACK_SLACK) // 64) * 64)], name='A.packed')
+                  if a_bytes else ir.Constant(PTR, None))
+        b_pack = b.call(alloc, [_i64(64), _i64(-(-(b_bytes + _PACK_SLACK) // 64) * 64)], name='B.packed')
 
         block_loops = self._define_block_loops()
         first_batch = b.udiv(lo, _i64(per_batch))
@@ -390,7 +399,7 @@ class _GemmGenerator:
                 a_batch = self._elem(b, a_ptr, _offset(b, (batch, spec.a[0])))
                 b_batch = self._elem(b, b_ptr, _offset(b, (batch, spec.b[0])))
                 c_batch = self._elem(b, c_ptr, _offset(b, (batch, spec.c[0])))
-                if split_rows:
+                if per_batch == row_panels:
                     r0 = b.mul(first, _i64(blk.mr))
                     r1 = _min(b, b.mul(last, _i64(blk.mr)), _i64(spec.m))
                     c0, c1 = _i64(0), _i64(spec.n)
@@ -403,6 +412,16 @@ class _GemmGenerator:
         if a_bytes:
             b.call(free, [a_pack])
         b.call(free, [b_pack])
+
+    def _splits_rows(self, row_panels: int, col_panels: int) -> bool:
+        """Whether parts share out row panels (else column panels).  Each part packs all of
+        the operand along the other dimension -- B (k x n) for a row split, A (m x k), if A is
+        packed, for a column split -- so, where both give enough units to share out evenly,
+        split the way that duplicates less packing; else the way with more units."""
+        spec = self.spec
+        if min(row_panels, col_panels) * spec.batch >= _EVEN_SHARE_UNITS:
+            return self.packs_a and spec.n <= spec.m
+        return row_panels >= col_panels
 
     # -- the blocked loop nest ---------------------------------------------------------------
 
@@ -526,31 +545,48 @@ class _GemmGenerator:
 
     def _emit_transposed_block(self, b, src, dst, d0, width, lane_stride) -> None:
         """Pack k = d0 .. d0+W-1 of a full panel: load each lane's run of W k's as a vector,
-        transpose, store each k's lanes contiguously, W lanes at a time (a narrower last group
-        is padded with undef lanes and stored in part)."""
+        transpose groups of W lanes, store each k's lanes contiguously.  A last group of fewer
+        lanes (MR = 6 is not a multiple of W) is padded with undef lanes and stored whole: the
+        stores go in address order, so each overhang is overwritten by the next k's lanes, or
+        by the next panel or the k remainder; past the end of the scratch it lands in
+        ``_PACK_SLACK``."""
         w = self.blocking.width
         undef = ir.Constant(self.vector, ir.Undefined)
         align = _ELEMENT_BYTES[self.spec.dtype]
+        groups = []
         for group in range(0, width, w):
             lanes = min(w, width - group)
             runs = [b.load(self._elem(b, src, b.add(_i64(lane * lane_stride), d0)), typ=self.vector, align=align)
                     for lane in range(group, group + lanes)]
-            for t, column in enumerate(self._transpose(b, runs + [undef] * (w - lanes))):
-                if lanes < w:
-                    column = b.shuffle_vector(column, undef, ir.Constant(ir.VectorType(I32, lanes), list(range(lanes))))
-                at = b.add(b.mul(b.add(d0, _i64(t)), _i64(width)), _i64(group))
-                b.store(column, self._elem(b, dst, at), align=align)
+            groups.append((group, self._transpose(b, runs + [undef] * (w - lanes))))
+        for t in range(w):
+            row = b.mul(b.add(d0, _i64(t)), _i64(width))
+            for group, columns in groups:
+                b.store(columns[t], self._elem(b, dst, b.add(row, _i64(group))), align=align)
 
-    def _transpose(self, b, rows: list[ir.Value]) -> list[ir.Value]:
-        """Transpose W vectors of W lanes: log2(W) rounds of pairwise interleaves of row i with
-        row i + W/2 (the perfect shuffle), after which vector t holds lane t of every row."""
+    @staticmethod
+    def _transpose(b, rows: list[ir.Value]) -> list[ir.Value]:
+        """Transpose W vectors of W lanes (vector t of the result holds lane t of every row)
+        the classic AVX way: interleave neighbours within 128-bit lanes (unpck{l,h}p{s,d}),
+        for f32 then pair 64-bit halves (shufps), last swap 128-bit halves (vperm2f128) --
+        24 shuffles for 8 x 8 f32, 8 for 4 x 4 f64."""
         w = len(rows)
+        half = w // 2
+        low_halves = list(range(half)) + list(range(w, w + half))
+        high_halves = list(range(half, w)) + list(range(w + half, 2 * w))
+        if w == 8:
+            low, high = [0, 8, 1, 9, 4, 12, 5, 13], [2, 10, 3, 11, 6, 14, 7, 15]
+            even, odd = [0, 1, 8, 9, 4, 5, 12, 13], [2, 3, 10, 11, 6, 7, 14, 15]
+            steps = [[(i, i + 1, m) for i in range(0, 8, 2) for m in (low, high)],
+                     [(g + x, g + x + 2, m) for g in (0, 4) for x in (0, 1) for m in (even, odd)],
+                     [(i, i + 4, m) for m in (low_halves, high_halves) for i in range(4)]]
+        else:
+            low, high = [0, 4, 2, 6], [1, 5, 3, 7]
+            steps = [[(i, i + 1, m) for i in (0, 2) for m in (low, high)],
+                     [(i, i + 2, m) for m in (low_halves, high_halves) for i in range(2)]]
         mask_type = ir.VectorType(I32, w)
-        low = ir.Constant(mask_type, [x for i in range(w // 2) for x in (i, w + i)])
-        high = ir.Constant(mask_type, [x for i in range(w // 2, w) for x in (i, w + i)])
-        for _ in range(w.bit_length() - 1):
-            pairs = [(rows[i], rows[i + w // 2]) for i in range(w // 2)]
-            rows = [b.shuffle_vector(x, y, mask) for x, y in pairs for mask in (low, high)]
+        for step in steps:
+            rows = [b.shuffle_vector(rows[i], rows[j], ir.Constant(mask_type, mask)) for i, j, mask in step]
         return rows
 
     # -- masked vector access ----------------------------------------------------------------
@@ -722,11 +758,8 @@ class _GemmGenerator:
     # -- unpacked path -----------------------------------------------------------------------
 
     def _define_row_loops(self) -> ir.Function:
-        """``void(A, B, C, table, lo, hi)``: rows lo..hi-1 of the batch-major row list.
-
-        Each C row is accumulated in place over k (i-k-j order: the inner loop walks a row
-        of B and of C, vectorizable when both are contiguous), then finished by the epilogue.
-        """
+        """``void(A, B, C, table, lo, hi)``: rows lo..hi-1 of the batch-major row list, each
+        by dot products when C is only a few columns wide, else by row updates."""
         spec = self.spec
         fn = _internal_function(
             self.module, f'{self.name}.row_loops',
@@ -740,21 +773,50 @@ class _GemmGenerator:
             a_row = self._elem(b, a_ptr, _offset(b, (batch, spec.a[0]), (row, spec.a[1])))
             b_mat = self._elem(b, b_ptr, _offset(b, (batch, spec.b[0])))
             c_row = self._elem(b, c_ptr, _offset(b, (batch, spec.c[0]), (row, spec.c[1])))
-            with _for(b, 0, spec.n, name='zj') as j:
-                b.store(self._zero(), self._elem(b, c_row, _offset(b, (j, spec.c[2]))))
-            with _for(b, 0, spec.k, name='p') as p:
-                a_val = self._load(b, self._elem(b, a_row, _offset(b, (p, spec.a[2]))))
-                b_row = self._elem(b, b_mat, _offset(b, (p, spec.b[1])))
-                with _for(b, 0, spec.n, name='j') as j:
-                    c_elem = self._elem(b, c_row, _offset(b, (j, spec.c[2])))
-                    b_val = self._load(b, self._elem(b, b_row, _offset(b, (j, spec.b[2]))))
-                    b.store(self._mul_add(b, a_val, b_val, self._load(b, c_elem)), c_elem)
-            if self.epilogue:
-                with _for(b, 0, spec.n, name='ej') as j:
-                    c_elem = self._elem(b, c_row, _offset(b, (j, spec.c[2])))
-                    b.store(self._apply_epilogue(b, table, batch, row, j, self._load(b, c_elem)), c_elem)
+            if spec.n <= _NARROW_COLS:
+                self._emit_row_by_dots(b, table, batch, row, a_row, b_mat, c_row)
+            else:
+                self._emit_row_by_updates(b, table, batch, row, a_row, b_mat, c_row)
         b.ret_void()
         return fn
+
+    def _emit_row_by_dots(self, b, table, batch, row, a_row, b_mat, c_row) -> None:
+        """C[row, j] = epilogue(A[row, :] . B[:, j]): the k loop is a reduction, vectorizable
+        (``reassoc``) when A's row and B's column are contiguous."""
+        spec = self.spec
+        acc = _stack_array(b, self.scalar, 'dot')
+        flags = ('reassoc', 'contract')
+        with _for(b, 0, spec.n, name='j') as j:
+            b_col = self._elem(b, b_mat, _offset(b, (j, spec.b[2])))
+            b.store(self._zero(), acc)
+            with _for(b, 0, spec.k, name='p') as p:
+                a_val = self._load(b, self._elem(b, a_row, _offset(b, (p, spec.a[2]))))
+                b_val = self._load(b, self._elem(b, b_col, _offset(b, (p, spec.b[1]))))
+                total = (b.fadd(self._load(b, acc), b.fmul(a_val, b_val, flags=flags), flags=flags)
+                         if self.is_float else b.add(self._load(b, acc), b.mul(a_val, b_val)))
+                b.store(total, acc)
+            value = self._load(b, acc)
+            if self.epilogue:
+                value = self._apply_epilogue(b, table, batch, row, j, value)
+            b.store(value, self._elem(b, c_row, _offset(b, (j, spec.c[2]))))
+
+    def _emit_row_by_updates(self, b, table, batch, row, a_row, b_mat, c_row) -> None:
+        """C[row, :] accumulated in place over k (i-k-j order: the inner loop walks a row of B
+        and of C, vectorizable when both are contiguous), then finished by the epilogue."""
+        spec = self.spec
+        with _for(b, 0, spec.n, name='zj') as j:
+            b.store(self._zero(), self._elem(b, c_row, _offset(b, (j, spec.c[2]))))
+        with _for(b, 0, spec.k, name='p') as p:
+            a_val = self._load(b, self._elem(b, a_row, _offset(b, (p, spec.a[2]))))
+            b_row = self._elem(b, b_mat, _offset(b, (p, spec.b[1])))
+            with _for(b, 0, spec.n, name='j') as j:
+                c_elem = self._elem(b, c_row, _offset(b, (j, spec.c[2])))
+                b_val = self._load(b, self._elem(b, b_row, _offset(b, (j, spec.b[2]))))
+                b.store(self._mul_add(b, a_val, b_val, self._load(b, c_elem)), c_elem)
+        if self.epilogue:
+            with _for(b, 0, spec.n, name='ej') as j:
+                c_elem = self._elem(b, c_row, _offset(b, (j, spec.c[2])))
+                b.store(self._apply_epilogue(b, table, batch, row, j, self._load(b, c_elem)), c_elem)
 
 
 def define_gemm(module: ir.Module, name: str, spec: GemmSpec,

@@ -1,0 +1,241 @@
+"""Differential tests of the generated GEMM (compiler/codegen/gemm.py) against numpy."""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import numpy as np
+import pytest
+import llvmlite.binding as llvm
+from llvmlite import ir
+
+from fusegrad.compiler.codegen.gemm import GemmSpec, define_gemm
+
+PTR = ir.PointerType()
+I64 = ir.IntType(64)
+NP_DTYPES = {'f32': np.float32, 'f64': np.float64, 'i32': np.int32, 'i64': np.int64}
+IR_DTYPES = {'f32': ir.FloatType(), 'f64': ir.DoubleType(), 'i32': ir.IntType(32), 'i64': ir.IntType(64)}
+A_SLOT, B_SLOT, C_SLOT, BIAS_SLOT = 2, 0, 3, 1      # deliberately not 0, 1, 2
+
+llvm.initialize_native_target()
+llvm.initialize_native_asmprinter()
+_engines = []       # keep JIT-ed code alive for the session
+
+
+def jit(module: ir.Module, name: str):
+    """Compile ``module`` as the runtime will and return ``name`` as a ctypes function."""
+    target_machine = llvm.Target.from_default_triple().create_target_machine(
+        cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3,
+        codemodel='jitdefault')
+    parsed = llvm.parse_assembly(str(module))
+    parsed.verify()
+    tuning = llvm.create_pipeline_tuning_options(speed_level=3)
+    pass_builder = llvm.create_pass_builder(target_machine, tuning)
+    pass_builder.getModulePassManager().run(parsed, pass_builder)
+    engine = llvm.create_mcjit_compiler(parsed, target_machine)
+    engine.finalize_object()
+    _engines.append(engine)
+    return ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)(
+        engine.get_function_address(name))
+
+
+def bias_relu(dtype: str, n: int):
+    """Epilogue: C = max(acc + bias[batch, col], 0), the bias read from its own table slot."""
+    ty = IR_DTYPES[dtype]
+    zero = ir.Constant(ty, 0.0 if dtype.startswith('f') else 0)
+
+    def emit(b: ir.IRBuilder, table, batch, row, col, acc):
+        base = b.load(b.gep(table, [ir.Constant(I64, BIAS_SLOT)], source_etype=PTR), typ=PTR)
+        at = b.add(b.mul(batch, ir.Constant(I64, n)), col)
+        bias = b.load(b.gep(base, [at], source_etype=ty), typ=ty)
+        if dtype.startswith('f'):
+            biased = b.fadd(acc, bias)
+            return b.select(b.fcmp_ordered('>', biased, zero), biased, zero)
+        biased = b.add(acc, bias)
+        return b.select(b.icmp_signed('>', biased, zero), biased, zero)
+    return emit
+
+
+def strides_of(view: np.ndarray) -> tuple[int, int, int]:
+    return tuple(s // view.itemsize for s in view.strides)
+
+
+class Problem:
+    """A, B views of arbitrary layout inside larger buffers, C in its own buffer."""
+
+    def __init__(self, dtype, batch, m, n, k, a_layout='rm', b_layout='rm', c_layout='rm',
+                 a_broadcast=False, b_broadcast=False, seed=0):
+        rng = np.random.default_rng(seed)
+        self.dtype, self.m, self.n, self.k = dtype, m, n, k
+        np_dtype = NP_DTYPES[dtype]
+        self.a_buf, self.a = self._operand(rng, np_dtype, batch, m, k, a_layout, a_broadcast)
+        self.b_buf, self.b = self._operand(rng, np_dtype, batch, k, n, b_layout, b_broadcast)
+        self.c_buf, self.c = self._operand(rng, np_dtype, batch, m, n, c_layout, False)
+        self.bias = self._values(rng, np_dtype, (batch, n))
+        self.spec = GemmSpec(
+            dtype, batch, m, n, k, a=strides_of(self.a), b=strides_of(self.b), c=strides_of(self.c),
+            a_slot=A_SLOT, b_slot=B_SLOT, c_slot=C_SLOT,
+            a_offset=self._offset(self.a_buf, self.a), b_offset=self._offset(self.b_buf, self.b),
+            c_offset=self._offset(self.c_buf, self.c))
+        pointers = {A_SLOT: self.a_buf, B_SLOT: self.b_buf, C_SLOT: self.c_buf, BIAS_SLOT: self.bias}
+        self.table = (ctypes.c_void_p * 4)(*(pointers[i].ctypes.data for i in range(4)))
+
+    @staticmethod
+    def _values(rng, np_dtype, shape):
+        if np.issubdtype(np_dtype, np.integer):
+            return rng.integers(-50, 50, shape).astype(np_dtype)
+        return rng.standard_normal(shape).astype(np_dtype)
+
+    def _operand(self, rng, np_dtype, batch, rows, cols, layout, broadcast):
+        """(buffer, batch x rows x cols view): 'rm' row-major, 'cm' column-major (transposed),
+        'gap' every other row and column of a padded buffer, starting at an offset, 'flip'
+        row-major read backwards (negative strides), 'rows0' one row repeated (stride 0)."""
+        count = 1 if broadcast else batch
+        if layout == 'rm':
+            buf = self._values(rng, np_dtype, (count, rows, cols))
+            view = buf
+        elif layout == 'cm':
+            buf = self._values(rng, np_dtype, (count, cols, rows))
+            view = buf.transpose(0, 2, 1)
+        elif layout == 'flip':
+            buf = self._values(rng, np_dtype, (count, rows, cols))
+            view = buf[:, ::-1, ::-1]
+        elif layout == 'rows0':
+            buf = self._values(rng, np_dtype, (count, 1, cols))
+            view = np.broadcast_to(buf, (count, rows, cols))
+        else:
+            buf = self._values(rng, np_dtype, (count, 2 * rows + 1, 2 * cols + 3))
+            view = buf[:, 1::2, 3::2][:, :rows, :cols]
+        if broadcast:
+            view = np.broadcast_to(view, (batch, rows, cols))
+        return buf, view
+
+    @staticmethod
+    def _offset(buf, view) -> int:
+        return (view.__array_interface__['data'][0] - buf.ctypes.data) // buf.itemsize
+
+    def compile(self, epilogue: bool):
+        module = ir.Module('test_gemm')
+        module.triple = llvm.get_process_triple()
+        define_gemm(module, 'gemm', self.spec, bias_relu(self.dtype, self.n) if epilogue else None)
+        return jit(module, 'gemm')
+
+    def fill_value(self):
+        return 77 if self.dtype.startswith('i') else np.nan
+
+    def run(self, fn, nparts: int = 1, concurrent: bool = False) -> np.ndarray:
+        """C after calling all ``nparts`` parts (on threads at once when ``concurrent``)."""
+        self.c_buf.fill(self.fill_value())
+        calls = [(ctypes.addressof(self.table), part, nparts) for part in range(nparts)]
+        if concurrent:
+            threads = [threading.Thread(target=fn, args=call) for call in calls]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        else:
+            for call in calls:
+                fn(*call)
+        return self.c.copy()
+
+    def expected(self, epilogue: bool) -> np.ndarray:
+        wide = np.int64 if self.dtype.startswith('i') else np.float64
+        out = np.matmul(self.a.astype(wide), self.b.astype(wide))
+        if epilogue:
+            out = np.maximum(out + self.bias[:, None, :], 0)
+        return out.astype(NP_DTYPES[self.dtype])
+
+    def check(self, got: np.ndarray, epilogue: bool) -> None:
+        want = self.expected(epilogue)
+        if self.dtype.startswith('i'):
+            np.testing.assert_array_equal(got, want)
+        else:
+            eps = np.finfo(NP_DTYPES[self.dtype]).eps
+            # Each output is a k-term dot product of standard normals: rounding grows like k.
+            np.testing.assert_allclose(got, want, rtol=0, atol=4 * eps * max(self.k, 1) + 4 * eps)
+
+
+    def assert_only_c_written(self) -> None:
+        """The elements of C's buffer outside the view of C still hold the fill value."""
+        batch, (s0, s1, s2) = self.c.shape[0], self.spec.c
+        b, i, j = np.ix_(range(batch), range(self.m), range(self.n))
+        outside = np.ones(self.c_buf.size, bool)
+        outside[(self.spec.c_offset + b * s0 + i * s1 + j * s2).ravel()] = False
+        np.testing.assert_array_equal(self.c_buf.ravel()[outside], self.fill_value())
+
+
+def check_problem(problem: Problem, epilogue: bool, nparts: int = 1) -> None:
+    fn = problem.compile(epilogue)
+    problem.check(problem.run(fn), epilogue)
+    problem.assert_only_c_written()
+    if nparts > 1:
+        np.testing.assert_array_equal(problem.run(fn, nparts, concurrent=True), problem.run(fn))
+
+
+# Tiny and matrix-vector (unpacked loops), edge tiles, several K panels, narrow N (A read in
+# place), M, N, K prime, parts splitting columns.
+SHAPES = [(1, 1, 1), (4, 4, 4), (2, 300, 40), (300, 1, 200), (77, 2, 90), (6, 16, 7), (7, 17, 300),
+          (41, 13, 50), (127, 29, 65), (127, 129, 131), (100, 300, 20), (64, 48, 600)]
+
+
+@pytest.mark.parametrize('m,n,k', SHAPES)
+def test_f32_row_major(m, n, k):
+    check_problem(Problem('f32', 1, m, n, k), epilogue=False, nparts=2)
+
+
+@pytest.mark.parametrize('n', [129, 29])
+@pytest.mark.parametrize('a_layout,b_layout,c_layout', [
+    ('cm', 'rm', 'rm'), ('rm', 'cm', 'rm'), ('cm', 'cm', 'cm'), ('gap', 'gap', 'gap'), ('gap', 'cm', 'rm'),
+    ('flip', 'flip', 'flip'), ('rows0', 'rm', 'rm'),
+])
+def test_f32_layouts(a_layout, b_layout, c_layout, n):
+    check_problem(Problem('f32', 1, 127, n, 131, a_layout, b_layout, c_layout), epilogue=True, nparts=2)
+
+
+@pytest.mark.parametrize('dtype', ['f32', 'f64', 'i32', 'i64'])
+@pytest.mark.parametrize('epilogue', [False, True])
+@pytest.mark.parametrize('n', [35, 1])
+def test_dtypes(dtype, epilogue, n):
+    check_problem(Problem(dtype, 1, 61, n, 70, 'rm', 'cm'), epilogue, nparts=2)
+
+
+def test_f64_large_k_transposed_a():
+    check_problem(Problem('f64', 1, 127, 129, 300, 'cm', 'rm'), epilogue=True, nparts=2)
+
+
+@pytest.mark.parametrize('dtype,n', [('f32', 45), ('f64', 11)])
+@pytest.mark.parametrize('a_broadcast,b_broadcast', [(False, False), (True, False), (False, True)])
+def test_batched(dtype, n, a_broadcast, b_broadcast):
+    problem = Problem(dtype, 3, 37, n, 29, 'rm', 'gap', a_broadcast=a_broadcast, b_broadcast=b_broadcast)
+    check_problem(problem, epilogue=True, nparts=2)
+
+
+def test_epilogue_applied_once_across_k_panels():
+    # K spans several packed panels and N several register tiles; bias+relu applied twice
+    # would differ wherever the bias is positive.
+    check_problem(Problem('f32', 1, 50, 70, 700), epilogue=True, nparts=2)
+
+
+def test_wide_and_tall_blocks():
+    # N beyond one packed B block (NC) and M beyond one packed A block (MC).
+    check_problem(Problem('f32', 1, 20, 4200, 5), epilogue=True, nparts=2)
+    check_problem(Problem('f32', 1, 600, 20, 5), epilogue=False, nparts=2)
+
+
+@pytest.mark.parametrize('dtype', ['f32', 'i64'])
+@pytest.mark.parametrize('epilogue', [False, True])
+def test_k_zero(dtype, epilogue):
+    problem = Problem(dtype, 2, 5, 7, 0)
+    problem.check(problem.run(problem.compile(epilogue)), epilogue)
+
+
+@pytest.mark.parametrize('shared_b', [False, True])
+@pytest.mark.parametrize('shape', [(4, 4, 4), (127, 129, 131), (1, 8, 3)])
+def test_any_number_of_parts_matches_one(shape, shared_b):
+    problem = Problem('f32', 2, *shape, b_broadcast=shared_b)
+    fn = problem.compile(epilogue=True)
+    whole = problem.run(fn)
+    problem.check(whole, epilogue=True)
+    for nparts in (2, 3, 5, 64):
+        np.testing.assert_array_equal(problem.run(fn, nparts), whole)
