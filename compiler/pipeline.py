@@ -89,6 +89,9 @@ def kernels_text(program: Program, names: dict, sched) -> str:
         lines.append(f"  reads   {', '.join(describe(s) for s in k.reads) or '-'}")
         lines.append(f"  writes  {', '.join(describe(s) for s in k.writes)}")
         lines.append(f"  moves   {k.bytes_moved} bytes")
+        for launch in (x for x in program.launches if x.kernel == k.name):
+            scratch = f", {launch.scratch_bytes} bytes of scratch" if launch.scratch_bytes else ""
+            lines.append(f"  launch  {launch.function}: {launch.grid} blocks x {launch.block} threads{scratch}")
     return "\n".join(lines)
 
 

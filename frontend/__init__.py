@@ -9,7 +9,7 @@ replays it as one native call.
 """
 from importlib.metadata import PackageNotFoundError as _NotFound, version as _version
 
-from . import autograd, compiler, runtime
+from . import autograd, compiler, cuda, runtime
 from .autograd import enable_grad, no_grad, set_grad_enabled
 from .autograd.grad_mode import is_grad_enabled
 from .creation import (BoolTensor, ByteTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor, arange, as_tensor,
@@ -20,7 +20,7 @@ from .dtypes import (bool_ as bool, double, float, float32, float64, get_default
                      set_default_dtype, uint8)
 from .dtypes import DType as dtype
 from .dtypes import result_type as _result_type
-from .ops import (abs, add, amax, amin, argmax, argmin, bmm, ceil, clamp, cos, div, dot, eq, exp, floor,
+from .ops import (abs, add, all, amax, amin, any, argmax, argmin, bmm, ceil, clamp, cos, div, dot, eq, exp, floor,
                   floor_divide, ge, gt, le, log, log_softmax, logical_and, logical_not, logical_or, logical_xor,
                   logsumexp, lt, matmul, max, maximum, mean, min, minimum, mm, mul, ne, neg, pow, prod, reciprocal,
                   relu, remainder, round, rsqrt, sigmoid, sign, sin, softmax, sqrt, sub, sum, tanh, where)
@@ -29,6 +29,7 @@ from .random import initial_seed, seed
 from .shape_ops import cat, clone, flatten, permute, reshape, squeeze, stack, transpose, unsqueeze
 from .tensor import Size, Tensor
 from . import methods as _methods  # noqa: F401  (binds Tensor methods)
+from . import nn, optim  # noqa: E402  (they build on everything above)
 from .jit import compile
 
 try:

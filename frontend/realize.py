@@ -16,9 +16,8 @@ from __future__ import annotations
 import os
 import weakref
 
-import numpy as np
-
 from . import compiler, runtime, trace_hooks
+from . import cuda as _cuda
 from . import storage as _storage_module
 from .compiler.ir import Graph, Node
 
@@ -44,7 +43,8 @@ def realize(storages) -> None:
     if not targets:
         return
     trace_hooks.realize_requested(targets)   # an error inside @compile
-    _run(targets)
+    for group in _cuda.by_device(targets):     # one program per device
+        _run(group)
 
 
 def _walk(targets):
@@ -108,17 +108,20 @@ def _build_graph(leaves, pending, targets) -> Graph:
 def program_for(targets):
     """(executable, program, input buffers, param buffers) for realizing `targets`."""
     key, leaves, pending = _walk(targets)
+    options = _cuda.compile_options(targets)   # {} for the CPU
+    if options:
+        key = (options["target"], key)
     entry = _PROGRAMS.get(key)
     if entry is None:
         STATS["misses"] += 1
-        program = compiler.compile(_build_graph(leaves, pending, targets))
+        program = compiler.compile(_build_graph(leaves, pending, targets), **options)
         if DUMPING[0]:
             from .jit import dump
             dump(program, "realize")
         entry = _PROGRAMS[key] = (runtime.load(program), program)
     else:
         STATS["hits"] += 1
-    inputs = [n.buffer for n, kind in leaves if kind == "I"]
+    inputs = [_cuda.bindable(n.buffer, entry[1].target) for n, kind in leaves if kind == "I"]
     params = [n.buffer for n, kind in leaves if kind == "P"]
     bound = {id(b) for b in params}
     params += [s.buffer for s in targets if s.buffer is not None and id(s.buffer) not in bound]
@@ -147,7 +150,7 @@ def _run(targets) -> None:
         for s, node_inputs in zip(targets, history or ()):
             s.node.inputs = node_inputs
         for buf, copy in copies:
-            np.copyto(buf, copy)   # never leave a half-updated value behind
+            _cuda.copy_into(buf, copy)   # never leave a half-updated value behind
         raise
     STATS["runs"] += 1
     taken = set()

@@ -230,6 +230,8 @@ class Tensor:
         if self._base is not None:
             raise RuntimeError("fusegrad: set requires_grad on the base tensor, not on a view")
         self._requires_grad = bool(value)
+        if value:        # a leaf that learns is state: its in-place updates realize at once
+            self._storage.state = True
 
     def requires_grad_(self, requires_grad=True):
         self.requires_grad = requires_grad

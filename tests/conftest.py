@@ -21,10 +21,10 @@ RECORDED_GRAPHS: list = []
 _compile = _pipeline.compile
 
 
-def _recording_compile(graph, target="cpu"):
+def _recording_compile(graph, target="cpu", **options):
     if target == "cpu":
         RECORDED_GRAPHS.append(graph)
-    return _compile(graph, target)
+    return _compile(graph, target, **options)
 
 
 _pipeline.compile = _recording_compile

@@ -46,20 +46,20 @@ def test_linear_mse_sgd_step_kernels():
     opt.step()
     assert STATS["runs"] == runs + 2 and STATS["misses"] == misses
     # Two programs per step. backward() realizes the forward pass and the gradients together
-    # (7 kernels):
+    # (6 kernels):
     #   k0  matmul x @ W^T with its epilogue: + b, and the residual r = pred - y
     #   k1  dL/dpred = 2 r / N (elementwise)
-    #   k2  matmul x^T @ dL/dpred, the weight gradient in W^T's layout ...
-    #   k3  ... permuted into W's layout: a copy kernel (a [1,1] one here)
-    #   k4  sum of dL/dpred over the batch: the bias gradient, shaped [1,1] ...
-    #   k5  ... reshaped to [1]: another copy kernel
-    #   k6  the loss itself, sum(r * r) / N (a reduction reading k0's residual)
+    #   k2  matmul dL/dpred^T @ x: the weight gradient, already in W's layout (simplify turns
+    #       (x^T @ g)^T into g^T @ x, so no permute copy follows)
+    #   k3  sum of dL/dpred over the batch: the bias gradient, shaped [1,1] ...
+    #   k4  ... reshaped to [1]: a copy kernel
+    #   k5  the loss itself, sum(r * r) / N (a reduction reading k0's residual)
     # opt.step() realizes every parameter update as one program (2 kernels): one elementwise
     # kernel per parameter (w -= lr * w.grad, b -= lr * b.grad, each written in place); the
     # learning rate is a 0-d input, not a constant.
     backward_program = torch.program_of(model.weight.grad)
     assert backward_program is torch.program_of(loss) is torch.program_of(model.bias.grad)
-    assert backward_program.num_kernels == 7
+    assert backward_program.num_kernels == 6
     step_program = torch.program_of(model.weight)
     assert step_program is torch.program_of(model.bias)
     assert step_program.num_kernels == 2

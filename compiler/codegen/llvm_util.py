@@ -81,13 +81,14 @@ def _mangle(t: ir.Type) -> str:
 
 
 class Loop:
-    """A counted loop `for i in [start, stop)` with loop-carried values.
+    """A counted loop `for i in [start, stop)` (by `step`, a positive i64) with loop-carried values.
 
     On construction the builder is left in the body; `close(next_values)` branches back and
     leaves the builder after the loop, where `results` hold the carried values' final values."""
 
-    def __init__(self, b: ir.IRBuilder, start, stop, carried=(), name="i"):
+    def __init__(self, b: ir.IRBuilder, start, stop, carried=(), name="i", step=1):
         self.b = b
+        self.step = step if isinstance(step, ir.Value) else i64(step)
         pre = b.block
         self.head = b.append_basic_block(f"{name}.head")
         self.body = b.append_basic_block(f"{name}.body")
@@ -107,7 +108,7 @@ class Loop:
 
     def close(self, next_values=()) -> list:
         b = self.b
-        nxt = b.add(self.index, i64(1), flags=("nsw", "nuw"))
+        nxt = b.add(self.index, self.step, flags=("nsw", "nuw"))
         latch = b.block
         b.branch(self.head)
         self.index.add_incoming(nxt, latch)
@@ -116,3 +117,13 @@ class Loop:
         b.position_at_end(self.exit)
         self.results = list(self.carried)
         return self.results
+
+
+def nest(b: ir.IRBuilder, ranges) -> list:
+    """Nested loops over [(lo, hi), ...]; returns the loops (outermost first)."""
+    return [Loop(b, lo, hi, name=f"d{d}") for d, (lo, hi) in enumerate(ranges)]
+
+
+def close_nest(loops) -> None:
+    for loop in reversed(loops):
+        loop.close()

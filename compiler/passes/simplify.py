@@ -100,15 +100,35 @@ def _pow_by_constant(n: Node, x: Node, c) -> Node | None:
     return None
 
 
+def _transposed_product(n: Node, inputs: tuple, users: dict) -> Node | None:
+    """(A @ B)^T as B^T @ A^T: the operands' transposes are free strided reads for the matmul,
+    so the product comes out in the layout wanted instead of being copied into it (weight
+    gradients of `x @ W.T` are the common case). Only when nothing else uses A @ B."""
+    if n.op != "permute" or inputs[0].op != "matmul" or users.get(id(n.inputs[0]), 0) != 1:
+        return None
+    perm, rank = tuple(n.attrs["perm"]), len(n.shape)
+    if perm != tuple(range(rank - 2)) + (rank - 1, rank - 2):
+        return None
+    a, b = inputs[0].inputs
+    swap = lambda x: make("permute", [x], {"perm": perm}, n.loc)
+    return make("matmul", [swap(b), swap(a)], loc=inputs[0].loc)
+
+
 def simplify(graph: Graph) -> Graph:
     table: dict[tuple, Node] = {}
+    users: dict[int, int] = {}
+    for node in graph.nodes():
+        for x in node.inputs:
+            users[id(x)] = users.get(id(x), 0) + 1
+    for root in graph.roots():
+        users[id(root)] = users.get(id(root), 0) + 1
 
     def canonical(node: Node) -> Node:
         key = (node.sig, tuple(id(x) for x in node.inputs))
         return table.setdefault(key, node)
 
     def step(n: Node, inputs: tuple) -> Node:
-        out = clone(n, inputs)
+        out = _transposed_product(n, inputs, users) or clone(n, inputs)
         for rule in (_fold, _identity):
             better = rule(out, out.inputs)
             while better is not None and better is not out:

@@ -1,4 +1,4 @@
-"""Core bugs found while building nn and optim: minimal failing cases, xfail until fixed."""
+"""Eager training without nn: plain leaf tensors updated in place, and the public namespace."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,9 +8,6 @@ import fusegrad as torch
 from fusegrad.realize import STATS
 
 
-@pytest.mark.xfail(strict=True, reason="in-place updates of a plain requires_grad leaf (not an nn.Parameter) are not "
-                                       "realized at the update: `w -= lr * w.grad` under no_grad grows a pending "
-                                       "chain by one node per step, so every step compiles a new, longer program")
 def test_manual_sgd_on_plain_leaf_tensors_hits_the_program_cache():
     x = torch.from_numpy(np.linspace(0, 1, 20, dtype=np.float32).reshape(20, 1))
     y = torch.from_numpy(np.linspace(1, 3, 20, dtype=np.float32).reshape(20, 1))
@@ -26,10 +23,6 @@ def test_manual_sgd_on_plain_leaf_tensors_hits_the_program_cache():
     assert STATS["misses"] == misses
 
 
-@pytest.mark.xfail(strict=True, reason="`import fusegrad as torch` does not import fusegrad.nn and fusegrad.optim, "
-                                       "so `torch.nn.Linear` / `torch.optim.SGD` raise AttributeError (PyTorch's "
-                                       "`import torch` provides both); frontend/__init__.py needs "
-                                       "`from . import nn, optim`")
 def test_import_fusegrad_provides_nn_and_optim():
     import subprocess
     import sys

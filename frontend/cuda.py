@@ -1,0 +1,183 @@
+"""`fusegrad.cuda`: torch.cuda's queries, and how tensors live on a GPU.
+
+The queries (`is_available`, `device_count`, `get_device_name`, `current_device`,
+`synchronize`) ask the CUDA runtime (runtime/cuda.py), which imports pycuda on first use:
+importing fusegrad never does. Without pycuda or a GPU, `is_available()` is False and
+moving a tensor to "cuda" raises a clear error.
+
+Device placement, for the rest of the frontend:
+- a CUDA tensor's Storage has `device` cuda:0 and a runtime `DeviceBuffer` as its buffer;
+  `move` copies a tensor's value between host and device (`.to()`, `.cuda()`, `.cpu()`);
+- a new pending value is on the device of the values it is computed from (`value_device`);
+  ops combining tensors check that they agree (`check_devices`), as PyTorch does;
+- realization compiles for target "cuda" the values that live there (`compile_options`).
+All of this costs nothing until the first tensor moves to a GPU (`IN_USE`).
+"""
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from .device import CPU, as_device, device
+
+IN_USE = [False]              # a tensor has moved to a GPU in this process
+CUDA0 = device("cuda", 0)
+_VALUE_DEVICE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # node -> device (None: CPU)
+
+
+def _runtime():
+    from .runtime import cuda as rt
+    return rt
+
+
+def _lazy_init():
+    """The CUDA runtime, once it is known to work; else PyTorch's kind of error."""
+    try:
+        import pycuda.driver  # noqa: F401
+    except ImportError:
+        raise AssertionError("fusegrad was not set up with CUDA enabled: pycuda is not installed "
+                             "(pip install pycuda, which builds against an installed CUDA toolkit)") from None
+    rt = _runtime()
+    if not rt.available():
+        raise RuntimeError("fusegrad: no CUDA GPU is available (pycuda found no device or no NVIDIA driver)")
+    return rt
+
+
+# ---------------------------------------------------------------- torch.cuda
+
+def is_available() -> bool:
+    return _runtime().available()
+
+
+def device_count() -> int:
+    return _runtime().device_count() if is_available() else 0
+
+
+def current_device() -> int:
+    _lazy_init()
+    return 0
+
+
+def get_device_name(device=None) -> str:
+    return _lazy_init().device_name(_index(device))
+
+
+def synchronize(device=None) -> None:
+    _index(device)
+    _lazy_init().synchronize()
+
+
+def _index(d) -> int:
+    index = 0 if d is None else d if isinstance(d, int) else (as_device(d).index or 0)
+    if index != 0:
+        raise RuntimeError(f"fusegrad runs on cuda:0 only, not cuda:{index}")
+    return index
+
+
+# ---------------------------------------------------------------- moving tensors
+
+def move(t, dest):
+    """`t`'s value on device `dest`, as a new leaf (keeping requires_grad of a leaf)."""
+    from .autograd.grad_mode import is_grad_enabled
+    from .tensor import Tensor, leaf_node
+    from .storage import Storage
+    dest = as_device(dest)
+    if t.requires_grad and not t.is_leaf and is_grad_enabled():
+        raise RuntimeError("fusegrad: gradients do not flow through a copy between devices; move leaf "
+                           "tensors (model.to(device), tensor(..., device=...)) before computing with them")
+    if dest.type == "cuda":
+        rt = _lazy_init()
+        _index(dest)
+        t._realize()
+        buffer = rt.DeviceBuffer.from_numpy(np.ascontiguousarray(t._view_array()))
+        IN_USE[0] = True
+    else:
+        from .runtime import aligned_empty
+        t._realize()
+        host = t._view_array()
+        buffer = aligned_empty(host.shape, host.dtype)
+        np.copyto(buffer, host)
+    out = Tensor._new(Storage(leaf_node(buffer), buffer=buffer, device=dest if dest.type == "cuda" else None))
+    if t.requires_grad:
+        out.requires_grad_(True)
+    return out
+
+
+def host_array(buffer) -> np.ndarray:
+    """A buffer's values in host memory: a numpy buffer itself, a device buffer copied."""
+    return buffer if isinstance(buffer, np.ndarray) else buffer.to_numpy()
+
+
+# ---------------------------------------------------------------- devices of values
+
+def value_device(node):
+    """The device of a new value: cuda:0 if any value it is computed from lives there, else
+    None (the CPU). Values made while a GPU is in use are remembered, so the walk stops at
+    the inputs of each new node."""
+    if not IN_USE[0]:
+        return None
+    found, stack, seen = None, [node], set()
+    while stack and found is None:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if n is not node and n in _VALUE_DEVICE:
+            found = _VALUE_DEVICE[n]
+        elif n.buffer is not None:
+            found = None if isinstance(n.buffer, np.ndarray) else CUDA0
+        else:
+            stack.extend(n.inputs)
+    _VALUE_DEVICE[node] = found
+    return found
+
+
+def check_devices(tensors) -> None:
+    """PyTorch's error for an op on tensors of different devices (CPU scalars may join CUDA
+    tensors)."""
+    if not IN_USE[0]:
+        return
+    devices = {str(t._storage.device or CPU): t for t in tensors}
+    if len(devices) > 1:
+        if "cpu" in devices and devices["cpu"].ndim == 0:
+            del devices["cpu"]
+        if len(devices) > 1:
+            names = sorted(devices, key=lambda d: d == "cpu")
+            raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
+                               f"{names[0]} and {names[1]}!")
+
+
+# ---------------------------------------------------------------- realization
+
+def compile_options(storages) -> dict:
+    """compiler.compile's target options for computing `storages` (all on one device)."""
+    if IN_USE[0] and storages[0].device is not None:
+        return {"target": "cuda", "arch": _runtime().arch()}
+    return {}
+
+
+def by_device(storages) -> list:
+    """`storages` in groups of one device each (one program per device)."""
+    if not IN_USE[0]:
+        return [storages]
+    groups: dict = {}
+    for s in storages:
+        groups.setdefault(str(s.device or CPU), []).append(s)
+    return list(groups.values())
+
+
+def bindable(buffer, target: str):
+    """A leaf's buffer as the program for `target` takes it: CPU values that join a CUDA
+    program (scalars) are copied to the device."""
+    if target == "cuda" and isinstance(buffer, np.ndarray):
+        return _runtime().DeviceBuffer.from_numpy(buffer)
+    return buffer
+
+
+def copy_into(dst, src) -> None:
+    """dst[...] = src for two buffers of one device."""
+    if isinstance(dst, np.ndarray):
+        np.copyto(dst, src)
+    else:
+        dst.copy_from(src)
