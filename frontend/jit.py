@@ -65,6 +65,8 @@ class Tracer:
         self.grads: dict = {}            # id(tensor) -> (tensor, grad before the trace, grad now)
         self.inputs: set = set()         # ids of the argument storages
         self.readable: set = set()       # ids of storages whose values may be read (static args)
+        self.guards: list = []           # (read, expected, what): Python values baked into the trace
+        self.refreshers: list = []       # callables run before every replay
 
     def storage_created(self, s: Storage) -> None:
         self.created.append(weakref.ref(s))
@@ -194,6 +196,13 @@ def _state_names(fn) -> dict:
 class Variant:
     """A trace compiled for one signature: the program, how to bind it, what to re-apply."""
 
+    def changed_guard(self):
+        """What changed among the Python values the trace baked in, or None."""
+        for read, expected, what in self.guards:
+            if read() != expected:
+                return what
+        return None
+
     def run(self, inputs: list) -> list:
         exe, program = self.exe, self.program
         bound = self.bound_params
@@ -294,8 +303,10 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         key, leaves, names = self._key(args, kwargs)
         v = self.variants.get(key)
-        if v is not None and v.stable and v.epoch == trace_hooks.EPOCH[0]:
+        if v is not None and v.stable and v.epoch == trace_hooks.EPOCH[0] and v.changed_guard() is None:
             self.stats["replays"] += 1
+            for refresh in v.refreshers:
+                refresh()
             return self._outputs(v, v.run(_input_buffers(leaves, self.static, names)))
         self._log_retrace(key, v)
         new = self._trace(args, kwargs)
@@ -320,7 +331,9 @@ class CompiledFunction:
         if previous is None and self._last_key is not None and key != self._last_key:
             log.info("retracing %s: %s", self.name, _reason(self._last_key, key))
         elif previous is not None and previous.stable:
-            log.info("retracing %s: captured state was rebound (module attribute or .data assigned)", self.name)
+            changed = previous.changed_guard()
+            log.info("retracing %s: %s", self.name, f"{changed} changed" if changed else
+                     "captured state was rebound (module attribute or .data assigned)")
         self._last_key = key
 
     def lower(self, *args, **kwargs) -> "Lowered":
@@ -389,7 +402,8 @@ class CompiledFunction:
         graph, v.param_sources = _graph_of(self.name, inputs, outputs, assigns, _state_names(self.fn))
         v.graph = graph
         v.graph_text = print_graph(graph)
-        v.structure = (v.graph_text, tuple(id(s) if s is not None else id(c) for s, c in v.param_sources))
+        v.structure = (v.graph_text, tuple(id(s) if s is not None else _const_key(c) for s, c in v.param_sources))
+        v.guards, v.refreshers = tracer.guards, tracer.refreshers
         v.escaped = [(f"state{i}", s) for i, s in enumerate(escaped)]
         v.created_state = bool(alive)
         v.grad_effects = [(t, now) for t, _, now in tracer.grads.values()]
@@ -407,6 +421,12 @@ class CompiledFunction:
         v.exe = runtime.load(v.program)
         v.bound_params = [None] * len(v.program.params)
         v.epoch = trace_hooks.EPOCH[0]
+
+
+def _const_key(a: np.ndarray):
+    """Constants the trace computed (a hyperparameter as a 0-d tensor) compare by value, so two
+    traces that made equal constants agree; large ones by identity."""
+    return (a.dtype.str, a.shape, a.tobytes()) if a.size <= 64 else id(a)
 
 
 def _restore_old_leaf(s: Storage) -> None:

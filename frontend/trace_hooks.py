@@ -4,8 +4,13 @@ Outside a trace these cost one list check. While `@fusegrad.compile` traces a fu
 tracer is on top of ACTIVE and is told when a storage is created or updated in place (to
 find captured state and its updates), when a value is read or a realization requested (an
 error naming the user's line), and when `.grad` is assigned (an effect replayed per call).
+Library code that reads Python values while traced says so: `guard` (a value baked into the
+trace: a replay checks it and retraces when it changed) and `before_replay` (a callable that
+refreshes captured state from Python before every replay, e.g. an optimizer's learning rate).
 """
 from __future__ import annotations
+
+import contextlib
 
 ACTIVE: list = []
 EPOCH = [0]     # bumped when captured state may have been rebound: compiled functions recheck
@@ -45,3 +50,26 @@ def rebound(tensor=None) -> None:
     EPOCH[0] += 1
     if ACTIVE:
         ACTIVE[-1].rebound(tensor)
+
+
+def guard(read, expected, what: str) -> None:
+    """The trace baked in `expected`, the current value of `read()`: replay only while they agree."""
+    if ACTIVE:
+        ACTIVE[-1].guards.append((read, expected, what))
+
+
+def before_replay(refresh) -> None:
+    """Call `refresh()` before every replay of the function being traced."""
+    if ACTIVE and refresh not in ACTIVE[-1].refreshers:
+        ACTIVE[-1].refreshers.append(refresh)
+
+
+@contextlib.contextmanager
+def outside_trace():
+    """Run eagerly even while a trace is active (state set up outside the traced computation)."""
+    saved = ACTIVE[:]
+    ACTIVE.clear()
+    try:
+        yield
+    finally:
+        ACTIVE[:] = saved

@@ -231,3 +231,71 @@ def test_second_process_skips_llvm_and_a_corrupted_entry_is_rebuilt(tmp_path):
     third = _run_process(tmp_path)
     assert third["corrupt"] >= 1 and third["compiles"] >= 1
     assert _run_process(tmp_path)["compiles"] == 0                               # rebuilt on disk
+
+
+def _mlp_and_optimizer(make_opt):
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+    return model, make_opt(model.parameters()), torch.nn.CrossEntropyLoss()
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+    lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    lambda p: torch.optim.Adam(p, lr=0.01),
+], ids=["sgd-momentum", "sgd-nesterov-decay", "adam"])
+def test_compiled_and_eager_training_give_the_same_parameters_after_10_steps(make_opt):
+    rng = np.random.default_rng(4)
+    batches = [(torch.tensor(rng.standard_normal((32, 6)).astype(np.float32)), torch.tensor(rng.integers(0, 3, 32)))
+               for _ in range(10)]
+    runs = []
+    for compiled in (False, True):
+        model, opt, loss_fn = _mlp_and_optimizer(make_opt)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        step = torch.compile(step) if compiled else step
+        losses = [step(x, y).item() for x, y in batches]
+        runs.append((losses, [p.detach().numpy().copy() for p in model.parameters()]))
+        if compiled:     # a first step creates optimizer state; from the third on, calls replay
+            assert step.stats["traces"] <= 3 and step.stats["replays"] == 10 - step.stats["traces"]
+    (eager_losses, eager_params), (compiled_losses, compiled_params) = runs
+    np.testing.assert_allclose(compiled_losses, eager_losses, rtol=1e-5)
+    assert eager_losses[-1] < eager_losses[0]                # the steps really trained
+    for e, c in zip(eager_params, compiled_params):
+        np.testing.assert_allclose(c, e, rtol=1e-5, atol=1e-7)
+
+
+def test_learning_rate_changes_reach_replays_and_other_hyperparameters_retrace(caplog):
+    rng = np.random.default_rng(5)
+    x, y = (torch.tensor(rng.standard_normal((16, 6)).astype(np.float32)), torch.tensor(rng.integers(0, 3, 16)))
+    runs = []
+    for compiled in (False, True):
+        model, opt, loss_fn = _mlp_and_optimizer(lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.5))
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        step = torch.compile(step) if compiled else step
+        losses = []
+        for i in range(8):
+            opt.param_groups[0]["lr"] = 0.1 / (i + 1)        # a schedule: a new lr every step
+            losses.append(step(x, y).item())
+        traces = step.stats["traces"] if compiled else 0
+        with caplog.at_level(logging.INFO, logger="fusegrad"):
+            opt.param_groups[0]["momentum"] = 0.8              # compiled in: must retrace
+            losses.append(step(x, y).item())
+        runs.append((losses, [p.detach().numpy().copy() for p in model.parameters()]))
+    (eager_losses, eager_params), (compiled_losses, compiled_params) = runs
+    assert traces <= 3 and step.stats["traces"] == traces + 1
+    assert "hyperparameters of param_groups[0] changed" in caplog.text
+    np.testing.assert_allclose(compiled_losses, eager_losses, rtol=1e-5)
+    for e, c in zip(eager_params, compiled_params):
+        np.testing.assert_allclose(c, e, rtol=1e-5, atol=1e-7)

@@ -6,8 +6,11 @@ parameter is updated (`_update`), with in-place ops on the parameter and its sta
 
 `step` runs every update under `no_grad()` inside `inplace.deferred()`, so the whole step
 (all parameters, all state) is realized as one compiled program. State tensors are storages
-marked `state`; the learning rate enters the program as a 0-d input rather than a constant,
-so changing it between steps reuses the compiled step instead of compiling a new one.
+marked `state`; the learning rate enters the program as a 0-d state tensor per group and dtype
+rather than a constant, so changing it between steps (a schedule) reuses the compiled step:
+eager steps refresh that tensor, and a `@compile`d step refreshes it before every replay.
+The other hyperparameters are constants of the program; a compiled step is guarded on them
+and retraces when one changes.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import numpy as np
 
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..creation import zeros, zeros_like
+from .. import trace_hooks
 from ..inplace import defer, deferred
 from ..nn._grads import zero_grads
 from ..ops import _torch_name
@@ -68,11 +72,36 @@ def scalar(value: float, dtype):
     return Tensor._from_array(np.array(value, dtype=dtype.np))
 
 
+class LearningRate:
+    """A group's learning rate as a 0-d state tensor of one dtype, refreshed from group["lr"]."""
+
+    def __init__(self, group: dict, dtype):
+        self.group, self.value, self.dtype = group, group["lr"], dtype
+        with trace_hooks.outside_trace():
+            self.tensor = scalar(self.value, dtype)
+        self.tensor._storage.state = True
+
+    def refresh(self) -> None:
+        if self.group["lr"] != self.value:
+            self.value = self.group["lr"]
+            with trace_hooks.outside_trace(), no_grad():
+                if self.tensor.device.type == "cpu":
+                    self.tensor.numpy()[...] = self.value     # shared memory: nothing to compile or run
+                else:
+                    self.tensor.copy_(scalar(self.value, self.dtype))
+
+
+def _baked(group: dict) -> tuple:
+    """The hyperparameters a step compiles in as constants (all but params and lr)."""
+    return tuple((k, v) for k, v in group.items() if k not in ("params", "lr"))
+
+
 class Optimizer:
     def __init__(self, params, defaults: dict):
         self.defaults = defaults
         self.state: defaultdict = defaultdict(dict)
         self.param_groups: list = []
+        self._learning_rates: dict = {}      # (group index, dtype) -> LearningRate
         if isinstance(params, Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, but "
                             f"got torch.{_torch_name(params.dtype)}Tensor")
@@ -116,17 +145,27 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        for index, group in enumerate(self.param_groups):
+            trace_hooks.guard(lambda g=group: _baked(g), _baked(group), f"hyperparameters of param_groups[{index}]")
+            for dtype in {p.dtype: None for p in group["params"] if p.grad is not None}:
+                self._refresh_learning_rate(index, group, dtype)
         with no_grad(), deferred():
-            for group in self.param_groups:
-                lrs = {}     # the group's learning rate, one 0-d input per parameter dtype
+            for index, group in enumerate(self.param_groups):
                 for p in group["params"]:
                     if p.grad is None:
                         continue
-                    if p.dtype not in lrs:
-                        lrs[p.dtype] = scalar(group["lr"], p.dtype)
                     grad = -p.grad if group.get("maximize") else p.grad
-                    self._update(p, grad, self.state[p], group, lrs[p.dtype])
+                    self._update(p, grad, self.state[p], group, self._learning_rates[index, p.dtype].tensor)
         return loss
+
+    def _refresh_learning_rate(self, index: int, group: dict, dtype) -> None:
+        """Before the update: the group's lr tensor for `dtype` holds group["lr"] (realized now,
+        so the update's program is the same whatever the lr), and so it does before each replay."""
+        lr = self._learning_rates.get((index, dtype))
+        if lr is None or lr.group is not group:
+            lr = self._learning_rates[index, dtype] = LearningRate(group, dtype)
+        lr.refresh()
+        trace_hooks.before_replay(lr.refresh)
 
     def _update(self, p, grad, state: dict, group: dict, lr) -> None:
         """Update parameter `p` in place, given its gradient, state and group (lr: a 0-d tensor of p's dtype)."""
