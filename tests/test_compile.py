@@ -233,10 +233,19 @@ def test_second_process_skips_llvm_and_a_corrupted_entry_is_rebuilt(tmp_path):
     assert _run_process(tmp_path)["compiles"] == 0                               # rebuilt on disk
 
 
-def _mlp_and_optimizer(make_opt):
+def _mlp_training_step(make_opt, compiled: bool):
+    """(model, optimizer, step): a small MLP's training step, eager or under @compile."""
     torch.manual_seed(3)
     model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
-    return model, make_opt(model.parameters()), torch.nn.CrossEntropyLoss()
+    opt, loss_fn = make_opt(model.parameters()), torch.nn.CrossEntropyLoss()
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return model, opt, torch.compile(step) if compiled else step
 
 
 @pytest.mark.parametrize("make_opt", [
@@ -250,15 +259,7 @@ def test_compiled_and_eager_training_give_the_same_parameters_after_10_steps(mak
                for _ in range(10)]
     runs = []
     for compiled in (False, True):
-        model, opt, loss_fn = _mlp_and_optimizer(make_opt)
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-        step = torch.compile(step) if compiled else step
+        model, opt, step = _mlp_training_step(make_opt, compiled)
         losses = [step(x, y).item() for x, y in batches]
         runs.append((losses, [p.detach().numpy().copy() for p in model.parameters()]))
         if compiled:     # a first step creates optimizer state; from the third on, calls replay
@@ -275,15 +276,7 @@ def test_learning_rate_changes_reach_replays_and_other_hyperparameters_retrace(c
     x, y = (torch.tensor(rng.standard_normal((16, 6)).astype(np.float32)), torch.tensor(rng.integers(0, 3, 16)))
     runs = []
     for compiled in (False, True):
-        model, opt, loss_fn = _mlp_and_optimizer(lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.5))
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-        step = torch.compile(step) if compiled else step
+        model, opt, step = _mlp_training_step(lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.5), compiled)
         losses = []
         for i in range(8):
             opt.param_groups[0]["lr"] = 0.1 / (i + 1)        # a schedule: a new lr every step

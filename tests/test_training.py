@@ -259,3 +259,13 @@ def test_example_linear_regression():
     fitted, least_squares = (tuple(map(float, m)) for m in re.findall(r"y = (-?[\d.]+) x \+ (-?[\d.]+)", out)[:2])
     assert fitted == pytest.approx(least_squares, abs=2e-3)
     assert "plot saved to" in out or "skipped the plot" in out
+
+
+def test_example_compiled_training():
+    out = _run_example("compiled_training.py")
+    assert len(re.findall(r"^epoch +\d+  loss \d+\.\d+$", out, re.M)) == 7
+    accuracy = float(re.search(r"test accuracy: ([\d.]+)%", out).group(1))
+    assert accuracy >= 95.0
+    traces, replays = map(int, re.search(r"(\d+) traces, (\d+) replays", out).groups())
+    assert traces <= 3 and replays == 30 * (1347 // 64) - traces    # every later step replays
+    assert "loss curve saved to" in out or "skipped the plot" in out
