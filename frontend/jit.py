@@ -59,8 +59,7 @@ class Tracer:
 
     def __init__(self, name: str):
         self.name = name
-        self.created: list = []          # weakrefs to storages created during the trace
-        self.created_ids: set = set()
+        self.created: dict = {}          # id -> weakref, for storages created during the trace
         self.updated: dict = {}          # id -> (storage, node and grad_fn before the trace)
         self.grads: dict = {}            # id(tensor) -> (tensor, grad before the trace, grad now)
         self.inputs: set = set()         # ids of the argument storages
@@ -69,11 +68,15 @@ class Tracer:
         self.refreshers: list = []       # callables run before every replay
 
     def storage_created(self, s: Storage) -> None:
-        self.created.append(weakref.ref(s))
-        self.created_ids.add(id(s))
+        self.created[id(s)] = weakref.ref(s)
+
+    def was_created(self, s: Storage) -> bool:
+        """Whether `s` was created during the trace (an id alone could be a dead storage's)."""
+        ref = self.created.get(id(s))
+        return ref is not None and ref() is s
 
     def storage_updated(self, s: Storage, old_node, old_fn) -> None:
-        if id(s) not in self.created_ids and id(s) not in self.inputs and id(s) not in self.updated:
+        if not self.was_created(s) and id(s) not in self.inputs and id(s) not in self.updated:
             self.updated[id(s)] = (s, old_node, old_fn)
 
     def value_read(self, tensor) -> None:
@@ -389,7 +392,7 @@ class CompiledFunction:
         outputs = {f"out{i}": t._value()[0] for i, t in enumerate(returned)}
         v.output_names = list(outputs)
         returned_ids = {id(t._storage) for t in returned}
-        alive = [s for s in (w() for w in tracer.created)
+        alive = [s for s in (w() for w in tracer.created.values())
                  if s is not None and id(s) not in tracer.inputs and id(s) not in returned_ids]
         for s, old_node, _ in tracer.updated.values():
             if s.buffer is None:

@@ -54,16 +54,22 @@ def state_tensor(value):
 
 def zeros_state(p):
     """A new state tensor of zeros shaped like parameter `p` (moments, momentum buffers)."""
-    t = zeros_like(p)
-    t._storage.state = True
-    return t
+    return _initial_state(lambda: zeros_like(p))
 
 
 def step_counter():
     """The step count as a 0-d float32 state tensor, as PyTorch 2 keeps it: updated in place,
     so a compiled step reads it instead of baking the count in as a constant."""
-    t = zeros(())
-    t._storage.state = True
+    return _initial_state(lambda: zeros(()))
+
+
+def _initial_state(make):
+    """A state tensor computed now, outside any trace: a compiled step's first trace then reads
+    it as captured state, as every later one does, so the first step's program serves them all."""
+    with trace_hooks.outside_trace():
+        t = make()
+        t._storage.state = True
+        t._realize()
     return t
 
 

@@ -1,8 +1,8 @@
 """`SGD`: stochastic gradient descent with momentum, dampening, Nesterov and weight decay,
-in PyTorch's exact order (the momentum buffer starts as a copy of the first gradient)."""
+in PyTorch's exact order (the momentum buffer starts as the first gradient)."""
 from __future__ import annotations
 
-from .optimizer import Optimizer, require, require_nonnegative, state_tensor
+from .optimizer import Optimizer, require, require_nonnegative, state_tensor, zeros_state
 
 
 class SGD(Optimizer):
@@ -19,6 +19,10 @@ class SGD(Optimizer):
         momentum = group["momentum"]
         if momentum != 0:
             buf = state.get("momentum_buffer")
+            if buf is None and group["dampening"] == 0:
+                # PyTorch's first step sets buf = grad; so does momentum * 0 + grad, exactly, and
+                # then every step is the same program (a compiled step compiles once)
+                buf = state["momentum_buffer"] = zeros_state(p)
             if buf is None:
                 buf = state["momentum_buffer"] = state_tensor(grad)
             else:
