@@ -79,7 +79,8 @@ def time_peers(peers: dict, makers: dict, repeat: int = 9, notes: list | None = 
             peers[name] = median_time(make(module), repeat=repeat)
         except Exception as e:   # a peer's own environment problem must not stop the run
             if notes is not None:
-                notes.append(f"{name}: {type(e).__name__}")
+                message = " ".join(str(e).split())
+                notes.append(f"{name} failed: {type(e).__name__}" + (f" ({message[:80]})" if message else ""))
     return peers
 
 
@@ -100,7 +101,7 @@ def copy_bandwidth() -> float:
     if "bw" not in _LIMITS:
         src = np.random.rand(BANDWIDTH_ELEMENTS).astype(np.float32)
         dst = np.empty_like(src)
-        t = best_time(lambda: np.copyto(dst, src), repeat=11)
+        t = best_time(lambda: np.copyto(dst, src), repeat=21)
         _LIMITS["numpy copy"] = 2 * src.nbytes / t
         _LIMITS["bw"] = max(_LIMITS["numpy copy"], stream_bandwidth("copy"))
     return _LIMITS["bw"]
@@ -173,7 +174,7 @@ def _measure_stream(kernel: str, nthreads: int) -> float:
     def args_of(t):
         lo, hi = t * chunk, min(n, (t + 1) * chunk)
         return (a.ctypes.data + 4 * lo, b.ctypes.data + 4 * lo, c.ctypes.data + 4 * lo, hi - lo)
-    t = best_time(_on_threads(fn, args_of, nthreads), repeat=11)
+    t = best_time(_on_threads(fn, args_of, nthreads), repeat=21)
     return (8 if kernel == "copy" else 12) * n / t
 
 
@@ -189,6 +190,14 @@ def peak_flops(nthreads: int | None = None, width: int | None = None) -> float:
     if key not in _LIMITS:
         _LIMITS[key] = _measure_fma(nthreads, width)
     return _LIMITS[key]
+
+
+def flops_limit(nthreads: int | None = None) -> float:
+    """The float32 FLOP/s limit for `nthreads` threads: the better of the measured peak on that
+    many threads and that many times the one-thread peak (other work on the machine can only
+    lower a measurement; the cores are alike)."""
+    nthreads = nthreads or threads()
+    return max(peak_flops(nthreads), nthreads * peak_flops(1))
 
 
 def vector_widths() -> tuple:
@@ -272,7 +281,7 @@ def table(rows: list) -> str:
             cells.append(f"{t / r.fusegrad:.2f}×" if t else "–")
         cells.append(f"{100 * r.limit:.0f} % {r.unit}" if r.limit is not None else "–")
         cells.append(r.note)
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
 

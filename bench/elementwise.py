@@ -37,8 +37,9 @@ def rows() -> list:
                        "jax": lambda jax: _jax(jax, xs), "tinygrad": lambda tiny: _tinygrad(tiny, xs)}, notes=notes)
     t_eager = median_time(eager, repeat=11)
     t_compiled = median_time(compiled, repeat=11)
-    return [Row("elementwise 10M f32, eager", t_eager, peers, ideal / t_eager, "copy bw", "; ".join(notes)),
-            Row("elementwise 10M f32, compiled", t_compiled, peers, ideal / t_compiled, "copy bw",
+    size = f"{N / 1e6:g}M"
+    return [Row(f"elementwise {size} f32, eager", t_eager, peers, ideal / t_eager, "copy bw", "; ".join(notes)),
+            Row(f"elementwise {size} f32, compiled", t_compiled, peers, ideal / t_compiled, "copy bw",
                 f"ideal pass {ideal * 1e3:.1f} ms")]
 
 
