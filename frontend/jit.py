@@ -25,6 +25,7 @@ import hashlib
 import inspect
 import logging
 import os
+import re
 import sys
 import warnings
 import weakref
@@ -274,7 +275,8 @@ class CompiledFunction:
     def __init__(self, fn, dump=None, static_argnames=(), max_variants: int = 8):
         functools.update_wrapper(self, fn)
         self.fn = fn
-        self.name = getattr(fn, "__name__", "compiled")
+        # the graph's name: a word, so its printed IR parses back (`<lambda>` becomes `lambda`)
+        self.name = re.sub(r"\W+", "_", getattr(fn, "__name__", "")).strip("_") or "compiled"
         self.dump = dump
         self.static = frozenset(static_argnames)
         self.max_variants = max_variants
@@ -327,8 +329,14 @@ class CompiledFunction:
 
     def _outputs(self, v: Variant, arrays: list):
         arrays = iter(arrays)
-        leaves = [Tensor._from_array(next(arrays)) if isinstance(x, Tensor) else x for x in v.out_leaves]
+        leaves = [self._output(next(arrays), v.program) if isinstance(x, Tensor) else x for x in v.out_leaves]
         return _unflatten(v.out_tree, iter(leaves))
+
+    @staticmethod
+    def _output(array, program) -> Tensor:
+        t = Tensor._from_array(array)
+        t._storage.program = program        # fusegrad.program_of(result) answers for it
+        return t
 
     def _log_retrace(self, key, previous):
         if previous is None and self._last_key is not None and key != self._last_key:
@@ -510,7 +518,7 @@ def compile_cached(graph: Graph, text: str | None = None):
     """The Program for a traced graph: from the disk cache when this graph was compiled before
     (skipping the passes and codegen; the runtime's object cache skips LLVM), else compiled."""
     text = text if text is not None else print_graph(graph)
-    key = hashlib.sha256(f"cpu\n{VERSION}\n{text}".encode()).hexdigest()
+    key = hashlib.sha256(f"cpu\n{VERSION}\n{compiler.FINGERPRINT}\n{text}".encode()).hexdigest()
     program = PROGRAMS.get(key)
     if program is None:
         program = compiler.compile(graph, "cpu")

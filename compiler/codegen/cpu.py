@@ -11,9 +11,24 @@ runs every kernel in order: large ones through libgomp's `GOMP_parallel` (reache
 function-pointer globals the runtime fills in, so a machine without libgomp still runs, on
 one thread), small ones directly. It returns 0, or the error code a failed check wrote into
 the error word (table slot 0), stopping before the kernels after the failing one.
+
+A large row reduction with few rows (a full reduction such as `x.sum()` or a mean squared
+error has one) gives threads too few rows to share, so each row is split among them
+instead, in phases that run one after the other (`Phase`), so no kernel needs a barrier:
+
+    kN.pass<i>  parallel: each part reduces its chunk of every row for reduction i into its
+                partial, in a module global (kN.partials<i>: a count, then MAX_PARTS slots
+                per row), writing the row outputs that pass makes ready;
+    kN.finish   combines the partials in part order (deterministic for a thread count),
+                writes the outputs at the row's index (part 0) and the row outputs that need
+                every reduction (in parallel, over the same chunks, when there are any).
+
+Later phases combine the partials of earlier reductions themselves, in the same order. The
+globals are per loaded program, and a program runs one call at a time (runtime/cpu.py).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from llvmlite import ir
@@ -23,20 +38,36 @@ from ..passes.fuse import Kernel, matmul_operand, movement_base
 from ..passes.schedule import Schedule
 from . import gemm
 from .emit import Emitter, Space, combine, recursion_for, reduction_identity
-from .kernel_plan import collapsed_shape, contiguous, has_output, kernel_slots, node_pointers, numel, row_plan
-from .llvm_util import I32, I64, PTR, VOID, close_nest, elem_ptr, i64, load_value, nest, store_value
-from .row_loops import one_row
+from .kernel_plan import (RowPlan, collapsed_shape, contiguous, has_output, kernel_slots, node_pointers, numel,
+                          row_plan)
+from .llvm_util import I32, I64, PTR, VOID, Loop, close_nest, elem_ptr, i64, intrinsic, load_value, nest, store_value
+from .row_loops import (SUM_BLOCK, accumulator_type, combine_partials, finish, full_ranges, one_row, row_index,
+                        row_partial, write_row)
 
 PARALLEL_MIN_ELEMENTS = 1 << 16     # below this, fork/join costs more than a second core gives
+SPLIT_MAX_ROWS = 8                  # row reductions with at most this many rows split each row instead
+SPLIT_MIN_EXTENT = 64               # split a row along its outermost reduced dim at least this long
+MAX_PARTS = 256                     # threads a split row reduction uses at most (its partial slots)
 ENTRY = "fg_main"
 GOMP_GLOBALS = ("fg_gomp_parallel", "fg_omp_thread_num", "fg_omp_num_threads")
 
 
 @dataclass
+class Phase:
+    function: str          # `void f(ptr table, i64 part, i64 nparts)`
+    parallel: bool         # run through GOMP (its `.omp` wrapper) when threads are available
+
+
+@dataclass
 class KernelCode:
     name: str
-    parallel: bool
+    phases: list           # the functions that run the kernel, in order
     fallible: bool
+    max_parts: int = 0     # the most threads a parallel phase may use (0: any number)
+
+    @property
+    def parallel(self) -> bool:
+        return any(p.parallel for p in self.phases)
 
 
 def emit_module(sched: Schedule, name: str, checks: list) -> tuple[str, list]:
@@ -60,9 +91,21 @@ def _emit_module(sched: Schedule, name: str, checks: list) -> tuple[str, list]:
 def emit_kernel(module: ir.Module, sched: Schedule, k: Kernel, checks: list) -> KernelCode:
     if k.kind == "matmul":
         return emit_matmul_kernel(module, sched, k, checks)
+    if k.kind == "reduce" and k.order == "row" and split_dim(row_plan(k, k.stores)) is not None:
+        return emit_split_rows(module, sched, k, checks)
+    drive = {"elementwise": drive_elementwise, "reduce": drive_reduce, "scatter": drive_scatter}[k.kind]
+    fn, parallel = kernel_function(module, sched, k, checks, k.name, drive)
+    if parallel:
+        emit_omp_wrapper(module, fn)
+    return KernelCode(k.name, [Phase(fn.name, parallel)], k.name in sched.fallible)
+
+
+def kernel_function(module: ir.Module, sched: Schedule, k: Kernel, checks: list, name: str, drive):
+    """`name(table, part, nparts)` and its body `name.body(ptr..., err, part, nparts)`, which
+    `drive(em, k, stores, part, nparts)` fills in; returns the function and what drive returned."""
     slots = kernel_slots(sched, k)
     body_ty = ir.FunctionType(VOID, [PTR] * (len(slots) + 1) + [I64, I64])
-    body = ir.Function(module, body_ty, f"{k.name}.body")
+    body = ir.Function(module, body_ty, f"{name}.body")
     body.linkage = "internal"
     for a in body.args[:len(slots)]:
         a.add_attribute("noalias")
@@ -71,11 +114,10 @@ def emit_kernel(module: ir.Module, sched: Schedule, k: Kernel, checks: list) -> 
     em = Emitter(b, k, node_pointers(sched, k, ptr_of_slot), body.args[len(slots)], checks)
     stores = [(n, ptr_of_slot[s]) for n, s in k.stores]
     part, nparts = body.args[-2], body.args[-1]
-    drive = {"elementwise": drive_elementwise, "reduce": drive_reduce, "scatter": drive_scatter}[k.kind]
-    parallel = drive(em, k, stores, part, nparts)
+    result = drive(em, k, stores, part, nparts)
     b.ret_void()
 
-    fn = ir.Function(module, ir.FunctionType(VOID, [PTR, I64, I64]), k.name)
+    fn = ir.Function(module, ir.FunctionType(VOID, [PTR, I64, I64]), name)
     fn.linkage = "internal"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     table, p, n = fn.args
@@ -83,9 +125,7 @@ def emit_kernel(module: ir.Module, sched: Schedule, k: Kernel, checks: list) -> 
     err = b.load(elem_ptr(b, table, 0, PTR), typ=PTR)
     b.call(body, args + [err, p, n])
     b.ret_void()
-    if parallel:
-        emit_omp_wrapper(module, fn)
-    return KernelCode(k.name, parallel, k.name in sched.fallible)
+    return fn, result
 
 
 def emit_omp_wrapper(module: ir.Module, fn: ir.Function) -> None:
@@ -114,16 +154,21 @@ def emit_entry(module: ir.Module, codes: list) -> None:
     loaded = b.ptrtoint(gomp, I64)
     threaded = b.and_(b.icmp_signed(">", nthreads, i64(1)), b.icmp_unsigned("!=", loaded, i64(0)))
     for code in codes:
-        kfn = module.get_global(code.name)
-        if code.parallel:
-            with b.if_else(threaded) as (then, otherwise):
-                with then:
-                    b.call(gomp, [module.get_global(f"{code.name}.omp"), table, b.trunc(nthreads, I32),
-                                  ir.Constant(I32, 0)])
-                with otherwise:
-                    b.call(kfn, [table, i64(0), i64(1)])
-        else:
-            b.call(kfn, [table, i64(0), i64(1)])
+        threads = nthreads
+        if code.max_parts:
+            cap = i64(code.max_parts)
+            threads = b.select(b.icmp_signed(">", nthreads, cap), cap, nthreads)
+        for phase in code.phases:
+            kfn = module.get_global(phase.function)
+            if phase.parallel:
+                with b.if_else(threaded) as (then, otherwise):
+                    with then:
+                        b.call(gomp, [module.get_global(f"{phase.function}.omp"), table, b.trunc(threads, I32),
+                                      ir.Constant(I32, 0)])
+                    with otherwise:
+                        b.call(kfn, [table, i64(0), i64(1)])
+            else:
+                b.call(kfn, [table, i64(0), i64(1)])
         if code.fallible:
             failed = b.load(err, typ=I64)
             with b.if_then(b.icmp_signed("!=", failed, i64(0)), likely=False):
@@ -174,6 +219,125 @@ def drive_reduce_rows(em: Emitter, k: Kernel, stores, part, nparts) -> bool:
     one_row(em, k, plan, outer_index)
     close_nest(outer)
     return parallel
+
+
+# ---------------------------------------------------------------- split rows (few long rows)
+
+def split_dim(plan: RowPlan) -> int | None:
+    """The reduced dim along which threads split every row of a large row reduction with
+    few rows (None: split rows, or stay on one thread): the outermost reduced dim of at
+    least SPLIT_MIN_EXTENT, else the longest."""
+    S = plan.space
+    if numel(S) < PARALLEL_MIN_ELEMENTS or plan.rows > SPLIT_MAX_ROWS or not plan.inner_dims:
+        return None
+    long_dims = [d for d in plan.inner_dims if S[d] >= SPLIT_MIN_EXTENT]
+    d = long_dims[0] if long_dims else max(plan.inner_dims, key=lambda d: S[d])
+    return d if S[d] >= 2 else None
+
+
+def emit_split_rows(module: ir.Module, sched: Schedule, k: Kernel, checks: list) -> KernelCode:
+    """A pass function per reduction (parallel), then a finish function (see the module doc)."""
+    plan = row_plan(k, k.stores)
+    partials = [_partials_global(module, f"{k.name}.partials{i}", plan.rows) for i in range(len(k.reduces))]
+    phases = []
+    for i in range(len(k.reduces)):
+        drive = functools.partial(drive_split_pass, reduction=i, partials=partials)
+        fn, _ = kernel_function(module, sched, k, checks, f"{k.name}.pass{i}", drive)
+        emit_omp_wrapper(module, fn)
+        phases.append(Phase(fn.name, True))
+    drive = functools.partial(drive_split_finish, partials=partials)
+    fn, _ = kernel_function(module, sched, k, checks, f"{k.name}.finish", drive)
+    if plan.late:
+        emit_omp_wrapper(module, fn)
+    phases.append(Phase(fn.name, bool(plan.late)))
+    return KernelCode(k.name, phases, k.name in sched.fallible, MAX_PARTS)
+
+
+def _partials_global(module: ir.Module, name: str, rows: int) -> ir.GlobalVariable:
+    """Scratch for one reduction's partials: slot 0 holds how many parts wrote them, then
+    MAX_PARTS slots per row (8 bytes: room for any accumulator type)."""
+    slots = ir.ArrayType(I64, 1 + rows * MAX_PARTS)
+    var = ir.GlobalVariable(module, slots, name)
+    var.linkage = "internal"
+    var.initializer = ir.Constant(slots, None)
+    var.align = 64
+    var.type = PTR                      # llvmlite types globals by their contents
+    return var
+
+
+def _partial_slot(b: ir.IRBuilder, partials, row, part):
+    return elem_ptr(b, partials, b.add(b.mul(row, i64(MAX_PARTS)), b.add(part, i64(1))), I64)
+
+
+def drive_split_pass(em: Emitter, k: Kernel, stores, part, nparts, reduction: int, partials: list) -> bool:
+    """Pass `reduction` of a split row reduction: for every row, this part's partial over its
+    chunk of the row, with the values of the earlier reductions combined from theirs."""
+    b = em.b
+    plan = row_plan(k, stores)
+    with b.if_then(b.icmp_signed("==", part, i64(0))):
+        b.store(nparts, elem_ptr(b, partials[reduction], 0, I64))
+    ranges = _chunk_ranges(b, plan, part, nparts)
+    rows = Loop(b, 0, plan.rows, name="row")
+    outer_index = row_index(em, plan, rows.index)
+    em.push()
+    _combine_into(em, k.reduces[:reduction], partials, rows.index)
+    acc = row_partial(em, k.reduces[reduction], plan, ranges, outer_index, plan.passes[reduction])
+    b.store(acc, _partial_slot(b, partials[reduction], rows.index, part))
+    em.pop()
+    rows.close()
+    return True
+
+
+def drive_split_finish(em: Emitter, k: Kernel, stores, part, nparts, partials: list) -> bool:
+    """For every row: combine every reduction's partials, write the outputs at the row's
+    index (part 0) and this part's chunk of the row outputs that need every reduction."""
+    b = em.b
+    plan = row_plan(k, stores)
+    ranges = _chunk_ranges(b, plan, part, nparts) if plan.late else None
+    rows = Loop(b, 0, plan.rows, name="row")
+    outer_index = row_index(em, plan, rows.index)
+    em.push()
+    _combine_into(em, k.reduces, partials, rows.index)
+    if plan.outer_stores:
+        with b.if_then(b.icmp_signed("==", part, i64(0))):
+            space = Space(plan.outer_shape, outer_index)
+            em.push()
+            for n, p in plan.outer_stores:
+                em.store(n, em.value(n, (), space), p, space)
+            em.pop()
+    if plan.late:
+        write_row(em, plan, ranges, outer_index, plan.late)
+    em.pop()
+    rows.close()
+    return bool(plan.late)
+
+
+def _chunk_ranges(b: ir.IRBuilder, plan: RowPlan, part, nparts) -> list:
+    """[lo, hi) per reduced dim for this part: its contiguous chunk of the split dim (whole
+    SUM_BLOCKs when that dim is innermost, so a float32 sum blocks as on one thread), all
+    of the other reduced dims."""
+    d = split_dim(plan)
+    extent = plan.space[d]
+    grain = SUM_BLOCK if d == plan.inner_dims[-1] else 1
+    lo, hi = _part_range(b, -(-extent // grain), part, nparts)
+    if grain > 1:
+        lo, hi = (intrinsic(b, "llvm.smin", [I64], [b.mul(x, i64(grain)), i64(extent)]) for x in (lo, hi))
+    ranges = full_ranges(plan)
+    ranges[plan.inner_dims.index(d)] = (lo, hi)
+    return ranges
+
+
+def _combine_into(em: Emitter, reduces, partials: list, row) -> None:
+    """em.acc[r] for each reduction: its partials of `row`, combined in part order."""
+    b = em.b
+    for r, var in zip(reduces, partials):
+        ty = accumulator_type(r)
+        count = b.load(elem_ptr(b, var, 0, I64), typ=I64)
+        first = b.load(_partial_slot(b, var, row, i64(0)), typ=ty)
+        lp = Loop(b, 1, count, [first], name="part")
+        value = b.load(_partial_slot(b, var, row, lp.index), typ=ty)
+        (acc,) = lp.close([combine_partials(b, r, lp.carried[0], value)])
+        em.acc[id(r)] = finish(b, r, acc)
 
 
 def drive_reduce_columns(em: Emitter, k: Kernel, stores, part, nparts) -> bool:
@@ -259,8 +423,8 @@ def emit_matmul_kernel(module: ir.Module, sched: Schedule, k: Kernel, checks: li
         raise NotImplementedError("a matmul kernel writes one buffer")  # fusion keeps it so
     if mm.dtype.is_floating_point and batch * m * n * spec.k >= PARALLEL_MIN_ELEMENTS * 16:
         emit_omp_wrapper(module, fn)
-        return KernelCode(k.name, True, False)
-    return KernelCode(k.name, False, False)
+        return KernelCode(k.name, [Phase(fn.name, True)], False)
+    return KernelCode(k.name, [Phase(fn.name, False)], False)
 
 
 def drive_scatter(em: Emitter, k: Kernel, stores, part, nparts) -> bool:

@@ -6,6 +6,11 @@ row outputs that pass makes ready (`row_plan`), then the outputs at the row's in
 one more pass for the row outputs that need every reduction (softmax: max pass, sum pass,
 write pass). float32 sums add float32 blocks of SUM_BLOCK elements (which vectorize) into
 a float64 total, so a sum of 10^7 values is accurate to about 1e-7.
+
+A pass can also walk only part of a row (`ranges`: a [lo, hi) per reduced dim): the CPU
+splits the few long rows of a full reduction among threads that way (cpu.py). Such a pass
+returns its partial in the accumulator type (`accumulator_type`; float64 for float32
+sums); `finish` turns a combined partial into the reduction's value.
 """
 from __future__ import annotations
 
@@ -21,22 +26,29 @@ SUM_BLOCK = 1024
 
 def one_row(em: Emitter, k, plan: RowPlan, outer_index: list) -> None:
     """Every pass and output of the row at `outer_index` (reduced dims 0)."""
-    S = plan.space
+    whole = full_ranges(plan)
     em.push()
     for r, row_stores in zip(k.reduces, plan.passes):
-        em.acc[id(r)] = reduce_row(em, r, S, plan.inner_dims, outer_index, row_stores)
+        em.acc[id(r)] = finish(em.b, r, row_partial(em, r, plan, whole, outer_index, row_stores))
     outer_space = Space(plan.outer_shape, outer_index)
     for n, p in plan.outer_stores:
         em.store(n, em.value(n, (), outer_space), p, outer_space)
     if plan.late:
-        inner = nest(em.b, [(0, S[d]) for d in plan.inner_dims])
-        space = row_space(S, plan.inner_dims, outer_index, inner)
-        em.push()
-        for n, p in plan.late:
-            em.store(n, em.value(n, (), space), p, space)
-        em.pop()
-        close_nest(inner)
+        write_row(em, plan, whole, outer_index, plan.late)
     em.pop()
+
+
+def full_ranges(plan: RowPlan) -> list:
+    """[lo, hi) of every reduced dim covering the whole row."""
+    return [(0, plan.space[d]) for d in plan.inner_dims]
+
+
+def row_index(em: Emitter, plan: RowPlan, row) -> list:
+    """The full index (reduced dims 0) of row number `row` (row-major over the kept dims)."""
+    index = [i64(0)] * len(plan.space)
+    for d, v in zip(plan.outer_dims, em.unravel(row, [plan.space[d] for d in plan.outer_dims])):
+        index[d] = v
+    return index
 
 
 def row_space(S, inner_dims, outer_index, inner_loops) -> Space:
@@ -46,22 +58,59 @@ def row_space(S, inner_dims, outer_index, inner_loops) -> Space:
     return Space(tuple(S), index)
 
 
-def reduce_row(em: Emitter, r, S, inner_dims, outer_index, stores):
-    """One pass over a row: the reduction `r`, writing `stores` (row outputs) on the way."""
+def write_row(em: Emitter, plan: RowPlan, ranges, outer_index, stores) -> None:
+    """Write the row outputs `stores` over the part of the row that `ranges` covers."""
+    inner = nest(em.b, ranges)
+    space = row_space(plan.space, plan.inner_dims, outer_index, inner)
+    em.push()
+    for n, p in stores:
+        em.store(n, em.value(n, (), space), p, space)
+    em.pop()
+    close_nest(inner)
+
+
+# ---------------------------------------------------------------- accumulators
+
+def blocked(r) -> bool:
+    """Whether reduction `r` adds float32 blocks into a float64 total."""
+    return r.op == "sum" and r.dtype is dtypes.float32
+
+
+def accumulator_type(r) -> ir.Type:
+    """The register type of a partial of reduction `r`."""
+    return F64 if blocked(r) else reg_type(r.dtype)
+
+
+def finish(b: ir.IRBuilder, r, acc):
+    """The reduction's value from its (combined) partial."""
+    return b.fptrunc(acc, reg_type(r.dtype)) if blocked(r) else acc
+
+
+def combine_partials(b: ir.IRBuilder, r, acc, partial):
+    """acc (op) partial in the accumulator type, strictly in program order (no reassociation,
+    so partials combined in a fixed order give the same bits every run)."""
+    if r.dtype.is_floating_point and r.op == "sum":
+        return b.fadd(acc, partial)
+    if r.dtype.is_floating_point and r.op == "prod":
+        return b.fmul(acc, partial)
+    return combine(b, r.op, r.dtype, acc, partial)
+
+
+# ---------------------------------------------------------------- one pass
+
+def row_partial(em: Emitter, r, plan: RowPlan, ranges, outer_index, stores):
+    """One pass over the part of a row that `ranges` covers: reduction `r`'s partial in
+    `accumulator_type(r)`, writing `stores` (row outputs) on the way."""
     b = em.b
-    dt = r.dtype
-    blocked = r.op == "sum" and dt is dtypes.float32
-    init = reduction_identity(r.op, dt)
-    if blocked:
-        init = ir.Constant(F64, 0.0)
+    S, inner_dims = plan.space, plan.inner_dims
+    acc = ir.Constant(F64, 0.0) if blocked(r) else reduction_identity(r.op, r.dtype)
     inner = []
-    acc = init
-    for depth, d in enumerate(inner_dims):
+    for depth, (d, (lo, hi)) in enumerate(zip(inner_dims, ranges)):
         last = depth == len(inner_dims) - 1
-        if last and blocked:
-            acc = _blocked_sum(em, r, S, inner_dims, outer_index, inner, acc, stores)
+        if last and blocked(r):
+            acc = _blocked_sum(em, r, plan, outer_index, inner, acc, stores, lo, hi)
             break
-        lp = Loop(b, 0, S[d], [acc], name=f"r{depth}")
+        lp = Loop(b, lo, hi, [acc], name=f"r{depth}")
         inner.append(lp)
         acc = lp.carried[0]
         if last:
@@ -70,26 +119,23 @@ def reduce_row(em: Emitter, r, S, inner_dims, outer_index, stores):
             v = em.value(r.inputs[0], (), space)
             for n, p in stores:
                 em.store(n, em.value(n, (), space), p, space)
-            acc = combine(b, r.op, dt, acc, v)
+            acc = combine(b, r.op, r.dtype, acc, v)
             em.pop()
     for lp in reversed(inner):
         acc = lp.close([acc])[0]
-    if blocked:
-        acc = b.fptrunc(acc, reg_type(dt))
     return acc
 
 
-def _blocked_sum(em, r, S, inner_dims, outer_index, outer_loops, acc64, stores):
-    """Innermost dim of a float32 sum: float32 partial sums of SUM_BLOCK elements, added into
-    a float64 total."""
+def _blocked_sum(em, r, plan: RowPlan, outer_index, outer_loops, acc64, stores, lo, hi):
+    """Innermost reduced dim of a float32 sum over [lo, hi): float32 partial sums of
+    SUM_BLOCK elements, added into a float64 total."""
     b = em.b
-    d = inner_dims[-1]
-    n = S[d]
-    blocks = Loop(b, 0, (n + SUM_BLOCK - 1) // SUM_BLOCK, [acc64], name="blk")
-    start = b.mul(blocks.index, i64(SUM_BLOCK))
-    stop = intrinsic(b, "llvm.smin", [I64], [b.add(start, i64(SUM_BLOCK)), i64(n)])
+    hi = hi if isinstance(hi, ir.Value) else i64(hi)
+    blocks = Loop(b, lo, hi, [acc64], name="blk", step=SUM_BLOCK)
+    start = blocks.index
+    stop = intrinsic(b, "llvm.smin", [I64], [b.add(start, i64(SUM_BLOCK)), hi])
     lp = Loop(b, start, stop, [ir.Constant(reg_type(r.dtype), 0.0)], name="elt")
-    space = row_space(S, inner_dims, outer_index, outer_loops + [lp])
+    space = row_space(plan.space, plan.inner_dims, outer_index, outer_loops + [lp])
     em.push()
     v = em.value(r.inputs[0], (), space)
     for node, p in stores:

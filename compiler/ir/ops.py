@@ -44,6 +44,8 @@ def _types(inputs) -> str:
 def broadcast_shapes(op: str, inputs, loc=None) -> tuple:
     """NumPy/PyTorch broadcasting of the input shapes (right-aligned, size-1 stretches)."""
     shapes = [tuple(x.shape) for x in inputs]
+    if all(s == shapes[0] for s in shapes):
+        return shapes[0]
     rank = max(len(s) for s in shapes)
     out = []
     for axis in reversed(range(rank)):
