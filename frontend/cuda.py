@@ -10,7 +10,11 @@ Device placement, for the rest of the frontend:
   `move` copies a tensor's value between host and device (`.to()`, `.cuda()`, `.cpu()`);
 - a new pending value is on the device of the values it is computed from (`value_device`);
   ops combining tensors check that they agree (`check_devices`), as PyTorch does;
-- realization compiles for target "cuda" the values that live there (`compile_options`).
+- realization compiles for target "cuda" the values that live there (`compile_options`);
+- a `@compile`d function runs on the device of its tensors (`program_device`): its trace
+  inputs carry their arguments' devices (`place`), a variant on a GPU compiles for "cuda",
+  CPU scalars it reads or updates are mirrored in device memory (`HostScalars`), and its
+  results come back as tensors on the device (`device_tensor`).
 All of this costs nothing until the first tensor moves to a GPU (`IN_USE`).
 """
 from __future__ import annotations
@@ -153,8 +157,13 @@ def check_devices(tensors) -> None:
 def compile_options(storages) -> dict:
     """compiler.compile's target options for computing `storages` (all on one device)."""
     if IN_USE[0] and storages[0].device is not None:
-        return {"target": "cuda", "arch": _runtime().arch()}
+        return target_options(storages[0].device)
     return {}
+
+
+def target_options(dev) -> dict:
+    """compiler.compile's target options for a program on device `dev` (None: the CPU)."""
+    return {"target": "cuda", "arch": _runtime().arch()} if dev is not None else {}
 
 
 def by_device(storages) -> list:
@@ -181,3 +190,100 @@ def copy_into(dst, src) -> None:
         np.copyto(dst, src)
     else:
         dst.copy_from(src)
+
+
+def device_of(buffer):
+    """The device a buffer is in: None (the CPU) for a numpy array, else cuda:0."""
+    return None if isinstance(buffer, np.ndarray) else CUDA0
+
+
+# ---------------------------------------------------------------- compiled functions (jit.py)
+
+def place(node, dev) -> None:
+    """`node` (a trace input) stands for a value on device `dev`: values computed from it
+    are there too."""
+    if dev is not None:
+        _VALUE_DEVICE[node] = dev
+
+
+def program_device(items):
+    """The one device a compiled function runs on, from `items`: (what, device, 0-d, may be
+    a CPU scalar) for its inputs, captured state and results. It is cuda:0 if anything is
+    there; then CPU scalars may join (as they join CUDA tensors in ops) where allowed.
+    Returns (device, None), or (None, (what is on the CPU, what is on cuda:0)) when they mix."""
+    on_gpu = next((what for what, dev, _, _ in items if dev is not None), None)
+    if on_gpu is None:
+        return None, None
+    for what, dev, scalar, scalar_ok in items:
+        if dev is None and not (scalar and scalar_ok):
+            return None, (what, on_gpu)
+    return CUDA0, None
+
+
+def device_tensor(buffer):
+    """A new leaf tensor holding device buffer `buffer` (a compiled function's result)."""
+    from .storage import Storage
+    from .tensor import Tensor, leaf_node
+    return Tensor._new(Storage(leaf_node(buffer), buffer=buffer, device=CUDA0))
+
+
+def input_buffer(t):
+    """`t`'s value as one C-contiguous buffer on its device, to bind as a program input (a
+    view is copied: on the host with numpy, on a GPU by a copy program there)."""
+    t._realize()
+    if t._storage.device is None:
+        a = t._view_array()
+        return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+    if t._base is None:
+        return t._storage.buffer
+    from .autograd.grad_mode import no_grad
+    from .shape_ops import clone
+    with no_grad():
+        copy = clone(t.detach())
+    copy._realize()
+    return copy._storage.buffer
+
+
+class HostScalars:
+    """The CPU side of a compiled function on a GPU: CPU scalars (0-d) among its inputs and
+    captured state, which its program reads from device memory.
+
+    A captured CPU scalar (a learning rate, Adam's step count) gets a device buffer of its
+    own, copied from the host value whenever that changed (it is compared before every
+    call, as the host value may be written in place). One the function updates in place is
+    copied back to the host after the call, so the CPU tensor holds its new value as it
+    does eagerly (that copy waits for the program to finish). A CPU scalar argument is
+    copied to the device at every call.
+    """
+
+    def __init__(self, params, inputs):
+        self.params = params            # (slot, storage, updated in place)
+        self.mirrors = [None] * len(params)   # (host bytes, device buffer) last copied
+        self.inputs = inputs            # positions of CPU scalar arguments
+
+    def before(self, exe, inputs: list) -> list:
+        """Bind the device copies of the captured scalars; the arguments, on the device."""
+        from .realize import realize
+        for k, (slot, s, _) in enumerate(self.params):
+            if s.node.buffer is not s.buffer:
+                realize([s])             # updated eagerly since the last call
+            value = s.buffer.tobytes()
+            mirror = self.mirrors[k]
+            if mirror is None or mirror[0] != value:
+                buffer = _runtime().DeviceBuffer.from_numpy(s.buffer)
+                self.mirrors[k] = (value, buffer)
+                exe.bind(slot, buffer)
+        if self.inputs:
+            inputs = list(inputs)
+            for i in self.inputs:
+                inputs[i] = bindable(inputs[i], "cuda")
+        return inputs
+
+    def after(self) -> None:
+        """Copy the new values of the scalars the program updated back to the host."""
+        for k, (slot, s, updated) in enumerate(self.params):
+            if updated:
+                buffer = self.mirrors[k][1]
+                value = buffer.to_numpy()
+                np.copyto(s.buffer, value)
+                self.mirrors[k] = (s.buffer.tobytes(), buffer)

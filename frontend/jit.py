@@ -17,6 +17,12 @@ other arguments), binds buffers and makes one call into the compiled program. Py
 effects other than tensor state happen only while tracing, as in JAX. A trace that created
 state is traced once more on the next call: a first optimizer step builds state that later
 steps update, and the program is kept only once two traces agree.
+
+A function runs on the device of its tensors, as its ops do eagerly: trace inputs carry
+their arguments' devices, and a trace of CUDA tensors compiles for target "cuda" (one CUDA
+program, a sequence of launches) whose replay binds device buffers and returns CUDA
+tensors. Its arguments, captured state and results must all be on that one device, but
+for CPU scalars (a learning rate, a step count), which cuda.HostScalars mirrors there.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ import weakref
 import numpy as np
 
 from . import compiler, runtime, trace_hooks
+from . import cuda as _cuda
 from .compiler.ir import Graph, Node, fmt_type, print_graph, topo_order
 from .compiler.ir.dtypes import from_short
 from .compiler.program import STAGES
@@ -149,6 +156,8 @@ def _reason(old, new) -> str:
             return f"argument {name} changed structure"
         for a, b in zip(keys, keys2):
             if a != b:
+                if a[0] == b[0] == "T" and a[1:3] == b[1:3] and a[3] != b[3]:
+                    return f"argument {name} changed device {a[3]} → {b[3]}"
                 what = "shape" if a[0] == b[0] == "T" and a[1] != b[1] else \
                     "dtype" if a[0] == b[0] == "T" and a[2] != b[2] else \
                     "requires_grad" if a[0] == b[0] == "T" and a[4] != b[4] else "value"
@@ -210,7 +219,7 @@ class Variant:
     def run(self, inputs: list) -> list:
         exe, program = self.exe, self.program
         bound = self.bound_params
-        for i, (s, const) in enumerate(self.param_sources):
+        for i, slot, s, const in self.binds:
             if s is not None:
                 if s.node.buffer is not s.buffer:
                     realize([s])         # updated eagerly since the last call
@@ -218,16 +227,23 @@ class Variant:
             else:
                 a = const
             if bound[i] is not a:        # params keep their buffers: bind once, check identity
-                exe.bind(program.params[i], a)
+                exe.bind(slot, a)
                 bound[i] = a
+        host = self.host_scalars         # None on the CPU
+        if host is not None:
+            inputs = host.before(exe, inputs)
         for s in self.assigned:
             _copy_old_value_for_others(s)
         assigned = self.assigned_buffers
         for slot, a in zip(program.inputs, inputs):
             exe.bind(slot, a.copy() if assigned and id(a) in assigned else a)
-        result = exe.bind_outputs({name: s.buffer for name, s in self.escaped if s.buffer is not None}
-                                  if self.escaped else None)
+        given = {name: s.buffer for name, s in self.escaped if s.buffer is not None} if self.escaped else None
+        result = exe.bind_outputs(given)
         exe.call()
+        if host is not None:
+            host.after()
+        if self.shared_outputs:
+            _unshare(result, self.shared_outputs, given)
         for name, s in self.escaped:
             if s.buffer is None:
                 s.buffer = result[name]
@@ -235,6 +251,26 @@ class Variant:
         for tensor, grad in self.grad_effects:
             tensor._grad = grad
         return [result[name] for name in self.output_names]
+
+
+def _unshare(result: dict, shared: list, given) -> None:
+    """Outputs that are one value (names of one buffer slot) each get a buffer of their own
+    holding it. The program wrote the buffer bound last (the last name's; a runtime may have
+    handed it, or another, to several names); state given its buffer keeps it."""
+    for names in shared:
+        written = result[names[-1]]
+        taken = {id(result[name]) for name in names if given and name in given}
+        for name in names:
+            a = result[name]
+            if given and name in given:
+                pass
+            elif id(a) in taken:
+                result[name] = written.copy()
+                continue
+            else:
+                taken.add(id(a))
+            if a is not written:
+                _cuda.copy_into(a, written)
 
 
 def _copy_old_value_for_others(s: Storage) -> None:
@@ -264,8 +300,7 @@ def _input_buffers(leaves, static: frozenset, names) -> list:
                 if x._base is None and s.node.buffer is s.buffer and s.buffer is not None:
                     out.append(s.buffer)                  # a computed base tensor: its buffer as it is
                     continue
-                a = x._realize()._view_array()
-                out.append(a if a.flags.c_contiguous else np.ascontiguousarray(a))
+                out.append(_cuda.input_buffer(x))         # a view or pending value, made contiguous
     return out
 
 
@@ -328,13 +363,13 @@ class CompiledFunction:
         return self._outputs(new, new.run(_input_buffers(leaves, self.static, names)))
 
     def _outputs(self, v: Variant, arrays: list):
-        arrays = iter(arrays)
-        leaves = [self._output(next(arrays), v.program) if isinstance(x, Tensor) else x for x in v.out_leaves]
+        arrays, wrap = iter(arrays), v.wrap
+        leaves = [self._output(next(arrays), v.program, wrap) if isinstance(x, Tensor) else x for x in v.out_leaves]
         return _unflatten(v.out_tree, iter(leaves))
 
     @staticmethod
-    def _output(array, program) -> Tensor:
-        t = Tensor._from_array(array)
+    def _output(array, program, wrap) -> Tensor:
+        t = wrap(array)                     # a tensor on the device of the buffer
         t._storage.program = program        # fusegrad.program_of(result) answers for it
         return t
 
@@ -360,7 +395,7 @@ class CompiledFunction:
         self.stats["traces"] += 1
         tracer = Tracer(self.name)
         bound = self.signature.bind(*args, **kwargs)
-        inputs, traced = [], {}
+        inputs, devices, traced = [], [], {}
         for name, value in bound.arguments.items():
             arg_leaves = []
             tree = _flatten(value, arg_leaves)
@@ -373,10 +408,13 @@ class CompiledFunction:
                     node = x._value()[0]
                     label = name if len(arg_leaves) == 1 else f"{name}_{i}"
                     inp = Node("input", (), {"name": label}, node.shape, node.dtype)
-                    t = Tensor._new(Storage(inp))
+                    device = x._storage.device          # None: the CPU
+                    _cuda.place(inp, device)
+                    t = Tensor._new(Storage(inp, device=device))
                     t._requires_grad = x.requires_grad
                     tracer.inputs.add(id(t._storage))
                     inputs.append(inp)
+                    devices.append(device)
                     new_leaves.append(t)
                 else:
                     new_leaves.append(x)
@@ -387,13 +425,18 @@ class CompiledFunction:
             out = self.fn(*call.args, **call.kwargs)
         finally:
             trace_hooks.ACTIVE.pop()
-        v = self._read_trace(tracer, out, inputs)
+        try:
+            v = self._read_trace(tracer, out, inputs, devices)
+        except TracingError:
+            _undo(tracer)
+            raise
         if undo:
             _undo(tracer)
         return v
 
-    def _read_trace(self, tracer: Tracer, out, inputs) -> Variant:
+    def _read_trace(self, tracer: Tracer, out, inputs, devices) -> Variant:
         v = Variant()
+        v.input_devices = devices
         v.out_leaves = []
         v.out_tree = _flatten(out, v.out_leaves)
         returned = [x for x in v.out_leaves if isinstance(x, Tensor)]
@@ -410,7 +453,9 @@ class CompiledFunction:
         escaped = [s for s in alive if s.buffer is None]
         for i, s in enumerate(escaped):
             outputs[f"state{i}"] = s.node
-        graph, v.param_sources = _graph_of(self.name, inputs, outputs, assigns, _state_names(self.fn))
+        names = _state_names(self.fn)
+        graph, v.param_sources = _graph_of(self.name, inputs, outputs, assigns, names)
+        v.device = self._device(graph, devices, v.param_sources, returned, escaped, [s for s, _ in assigns], names)
         v.graph = graph
         v.graph_text = print_graph(graph)
         v.structure = (v.graph_text, tuple(id(s) if s is not None else _const_key(c) for s, c in v.param_sources))
@@ -424,20 +469,70 @@ class CompiledFunction:
             _restore_old_leaf(s)
         return v
 
+    def _device(self, graph, devices, sources, returned, escaped, assigned, names):
+        """The device the variant runs on (None: the CPU); a TracingError if the trace mixes
+        devices. CPU scalars may join a CUDA variant as inputs or captured state."""
+        updated = {id(s) for s in assigned}
+        items = [(f"argument {x.attrs['name']}", device, x.shape == (), True)
+                 for x, device in zip(graph.inputs, devices)]
+        for p, (s, const) in zip(graph.params, sources):
+            what = f"captured tensor {p.attrs['name']}"
+            if s is not None and id(s) in updated:
+                what += " (updated in place)"
+            items.append((what, s.device if s is not None else _cuda.device_of(const), p.shape == (), True))
+        items += [(f"returned tensor {i}", t._storage.device, t.ndim == 0, False) for i, t in enumerate(returned)]
+        items += [(f"new state {names.get(id(s), f'state{i}')}", s.device, s.node.shape == (), False)
+                  for i, s in enumerate(escaped)]
+        device, mixed = _cuda.program_device(items)
+        if mixed is not None:
+            raise TracingError(
+                f"{self.name}: a compiled function runs as one program on one device, but this trace mixes devices: "
+                f"{mixed[0]} is on cpu while {mixed[1]} is on cuda:0. Its tensor arguments, the tensors it captures "
+                f"(parameters, optimizer state) and its results must all be on one device (only CPU scalars may "
+                f"join CUDA tensors); move them with .to(device)")
+        return device
+
     def _compile(self, v: Variant) -> None:
-        v.program = compile_cached(v.graph, v.graph_text)
+        v.program = compile_cached(v.graph, v.graph_text, **_cuda.target_options(v.device))
         self.stats["compiles"] += 1
         dump(v.program, f"{self.name}({', '.join(x.attrs['name'] + ': ' + fmt_type(x.shape, x.dtype) for x in v.graph.inputs)})",
              self.dump)
         v.exe = runtime.load(v.program)
-        v.bound_params = [None] * len(v.program.params)
+        _prepare_binding(v)
         v.epoch = trace_hooks.EPOCH[0]
 
 
-def _const_key(a: np.ndarray):
+def _prepare_binding(v: Variant) -> None:
+    """How a replay binds the variant's program: params by slot; on a GPU, CPU scalars
+    through cuda.HostScalars and results as CUDA tensors."""
+    program = v.program
+    v.bound_params = [None] * len(program.params)
+    v.binds, host_params, host_inputs = [], [], []
+    updated = {id(s) for s in v.assigned}
+    for i, (slot, (s, const)) in enumerate(zip(program.params, v.param_sources)):
+        if v.device is not None and s is not None and s.device is None:
+            host_params.append((slot, s, id(s) in updated))      # a CPU scalar: mirrored
+        else:
+            v.binds.append((i, slot, s, const if s is not None or v.device is None
+                            else _cuda.bindable(const, "cuda")))
+    if v.device is not None:
+        host_inputs = [k for k, device in enumerate(v.input_devices) if device is None]
+    v.host_scalars = _cuda.HostScalars(host_params, host_inputs) if host_params or host_inputs else None
+    v.wrap = Tensor._from_array if v.device is None else _cuda.device_tensor
+    of_slot: dict = {}
+    for name, slot in program.outputs.items():
+        of_slot.setdefault(slot, []).append(name)
+    v.shared_outputs = [names for names in of_slot.values() if len(names) > 1]
+
+
+def _const_key(a):
     """Constants the trace computed (a hyperparameter as a 0-d tensor) compare by value, so two
-    traces that made equal constants agree; large ones by identity."""
-    return (a.dtype.str, a.shape, a.tobytes()) if a.size <= 64 else id(a)
+    traces that made equal constants agree; large ones by identity. `a` is a numpy array or a
+    device buffer (read back)."""
+    if int(np.prod(a.shape)) > 64:
+        return id(a)
+    h = _cuda.host_array(a)
+    return (h.dtype.str, h.shape, h.tobytes())
 
 
 def _restore_old_leaf(s: Storage) -> None:
@@ -451,7 +546,7 @@ def _restore_old_leaf(s: Storage) -> None:
 def _compute_old_value(s: Storage, old_node) -> None:
     """A storage updated in the trace whose old value was never computed: compute it now,
     outside the trace, so the program can read it as a param and write the new value over it."""
-    tmp = Storage(old_node)
+    tmp = Storage(old_node, device=s.device)
     realize([tmp])
     s.buffer = tmp.buffer
     s.holder = weakref.ref(old_node)
@@ -514,14 +609,16 @@ def _unique(label: str, taken: set) -> str:
 
 # ---------------------------------------------------------------- compiling, caching, dumping
 
-def compile_cached(graph: Graph, text: str | None = None):
-    """The Program for a traced graph: from the disk cache when this graph was compiled before
-    (skipping the passes and codegen; the runtime's object cache skips LLVM), else compiled."""
+def compile_cached(graph: Graph, text: str | None = None, target: str = "cpu", arch: str | None = None):
+    """The Program for a traced graph on `target` ("cpu", or "cuda" for GPU architecture
+    `arch`): from the disk cache when this graph was compiled for it before (skipping the
+    passes and codegen; the runtime's object cache skips LLVM), else compiled."""
     text = text if text is not None else print_graph(graph)
-    key = hashlib.sha256(f"cpu\n{VERSION}\n{compiler.FINGERPRINT}\n{text}".encode()).hexdigest()
+    where = target if arch is None else f"{target}:{arch}"
+    key = hashlib.sha256(f"{where}\n{VERSION}\n{compiler.FINGERPRINT}\n{text}".encode()).hexdigest()
     program = PROGRAMS.get(key)
     if program is None:
-        program = compiler.compile(graph, "cpu")
+        program = compiler.compile(graph, target) if arch is None else compiler.compile(graph, target, arch=arch)
         PROGRAMS.put(key, program)
     return program
 

@@ -161,15 +161,21 @@ class CpuExecutable:
         self.table[slot] = address(a)
 
     def bind_outputs(self, outputs=None) -> dict:
-        """Bind `outputs` (name -> array) where given and fresh buffers elsewhere."""
-        table, result = self.table, {}
+        """Bind `outputs` (name -> array) where given and fresh buffers elsewhere. Names of one
+        value (the compiler gave them one slot) share its fresh buffer; the program writes the
+        buffer bound last for a slot."""
+        table, result, of_slot = self.table, {}, {}
         for name, slot, shape, dtype, nbytes in self.out_specs:
             a = outputs.get(name) if outputs else None
             if a is None:
-                a, table[slot] = new_buffer(shape, dtype, nbytes)
+                a = of_slot.get(slot)
+                if a is None:
+                    a, table[slot] = new_buffer(shape, dtype, nbytes)
+                else:
+                    table[slot] = address(a)
             else:
                 table[slot] = address(a)
-            result[name] = a
+            result[name] = of_slot[slot] = a
         return result
 
     def call(self) -> None:

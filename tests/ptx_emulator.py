@@ -154,22 +154,49 @@ class HostDeviceBuffer:
 
 
 class EmulatedExecutable:
-    """runtime.cuda.CudaExecutable's interface over EmulatedProgram."""
+    """runtime.cuda.CudaExecutable's interface over EmulatedProgram: a call with buffers, or
+    `bind`/`bind_outputs` then `call` (as compiled functions replay)."""
 
     def __init__(self, program):
         from fusegrad.runtime.cpu import raise_check
         self.program, self.raise_check = program, raise_check
         self.run = EmulatedProgram(program)
+        self.bound: dict = {}            # slot -> HostDeviceBuffer
+        self.out_specs = [(name, slot, program.buffers[slot].shape, np.dtype(program.buffers[slot].dtype))
+                          for name, slot in program.outputs.items()]
 
     def __call__(self, inputs, params, outputs=None):
-        got, error = self.run([b.array for b in inputs], [b.array for b in params])
-        if error[0]:
-            self.raise_check(self.program, int(error[1]))
-        result = {}
-        for name, a in got.items():
-            result[name] = (outputs or {}).get(name) or HostDeviceBuffer(a.shape, a.dtype)
-            np.copyto(result[name].array, a)
+        for slot, buf in zip(self.program.inputs, inputs):
+            self.bind(slot, buf)
+        for slot, buf in zip(self.program.params, params):
+            self.bind(slot, buf)
+        result = self.bind_outputs(outputs)
+        self.call()
         return result
+
+    def bind(self, slot, buf) -> None:
+        assert isinstance(buf, HostDeviceBuffer), f"slot {slot}: a {type(buf).__name__} is not a device buffer"
+        self.bound[slot] = buf
+
+    def bind_outputs(self, outputs=None) -> dict:
+        """As CudaExecutable: `outputs` where given, fresh buffers elsewhere (names of one
+        slot share one)."""
+        result, of_slot = {}, {}
+        for name, slot, shape, dtype in self.out_specs:
+            buf = outputs.get(name) if outputs else None
+            if buf is None:
+                buf = of_slot.get(slot) or HostDeviceBuffer(shape, dtype)
+            result[name] = of_slot[slot] = buf
+            self.bind(slot, buf)
+        return result
+
+    def call(self) -> None:
+        p = self.program
+        got, error = self.run([self.bound[s].array for s in p.inputs], [self.bound[s].array for s in p.params])
+        if error[0]:
+            self.raise_check(p, int(error[1]))
+        for name, slot in p.outputs.items():
+            np.copyto(self.bound[slot].array, got[name])
 
 
 def install_emulated_device(monkeypatch) -> None:

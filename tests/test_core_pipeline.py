@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fusegrad as torch
-from fusegrad.realize import STATS
+from fusegrad.realize import STATS, realize
 from fusegrad.runtime import OBJECTS
 
 
@@ -118,3 +118,22 @@ def test_failed_update_leaves_the_tensor_unchanged():
     with pytest.raises(IndexError):
         w.add_(w[torch.tensor([0, 9, 1, 2])])
     np.testing.assert_array_equal(w.numpy(), before)
+
+
+def test_values_merged_by_cse_realize_into_separate_correct_tensors():
+    """Two requested values that simplify merges into one (here two equal gradients) share a
+    buffer slot in the program; each tensor still gets the value, in memory of its own."""
+    x_np = np.array([0.5, -1.25, 3.0], dtype=np.float32)
+    w1 = torch.zeros(3, requires_grad=True)
+    w2 = torch.zeros(3, requires_grad=True)
+    ((w1 + w2) * torch.tensor(x_np)).sum().backward()
+    np.testing.assert_array_equal(w1.grad.numpy(), x_np)
+    np.testing.assert_array_equal(w2.grad.numpy(), x_np)
+    w2.grad.add_(1)
+    np.testing.assert_array_equal(w1.grad.numpy(), x_np)
+    a = torch.tensor(x_np)
+    p, q = a * 2, a * 2
+    realize([p._storage, q._storage])       # one program for both
+    assert torch.program_of(p) is torch.program_of(q)
+    np.testing.assert_array_equal(p.numpy(), x_np * 2)
+    np.testing.assert_array_equal(q.numpy(), x_np * 2)

@@ -1,12 +1,18 @@
 """Tensors on a CUDA device, end to end through the frontend, on the emulated device of
 tests/ptx_emulator.py (programs compiled for target "cuda" run on the CPU): moving between
 devices, values staying on their device, PyTorch's mixed-device error, printing, autograd
-and an optimizer step. runtime/cuda.py itself (pycuda) is not exercised here."""
+and an optimizer step; `@compile`d functions and training steps on the device (one CUDA
+program per variant, replayed, matching the CPU). runtime/cuda.py itself (pycuda) is not
+exercised here."""
+import logging
+
 import numpy as np
 import pytest
 
 import fusegrad as torch
 import fusegrad.nn as nn
+import fusegrad.nn.functional as F
+from fusegrad.jit import TracingError
 from ptx_emulator import compiler as c_compiler, install_emulated_device
 
 pytestmark = pytest.mark.skipif(c_compiler() is None, reason="no C compiler for the PTX emulator")
@@ -89,3 +95,157 @@ def test_a_module_moves_with_to():
     assert y.is_cuda and y.shape == (5, 2)
     w, b = (p.detach().cpu().numpy() for p in net.parameters())
     np.testing.assert_allclose(y.detach().cpu().numpy(), np.ones((5, 3)) @ w.T + b, rtol=1e-5)
+
+
+# ---------------------------------------------------------------- @compile on the device
+
+def _mlp_training(device, make_opt, compiled: bool, steps: int = 10, schedule=None):
+    """Losses, parameters, optimizer and step function of `steps` training steps of a small
+    MLP (Linear-ReLU-Linear, cross-entropy) on `device`."""
+    rng = np.random.default_rng(7)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 4)).to(device)
+    opt = make_opt(model.parameters())
+    x = torch.tensor(rng.standard_normal((24, 12)).astype(np.float32), device=device)
+    y = torch.tensor(rng.integers(0, 4, 24), device=device)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    run = torch.compile(step) if compiled else step
+    losses = []
+    for i in range(steps):
+        if schedule is not None:
+            opt.param_groups[0]["lr"] = schedule(i)
+        loss = run(x, y)
+        assert loss.device == torch.device(device)
+        losses.append(loss.item())
+    return losses, [p.detach().cpu().numpy() for p in model.parameters()], opt, run
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+    lambda p: torch.optim.Adam(p, lr=0.01),
+], ids=["sgd-momentum", "adam"])
+def test_a_compiled_training_step_on_the_device_matches_the_cpu(make_opt):
+    cpu_losses, cpu_params, _, _ = _mlp_training("cpu", make_opt, compiled=False)
+    gpu_losses, gpu_params, opt, step = _mlp_training("cuda", make_opt, compiled=True)
+    assert step.stats["traces"] <= 3 and step.stats["replays"] == 10 - step.stats["traces"]
+    assert step.stats["compiles"] == 1
+    assert all(v.program.target == "cuda" for v in step.variants.values())
+    np.testing.assert_allclose(gpu_losses, cpu_losses, rtol=1e-4)
+    assert cpu_losses[-1] < cpu_losses[0]                       # the steps really trained
+    for g, c in zip(gpu_params, cpu_params):
+        np.testing.assert_allclose(g, c, rtol=1e-4, atol=1e-6)
+    for p, state in opt.state.items():
+        assert p.is_cuda and all(t.is_cuda for k, t in state.items() if k != "step")
+        if "step" in state:                 # Adam's step count stays a CPU scalar, as in PyTorch
+            assert state["step"].device == torch.device("cpu") and state["step"].item() == 10
+
+
+def test_a_learning_rate_schedule_reaches_replays_on_the_device():
+    make_opt = lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.5)   # noqa: E731
+    schedule = lambda i: 0.1 / (i + 1)                                 # noqa: E731
+    cpu_losses, cpu_params, _, _ = _mlp_training("cpu", make_opt, compiled=False, steps=6, schedule=schedule)
+    gpu_losses, gpu_params, _, step = _mlp_training("cuda", make_opt, compiled=True, steps=6, schedule=schedule)
+    assert step.stats["replays"] >= 4
+    np.testing.assert_allclose(gpu_losses, cpu_losses, rtol=1e-4)
+    for g, c in zip(gpu_params, cpu_params):
+        np.testing.assert_allclose(g, c, rtol=1e-4, atol=1e-6)
+
+
+def test_compiled_results_come_back_on_the_device_from_views_and_cpu_scalars(rng):
+    a = rng.standard_normal((6, 5)).astype(np.float32)
+    w = torch.tensor(rng.standard_normal(5).astype(np.float32), device="cuda")
+
+    @torch.compile
+    def f(x, scale):
+        y = (x * w).sum(dim=1) * scale
+        return y, y                              # one value twice: two tensors holding it
+
+    x = torch.tensor(a, device="cuda")
+    for k in range(3):
+        scale = torch.tensor(float(k + 1))     # a CPU scalar joins CUDA tensors, as eagerly
+        y1, y2 = f(x.t().t()[1:5], scale)     # a view of a CUDA tensor as the argument
+        assert y1.is_cuda and y2.is_cuda and torch.program_of(y1).target == "cuda"
+        expect = (a[1:5] * w.cpu().numpy()).sum(axis=1) * (k + 1)
+        np.testing.assert_allclose(y1.cpu().numpy(), expect, rtol=1e-5)
+        np.testing.assert_allclose(y2.cpu().numpy(), expect, rtol=1e-5)
+        y1.add_(1)                              # the two results do not share memory
+        np.testing.assert_allclose(y2.cpu().numpy(), expect, rtol=1e-5)
+    assert f.stats["traces"] == 1 and f.stats["replays"] == 2
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_one_value_returned_twice_comes_back_as_two_tensors_on_either_device(device):
+    w = torch.ones(3, device=device, requires_grad=True)
+
+    @torch.compile
+    def f(x):
+        w.grad = x * 2                           # new state: the same value as the results
+        return x * 2, x * 2, (x * 2).sum()      # one value (one buffer slot) twice
+
+    for k in range(4):
+        a, b, total = f(torch.full((3,), float(k), device=device))
+        assert a.device == b.device == torch.device(device)
+        assert a.tolist() == b.tolist() == w.grad.tolist() == [2.0 * k] * 3 and total.item() == 6.0 * k
+        a.add_(1)
+        b.add_(2)                                # none of them share memory
+        assert (a.tolist(), b.tolist(), w.grad.tolist()) == ([2.0 * k + 1] * 3, [2.0 * k + 2] * 3, [2.0 * k] * 3)
+    assert f.stats["replays"] >= 2
+
+
+def test_a_new_device_retraces_and_says_so(caplog):
+    f = torch.compile(lambda x: x + 1)
+    f(torch.ones(3))
+    with caplog.at_level(logging.INFO, logger="fusegrad"):
+        assert f(torch.ones(3, device="cuda")).is_cuda
+    assert "argument x changed device cpu → cuda:0" in caplog.text
+    assert [v.program.target for v in f.variants.values()] == ["cpu", "cuda"]
+
+
+def test_a_compiled_function_mixing_a_cpu_argument_and_cuda_parameters_raises():
+    net = nn.Linear(3, 2).to("cuda")
+    step = torch.compile(lambda x: net(x).sum())
+    with pytest.raises(RuntimeError, match=r"^Expected all tensors to be on the same device, but found at least two "
+                                           r"devices, cuda:0 and cpu!$"):
+        step(torch.ones(4, 3))
+    assert step(torch.ones(4, 3, device="cuda")).is_cuda
+
+
+def test_a_trace_that_mixes_devices_without_combining_them_names_the_function():
+    w = torch.ones(3, device="cuda", requires_grad=True)
+
+    @torch.compile
+    def two_devices(x):
+        return x * 2, w * 3
+
+    with pytest.raises(TracingError, match=r"^two_devices: a compiled function runs as one program on one device, "
+                                           r"but this trace mixes devices: argument x is on cpu while "
+                                           r"captured tensor w is on cuda:0"):
+        two_devices(torch.ones(3))
+
+
+def test_lower_and_dumps_of_a_cuda_variant_give_ptx(capsys):
+    w = torch.ones(4, 3, device="cuda")
+    f = torch.compile(lambda x: (x @ w).relu(), dump="ptx")
+    lowered = f.lower(torch.ones(2, 4, device="cuda"))
+    ptx = lowered.text("ptx")
+    assert ".target sm_80" in ptx and ".visible .entry" in ptx
+    assert lowered.program.target == "cuda" and "nvptx" in lowered.text("llvm")
+    f(torch.ones(2, 4, device="cuda"))
+    err = capsys.readouterr().err
+    assert "===== fusegrad lambda(x: f32[2,4]): ptx =====" in err and ".visible .entry" in err
+
+
+def test_the_program_cache_keeps_cpu_and_cuda_programs_of_one_graph_apart():
+    from fusegrad.jit import compile_cached
+    from fusegrad.compiler.ir import parse_graph
+    graph = parse_graph(torch.compile(lambda x: x * 2 + 1).lower(torch.ones(3)).text("graph"))
+    assert compile_cached(graph).target == "cpu"
+    assert compile_cached(graph, target="cuda", arch="sm_80").target == "cuda"
+    assert compile_cached(graph).target == "cpu"

@@ -50,8 +50,6 @@ def test_eager_training_on_the_gpu_matches_the_cpu():
         np.testing.assert_allclose(g, c, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.skip(reason="fusegrad.compile traces for the CPU only: its trace inputs carry no device and "
-                         "jit.compile_cached compiles for target 'cpu'")
 def test_compiled_training_step_on_the_gpu_matches_the_cpu():
     cpu_losses, cpu_params = _train("cpu", compiled=True)
     gpu_losses, gpu_params = _train("cuda", compiled=True)
