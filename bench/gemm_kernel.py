@@ -5,7 +5,9 @@ Prints median GFLOP/s of fusegrad's GEMM and of numpy for
   * the MLP shapes of an MNIST 784-256 layer (forward with the nn.Linear weight layout W.T
     and with a row-major B, and the two gradient products), each with a fused bias + ReLU
     epilogue, against numpy's ``matmul`` followed by numpy's bias add and ReLU (in place);
-and the ratio fusegrad / numpy.
+and the ratio fusegrad / numpy.  fusegrad's kernels use the host's widest vectors (64 bytes with
+AVX-512, else 32) unless ``--vector-bytes`` says otherwise; the compile time printed per module
+is the median of a few compiles of that GEMM alone (-O3, machine code, MCJIT linking).
 
 numpy runs in worker subprocesses started with ``OPENBLAS_NUM_THREADS`` = 1 or 2; fusegrad's
 two-thread runs call the function's two parts from libgomp (``GOMP_parallel``).  Measurements
@@ -17,7 +19,7 @@ other work takes a core, a thread spinning at the join while its partner waits f
 slice turns a millisecond into tens (``OMP_WAIT_POLICY=passive`` then fares better; on an idle
 machine it costs MLP-sized calls half their two-thread speed in wake-ups).
 
-    python bench/gemm_kernel.py [--rounds 3] [--quick]
+    python bench/gemm_kernel.py [--rounds 3] [--quick] [--vector-bytes 32|64]
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import numpy as np
 import llvmlite.binding as llvm
 from llvmlite import ir
 
-from fusegrad.compiler.codegen.gemm import GemmSpec, define_gemm
+from fusegrad.compiler.codegen.gemm import GemmSpec, define_gemm, host_vector_bytes
 
 PTR = ir.PointerType()
 I32, I64 = ir.IntType(32), ir.IntType(64)
@@ -51,6 +53,8 @@ BIAS_SLOT = 3
 # 0.1 s after a call, libgomp's for milliseconds unless passive; on two cores a side that
 # starts while the other's threads spin loses a core.
 SETTLE_SECONDS = 0.3
+# Compiles of each module; the median time is printed (the first pays LLVM's start-up).
+COMPILES = 3
 
 
 @dataclass(frozen=True)
@@ -104,8 +108,9 @@ def numpy_step(case: Case, a, b, bias, c) -> None:
 
 
 def numpy_worker() -> None:
-    """Answer one JSON line per request {case, reps} with the list of timings."""
+    """Say ``ready``, then answer one JSON line per request {case, reps} with the list of timings."""
     prepared = {}
+    print('ready', flush=True)
     for line in sys.stdin:
         request = json.loads(line)
         case = Case(**{**request['case'], 'threads': tuple(request['case']['threads'])})
@@ -126,6 +131,8 @@ class NumpyWorker:
         env = {**os.environ, 'OPENBLAS_NUM_THREADS': str(threads)}
         self.proc = subprocess.Popen([sys.executable, __file__, '--numpy-worker'], env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        # Started up (numpy imported) before any timing or compiling here.
+        assert self.proc.stdout.readline().strip() == 'ready'
 
     def times(self, case: Case, reps: int) -> list[float]:
         self.proc.stdin.write(json.dumps({'case': case.__dict__, 'reps': reps}) + '\n')
@@ -162,8 +169,24 @@ def add_parallel_entry(module: ir.Module, gemm: ir.Function) -> None:
     b.ret_void()
 
 
+def jit(text: str) -> llvm.ExecutionEngine:
+    """LLVM IR -> machine code in an MCJIT engine, optimized as the runtime does (-O3, host CPU)."""
+    # A fresh target machine per engine: the engine takes ownership of it.
+    target_machine = llvm.Target.from_default_triple().create_target_machine(
+        cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3,
+        codemodel='jitdefault')
+    parsed = llvm.parse_assembly(text)
+    parsed.verify()
+    tuning = llvm.create_pipeline_tuning_options(speed_level=3)
+    pass_builder = llvm.create_pass_builder(target_machine, tuning)
+    pass_builder.getModulePassManager().run(parsed, pass_builder)
+    engine = llvm.create_mcjit_compiler(parsed, target_machine)
+    engine.finalize_object()
+    return engine
+
+
 class Compiled:
-    def __init__(self, case: Case):
+    def __init__(self, case: Case, vector_bytes: int):
         a, b, self.bias, self.c = operands(case)
         self.a, self.b = a, b
         spec = GemmSpec('f32', 1, case.m, case.n, case.k,
@@ -171,21 +194,15 @@ class Compiled:
                         c=(0, case.n, 1), a_slot=0, b_slot=1, c_slot=2)
         module = ir.Module('bench_gemm')
         module.triple = llvm.get_process_triple()
-        gemm = define_gemm(module, 'gemm', spec, bias_relu if case.bias_relu else None)
+        gemm = define_gemm(module, 'gemm', spec, bias_relu if case.bias_relu else None, vector_bytes=vector_bytes)
         add_parallel_entry(module, gemm)
-        start = time.perf_counter()
-        # A fresh target machine per engine: the engine takes ownership of it.
-        target_machine = llvm.Target.from_default_triple().create_target_machine(
-            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3,
-            codemodel='jitdefault')
-        parsed = llvm.parse_assembly(str(module))
-        parsed.verify()
-        tuning = llvm.create_pipeline_tuning_options(speed_level=3)
-        pass_builder = llvm.create_pass_builder(target_machine, tuning)
-        pass_builder.getModulePassManager().run(parsed, pass_builder)
-        self.engine = llvm.create_mcjit_compiler(parsed, target_machine)
-        self.engine.finalize_object()
-        self.compile_seconds = time.perf_counter() - start
+        text = str(module)
+        times = []
+        for _ in range(COMPILES):
+            start = time.perf_counter()
+            self.engine = jit(text)
+            times.append(time.perf_counter() - start)
+        self.compile_seconds = statistics.median(times)
         self.serial = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)(
             self.engine.get_function_address('gemm'))
         self.parallel = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int32)(
@@ -220,6 +237,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--rounds', type=int, default=3, help='alternations of fusegrad and numpy')
     parser.add_argument('--quick', action='store_true', help='512^3 instead of 1024^3, fewer reps')
+    parser.add_argument('--vector-bytes', type=int, choices=(32, 64), default=host_vector_bytes(),
+                        help="fusegrad's vector width (default: the host's widest)")
     parser.add_argument('--numpy-worker', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.numpy_worker:
@@ -233,11 +252,12 @@ def main() -> None:
     ctypes.CDLL(ctypes.util.find_library('gomp'), mode=ctypes.RTLD_GLOBAL)
     workers = {t: NumpyWorker(t) for t in (1, 2)}
     print(f'load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; median GFLOP/s; '
-          f'OMP_WAIT_POLICY={os.environ.get("OMP_WAIT_POLICY", "(default)")}')
+          f'OMP_WAIT_POLICY={os.environ.get("OMP_WAIT_POLICY", "(default)")}; '
+          f'{llvm.get_host_cpu_name()}, fusegrad vectors of {args.vector_bytes} bytes')
     print(f'{"case":34} {"thr":>3} {"fusegrad GF/s":>14} {"numpy GF/s":>11} {"ratio":>6}')
     try:
         for case in cases(args.quick):
-            compiled = Compiled(case)
+            compiled = Compiled(case, args.vector_bytes)
             compiled.check()
             for threads in case.threads:
                 ours, theirs = [], []
@@ -251,7 +271,7 @@ def main() -> None:
                 theirs_gf = case.flops / statistics.median(theirs) / 1e9
                 print(f'{case.label:34} {threads:>3} {ours_gf:>14.1f} {theirs_gf:>11.1f} {ours_gf / theirs_gf:>6.2f}',
                       flush=True)
-            print(f'{"":34}     (compile: {compiled.compile_seconds * 1000:.0f} ms)', flush=True)
+            print(f'{"":34}     (compile: {compiled.compile_seconds * 1000:.0f} ms, median of {COMPILES})', flush=True)
     finally:
         for worker in workers.values():
             worker.close()

@@ -12,17 +12,21 @@ program's array of buffer pointers; A, B and C are ``table[a_slot]`` etc.  The r
 equal share of C -- a range of batch x row panels or of batch x column panels (see
 ``_splits_rows``) -- with scratch memory of its own.
 
-Floating-point products take the BLIS route (Goto's algorithm), blocked for the caches that
-sysfs reports (see :func:`_blocking`):
+Floating-point products take the BLIS route (Goto's algorithm), with vectors of the host's
+widest registers -- 64-byte zmm where the CPU has AVX-512F, else 32-byte ymm (AVX2; see
+:func:`host_vector_bytes`; ``define_gemm(vector_bytes=...)`` picks either) -- a register tile
+for their register count, and blocking for the caches that sysfs reports (see :func:`_blocking`):
 
 * loop over column blocks of NC, then K panels of KC: pack ``B[kc, nc]`` into micro-panels of
-  NR columns (k-major, zero padded), sized to stay in L3;
-* loop over row blocks of MC: pack ``A[mc, kc]`` into micro-panels of MR rows (k-major, zero
+  NR columns (k-major, padded), sized to stay in L3;
+* loop over row blocks of MC: pack ``A[mc, kc]`` into micro-panels of MR rows (k-major,
   padded), sized to stay in L2 -- unless N is at most two micro-panels wide, where packing A
-  would not be repaid and the micro-kernel reads A in place;
-* loop over the micro-panels: the micro-kernel keeps an MR x NR tile of C in 2*MR vector
-  registers and does ``kc`` rank-1 updates with ``llvm.fma`` on ``<W x T>`` vectors (8 x f32
-  or 4 x f64 for AVX2), reading a B micro-panel (kept in L1) and broadcasting A elements.
+  would not be repaid and the micro-kernel reads A in place.  Operands contiguous along K
+  (row-major A, a transposed B such as ``W.T``) are packed by W x W in-register transposes;
+* loop over the micro-panels: the micro-kernel keeps an MR x NR tile of C in MR x 2 vector
+  registers and does ``kc`` rank-1 updates with ``llvm.fma`` on ``<W x T>`` vectors (W = 16
+  f32 or 8 f64 with AVX-512, 8 or 4 with AVX2; MR = 8 or 6), reading a B micro-panel (kept
+  in L1) and broadcasting A elements.
 
 Tiles at the M/N edges compute on padding and write back only their valid part (masked vector
 stores).  After the last K panel of a row block, the epilogue runs over each finished MC x NR
@@ -43,6 +47,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
+import llvmlite.binding as llvm
 from llvmlite import ir
 
 I1 = ir.IntType(1)
@@ -93,23 +98,25 @@ Epilogue = Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value, ir.Value, ir.Va
 # Blocking constants
 # --------------------------------------------------------------------------------------------
 
-# Register block: MR rows x NR = 2 vectors of columns -> 2*MR = 12 accumulators, plus 2 B
-# vectors and one broadcast A value: 15 of the 16 ymm registers.  Zen 3 issues two 4-cycle FMAs
-# per cycle, so 12 independent accumulators keep both pipes busy.
-_MR = 6
-_VECTOR_BYTES = 32                      # AVX2 ymm
+# Register tile per vector width in bytes: (MR rows, vectors of columns).  AVX2 (16 ymm): 6 x 2
+# -> 12 accumulators, plus 2 B vectors and one broadcast A value: 15 of the 16 registers.
+# AVX-512 (32 zmm): 8 x 2 -> 16 accumulators, 2 B vectors, one broadcast: 19 of 32.  Two 4-cycle
+# FMA pipes need 8 independent accumulators; 16 hide the loads.  Taller or wider tiles (12 x 2,
+# 14 x 2, 8 x 3, 6 x 4) measured no faster on Zen 5, and MR = 8 divides the usual sizes (edge
+# tiles and the split between threads stay even) and compiles faster.
+_REGISTER_TILES = {32: (6, 2), 64: (8, 2)}
 # Caches of Zen 3 (this project's reference CPU), used where sysfs does not say.
 _DEFAULT_CACHES = (32 << 10, 512 << 10, 32 << 20)
 # A packed B block of KC x NC lives in (a share of) L3; NC beyond this buys nothing and costs
 # scratch memory.
 _NC_MAX = 4096
-# Bytes past the packed panels that packing may overwrite (see _emit_transposed_block).
-_PACK_SLACK = _VECTOR_BYTES
-# Work units (row or column panels) that share out evenly enough among a few parts.
-_EVEN_SHARE_UNITS = 16
+# Work units (row or column panels) that share out evenly enough among a few parts (exactly
+# among 2, 4 or 8).  With 32-column panels (AVX-512) 16 would send an MLP's 128 x 256 products
+# to the split that packs twice as much (about 5% at two threads).
+_EVEN_SHARE_UNITS = 8
 # Products of fewer multiply-adds than this, or with fewer rows than this, skip packing.
 _SMALL_MACS = 16 * 16 * 16
-_SMALL_ROWS = _MR // 2
+_SMALL_ROWS = 3
 # Products at most this many columns wide (matrix-vector) are computed as dot products over K:
 # a register tile would be mostly padding.
 _NARROW_COLS = 2
@@ -117,9 +124,10 @@ _NARROW_COLS = 2
 
 @dataclass(frozen=True)
 class _Blocking:
+    vector_bytes: int   # bytes of one vector register
     width: int      # lanes of one vector
     mr: int         # rows of the register tile
-    nr: int         # columns of the register tile (two vectors)
+    nr: int         # columns of the register tile (a few vectors)
     kc: int         # depth of a packed panel
     mc: int         # rows of a packed A block
     nc: int         # columns of a packed B block
@@ -148,20 +156,30 @@ def _data_cache_sizes() -> tuple[int, int, int]:
     return sizes[1], sizes[2], sizes[3]
 
 
-def _blocking(dtype: str) -> _Blocking:
-    """Register and cache blocking for ``dtype``; on Zen 3 (L1d 32 KiB, L2 512 KiB per core,
-    L3 32 MiB) KC = 256, NC = 4096 and MC = 252 for f32, 126 for f64."""
+@functools.cache
+def host_vector_bytes() -> int:
+    """Bytes of the host's widest vector registers the GEMM uses: 64 (zmm) with AVX-512F,
+    else 32 (ymm)."""
+    return 64 if llvm.get_host_cpu_features().get('avx512f', False) else 32
+
+
+def _blocking(dtype: str, vector_bytes: int) -> _Blocking:
+    """Register and cache blocking for ``dtype`` with vectors of ``vector_bytes``.  On Zen 3
+    with AVX2 (L1d 32 KiB, L2 512 KiB per core, L3 32 MiB): KC = 256, NC = 4096 and MC = 252
+    for f32, 126 for f64; on Zen 5 with AVX-512 (L1d 48 KiB, L2 1 MiB): KC = 192, NC = 4096
+    and MC = 680 for f32, 336 for f64."""
     l1, l2, l3 = _data_cache_sizes()
     size = _ELEMENT_BYTES[dtype]
-    width = _VECTOR_BYTES // size
-    nr = 2 * width
+    width = vector_bytes // size
+    mr, vectors = _REGISTER_TILES[vector_bytes]
+    nr = vectors * width
     # The B micro-panel (KC x NR) stays in half of L1 while A micro-panels stream past it.
     kc = max(64, min(512, l1 // (2 * nr * size)) // 8 * 8)
     # The packed A block (MC x KC) takes half of L2, leaving room for the B panel and C.
-    mc = max(_MR, (l2 // 2) // (kc * size) // _MR * _MR)
+    mc = max(mr, (l2 // 2) // (kc * size) // mr * mr)
     # The packed B block (KC x NC) takes a quarter of L3 (shared by the cores).
     nc = max(nr, min(_NC_MAX, (l3 // 4) // (kc * size)) // nr * nr)
-    return _Blocking(width=width, mr=_MR, nr=nr, kc=kc, mc=mc, nc=nc)
+    return _Blocking(vector_bytes=vector_bytes, width=width, mr=mr, nr=nr, kc=kc, mc=mc, nc=nc)
 
 
 def _uses_packing(spec: GemmSpec) -> bool:
@@ -244,14 +262,14 @@ def _offset(b: ir.IRBuilder, *terms: tuple[ir.Value, int]) -> ir.Value:
     return total
 
 
-def _stack_array(b: ir.IRBuilder, ty: ir.Type, name: str) -> ir.Value:
-    """A vector-aligned alloca at the top of the function, typed as an opaque ``ptr``
+def _stack_array(b: ir.IRBuilder, ty: ir.Type, align: int, name: str) -> ir.Value:
+    """An ``align``-aligned alloca at the top of the function, typed as an opaque ``ptr``
     (llvmlite types an alloca's pointer after its allocated type)."""
     entry = b.function.entry_basic_block
     at_entry = ir.IRBuilder(entry)
     at_entry.position_at_start(entry)
     slot = at_entry.alloca(ty, name=name)
-    slot.align = _VECTOR_BYTES
+    slot.align = align
     slot.type = PTR
     return slot
 
@@ -287,7 +305,8 @@ def _declare(module: ir.Module, name: str, ret: ir.Type, args: list[ir.Type]) ->
 class _GemmGenerator:
     """Writes the functions of one GEMM into a module: entry, block loops, packing, kernel."""
 
-    def __init__(self, module: ir.Module, name: str, spec: GemmSpec, epilogue: Epilogue | None):
+    def __init__(self, module: ir.Module, name: str, spec: GemmSpec, epilogue: Epilogue | None,
+                 vector_bytes: int):
         if spec.dtype not in _SCALAR_TYPES:
             raise ValueError(f'unsupported GEMM dtype {spec.dtype!r}')
         if min(spec.batch, spec.m, spec.n) < 1 or spec.k < 0:
@@ -298,7 +317,7 @@ class _GemmGenerator:
         self.epilogue = epilogue
         self.is_float = spec.dtype in ('f32', 'f64')
         self.scalar = _SCALAR_TYPES[spec.dtype]
-        self.blocking = _blocking(spec.dtype)
+        self.blocking = _blocking(spec.dtype, vector_bytes)
         # K panels of equal depth (784 = 4 x 196, not 3 x 256 + 16): a shallow last panel
         # would pay the C tile traffic of a full one for little work.
         panels = max(1, -(-spec.k // self.blocking.kc))
@@ -384,9 +403,11 @@ class _GemmGenerator:
         b_bytes = -(-min(blk.nc, spec.n) // blk.nr) * blk.nr * self.kc * size
         alloc = _declare(self.module, 'aligned_alloc', PTR, [I64, I64])
         free = _declare(self.module, 'free', VOID, [PTR])
-        a_pack = (b.call(alloc, [_i64(64), _i64(-(-(a_bytes + _PACK_SLACK) // 64) * 64)], name='A.packed')
+        # Packing may write up to a vector past the panels (see _define_pack_tile).
+        slack = blk.vector_bytes
+        a_pack = (b.call(alloc, [_i64(64), _i64(-(-(a_bytes + slack) // 64) * 64)], name='A.packed')
                   if a_bytes else ir.Constant(PTR, None))
-        b_pack = b.call(alloc, [_i64(64), _i64(-(-(b_bytes + _PACK_SLACK) // 64) * 64)], name='B.packed')
+        b_pack = b.call(alloc, [_i64(64), _i64(-(-(b_bytes + slack) // 64) * 64)], name='B.packed')
 
         block_loops = self._define_block_loops()
         first_batch = b.udiv(lo, _i64(per_batch))
@@ -476,12 +497,12 @@ class _GemmGenerator:
     # -- packing -----------------------------------------------------------------------------
 
     def _define_pack_a(self) -> ir.Function:
-        """A[mc, kc] -> MR-row micro-panels, each kc x MR (k-major), rows past mc zeroed."""
+        """A[mc, kc] -> MR-row micro-panels, each kc x MR (k-major)."""
         return self._define_pack(f'{self.name}.pack_a', self.blocking.mr,
                                  lane_stride=self.spec.a[1], depth_stride=self.spec.a[2])
 
     def _define_pack_b(self) -> ir.Function:
-        """B[kc, nc] -> NR-column micro-panels, each kc x NR (k-major), columns past nc zeroed."""
+        """B[kc, nc] -> NR-column micro-panels, each kc x NR (k-major)."""
         return self._define_pack(f'{self.name}.pack_b', self.blocking.nr,
                                  lane_stride=self.spec.b[2], depth_stride=self.spec.b[1])
 
@@ -489,30 +510,44 @@ class _GemmGenerator:
         """``void(src, dst, count, depth)``: dst[panel][d][lane] = src[panel*width + lane, d].
 
         ``lane_stride`` steps along the packed dimension (rows of A, columns of B),
-        ``depth_stride`` along K.  The last panel may be partial: its missing lanes are zeros.
+        ``depth_stride`` along K.  The last panel may be partial: its missing lanes are
+        padding, zeros or copies of its last lane (the micro-kernel never stores their
+        products).  A source contiguous along K (row-major A, transposed B) is packed by W x W
+        transposes (see :meth:`_define_pack_tile`), any other element by element or, where
+        contiguous along the lanes, one vector per k.
         """
         fn = _internal_function(self.module, name, [(PTR, 'src'), (PTR, 'dst'), (I64, 'count'), (I64, 'depth')],
                                 noalias=('src', 'dst'), explicit_vectors=True)
         src, dst, count, depth = fn.args
+        tile = (self._define_pack_tile(f'{name}.tile', width, lane_stride)
+                if lane_stride != 1 and depth_stride == 1 else None)
         b = ir.IRBuilder(fn.append_basic_block('entry'))
         with _for(b, 0, count, width, name='panel') as first:
             valid = b.sub(count, first)
             panel_src = self._elem(b, src, _offset(b, (first, lane_stride)))
             panel_dst = self._elem(b, dst, b.mul(first, depth))
-            with b.if_else(b.icmp_signed('>=', valid, _i64(width))) as (full, partial):
-                with full:
-                    self._emit_pack_panel(b, panel_src, panel_dst, depth, width, None, lane_stride, depth_stride)
-                with partial:
-                    self._emit_pack_panel(b, panel_src, panel_dst, depth, width, valid, lane_stride, depth_stride)
+            if tile:
+                w = self.blocking.width
+                last = b.sub(_min(b, valid, _i64(width)), _i64(1))
+                for group in reversed(range(0, width, w)):
+                    with _for(b, 0, depth, w, name='d') as d0:
+                        at = self._elem(b, panel_dst, b.add(b.mul(d0, _i64(width)), _i64(group)))
+                        b.call(tile, [self._elem(b, panel_src, d0), at, _i64(group), last,
+                                      _min(b, b.sub(depth, d0), _i64(w))])
+            else:
+                with b.if_else(b.icmp_signed('>=', valid, _i64(width))) as (full, partial):
+                    with full:
+                        self._emit_pack_panel(b, panel_src, panel_dst, depth, width, None, lane_stride, depth_stride)
+                    with partial:
+                        self._emit_pack_panel(b, panel_src, panel_dst, depth, width, valid, lane_stride, depth_stride)
         b.ret_void()
         return fn
 
     def _emit_pack_panel(self, b, src, dst, depth, width, valid, lane_stride, depth_stride) -> None:
-        """One micro-panel of ``depth`` x ``width``; ``valid`` (runtime) source lanes in a
-        partial panel, None in a full one.  Vector code where the source is contiguous along
-        the lanes (row-major B, column-major A: one vector per k, masked in a partial panel)
-        or, in full panels, along K (row-major A, transposed B: W x W transposes, then single
-        k's); element by element otherwise."""
+        """One micro-panel of ``depth`` x ``width``, not contiguous along K; ``valid``
+        (runtime) source lanes in a partial panel, None in a full one, zeros past them.  One
+        vector per k where the source is contiguous along the lanes (row-major B, column-major
+        A; masked in a partial panel), element by element otherwise."""
         align = _ELEMENT_BYTES[self.spec.dtype]
         if lane_stride == 1:
             lanes = ir.VectorType(self.scalar, width)
@@ -522,13 +557,7 @@ class _GemmGenerator:
                        else self._masked_load(b, at, self._lane_mask(b, width, 0, valid)))
                 b.store(row, self._elem(b, dst, b.mul(d, _i64(width))), align=align)
             return
-        blocked = _i64(0)
-        if depth_stride == 1 and valid is None:
-            w = self.blocking.width
-            blocked = b.and_(depth, _i64(-w), name='depth.blocked')
-            with _for(b, 0, blocked, w, name='d') as d0:
-                self._emit_transposed_block(b, src, dst, d0, width, lane_stride)
-        with _for(b, blocked, depth, name='d') as d:
+        with _for(b, 0, depth, name='d') as d:
             row = b.mul(d, _i64(width))
 
             def copy(lane):
@@ -543,50 +572,64 @@ class _GemmGenerator:
                 with _for(b, valid, width, name='pad') as lane:
                     b.store(self._zero(), self._elem(b, dst, b.add(row, lane)))
 
-    def _emit_transposed_block(self, b, src, dst, d0, width, lane_stride) -> None:
-        """Pack k = d0 .. d0+W-1 of a full panel: load each lane's run of W k's as a vector,
-        transpose groups of W lanes, store each k's lanes contiguously.  A last group of fewer
-        lanes (MR = 6 is not a multiple of W) is padded with undef lanes and stored whole: the
-        stores go in address order, so each overhang is overwritten by the next k's lanes, or
-        by the next panel or the k remainder; past the end of the scratch it lands in
-        ``_PACK_SLACK``."""
+    def _define_pack_tile(self, name: str, width: int, lane_stride: int) -> ir.Function:
+        """``void(src, dst, first, last, depth)``: ``dst[t*width + l] = src[min(first + l,
+        last), t]`` for t < depth <= W and l < W: W k's of the W lanes from ``first`` of a panel
+        ``width`` lanes wide, from a source contiguous along K.
+
+        Each lane's run of ``depth`` k's is read as one (masked) vector, the W runs transposed
+        (W live vectors: no spills), each k's W lanes stored contiguously.  Lanes past the
+        panel's width (an MR of 6 or 8 is no multiple of W = 4 or 16) overhang into the next
+        k's first lanes, which are stored later: the caller packs a panel's last group of
+        lanes first, and each group's k's in order.  Past the panel, the overhang lands in the
+        next panel or in a vector of slack allocated with the scratch.  A function of its own,
+        without loops: loop passes that weigh every pair of memory accesses in a loop body
+        never see its 2W of them.
+        """
+        fn = _internal_function(
+            self.module, name, [(PTR, 'src'), (PTR, 'dst'), (I64, 'first'), (I64, 'last'), (I64, 'depth')],
+            noalias=('src', 'dst'), explicit_vectors=True)
+        src, dst, first, last, depth = fn.args
+        b = ir.IRBuilder(fn.append_basic_block('entry'))
         w = self.blocking.width
-        undef = ir.Constant(self.vector, ir.Undefined)
+        k_mask = self._lane_mask(b, w, 0, depth)
+        runs = [self._masked_load(b, self._elem(b, src, b.mul(_min(b, b.add(first, _i64(lane)), last),
+                                                                _i64(lane_stride))), k_mask)
+                for lane in range(min(w, width))]
+        columns = self._transpose(b, runs + [ir.Constant(self.vector, ir.Undefined)] * (w - len(runs)))
         align = _ELEMENT_BYTES[self.spec.dtype]
-        groups = []
-        for group in range(0, width, w):
-            lanes = min(w, width - group)
-            runs = [b.load(self._elem(b, src, b.add(_i64(lane * lane_stride), d0)), typ=self.vector, align=align)
-                    for lane in range(group, group + lanes)]
-            groups.append((group, self._transpose(b, runs + [undef] * (w - lanes))))
+        done = fn.append_basic_block('done')
         for t in range(w):
-            row = b.mul(b.add(d0, _i64(t)), _i64(width))
-            for group, columns in groups:
-                b.store(columns[t], self._elem(b, dst, b.add(row, _i64(group))), align=align)
+            if t:
+                more = fn.append_basic_block(f'k{t}')
+                b.cbranch(b.icmp_signed('<', _i64(t), depth), more, done)
+                b.position_at_end(more)
+            b.store(columns[t], self._elem(b, dst, _i64(t * width)), align=align)
+        b.branch(done)
+        b.position_at_end(done)
+        b.ret_void()
+        return fn
 
     @staticmethod
     def _transpose(b, rows: list[ir.Value]) -> list[ir.Value]:
-        """Transpose W vectors of W lanes (vector t of the result holds lane t of every row)
-        the classic AVX way: interleave neighbours within 128-bit lanes (unpck{l,h}p{s,d}),
-        for f32 then pair 64-bit halves (shufps), last swap 128-bit halves (vperm2f128) --
-        24 shuffles for 8 x 8 f32, 8 for 4 x 4 f64."""
+        """Transpose W vectors of W lanes (vector t of the result holds lane t of every row) by
+        block swaps: for h = 1, 2, 4, .. W/2, rows i and i+h (i without bit h) exchange their
+        off-diagonal blocks of h lanes -- each step swaps bit h of the row and lane indices.
+        W log2 W two-source shuffles, each one instruction or two (vshufps, vunpck*, vperm2f128,
+        vshuff64x2, vpermt2*): 24 for 8 x 8 f32, as the unpack-shuffle-permute idiom."""
         w = len(rows)
-        half = w // 2
-        low_halves = list(range(half)) + list(range(w, w + half))
-        high_halves = list(range(half, w)) + list(range(w + half, 2 * w))
-        if w == 8:
-            low, high = [0, 8, 1, 9, 4, 12, 5, 13], [2, 10, 3, 11, 6, 14, 7, 15]
-            even, odd = [0, 1, 8, 9, 4, 5, 12, 13], [2, 3, 10, 11, 6, 7, 14, 15]
-            steps = [[(i, i + 1, m) for i in range(0, 8, 2) for m in (low, high)],
-                     [(g + x, g + x + 2, m) for g in (0, 4) for x in (0, 1) for m in (even, odd)],
-                     [(i, i + 4, m) for m in (low_halves, high_halves) for i in range(4)]]
-        else:
-            low, high = [0, 4, 2, 6], [1, 5, 3, 7]
-            steps = [[(i, i + 1, m) for i in (0, 2) for m in (low, high)],
-                     [(i, i + 2, m) for m in (low_halves, high_halves) for i in range(2)]]
+        rows = list(rows)
         mask_type = ir.VectorType(I32, w)
-        for step in steps:
-            rows = [b.shuffle_vector(rows[i], rows[j], ir.Constant(mask_type, mask)) for i, j, mask in step]
+        h = 1
+        while h < w:
+            low = ir.Constant(mask_type, [lane + w - h if lane & h else lane for lane in range(w)])
+            high = ir.Constant(mask_type, [lane + w if lane & h else lane + h for lane in range(w)])
+            for i in range(w):
+                if not i & h:
+                    upper, lower = rows[i], rows[i + h]
+                    rows[i] = b.shuffle_vector(upper, lower, low)
+                    rows[i + h] = b.shuffle_vector(upper, lower, high)
+            h *= 2
         return rows
 
     # -- masked vector access ----------------------------------------------------------------
@@ -658,7 +701,7 @@ class _GemmGenerator:
             for acc in row:
                 acc.add_incoming(self._zero(self.vector), entry)
         b_vecs = [b.load(self._elem(b, b_pack, b.add(b.mul(p, _i64(blk.nr)), _i64(j * blk.width))),
-                         typ=self.vector, align=_VECTOR_BYTES)
+                         typ=self.vector, align=blk.vector_bytes)
                   for j in range(vectors)]
         fma = _declare(self.module, f'llvm.fma.v{blk.width}{self.spec.dtype}', self.vector, [self.vector] * 3)
         new_accs = []
@@ -688,12 +731,13 @@ class _GemmGenerator:
         return fn
 
     def _emit_prefetch_c(self, b: ir.IRBuilder, c_tile: ir.Value) -> None:
-        """Ask for the C tile's rows (for writing) before the k loop, as BLIS kernels do: the
-        first and last element of each row, which cover its one or two cache lines."""
+        """Ask for the C tile's rows (for writing) before the k loop, as BLIS kernels do: an
+        element every 64 bytes of each row and its last, which cover all its cache lines."""
         prefetch = _declare(self.module, 'llvm.prefetch.p0', VOID, [PTR, I32, I32, I32])
         write, keep, data = ir.Constant(I32, 1), ir.Constant(I32, 3), ir.Constant(I32, 1)
+        nr = self.blocking.nr
         for i in range(self.blocking.mr):
-            for j in (0, self.blocking.nr - 1):
+            for j in [*range(0, nr - 1, 64 // _ELEMENT_BYTES[self.spec.dtype]), nr - 1]:
                 b.call(prefetch, [self._elem(b, c_tile, _i64(i * self.spec.c[1] + j)), write, keep, data])
 
     def _emit_store_tile(self, b, c_tile, accs, accumulate) -> None:
@@ -720,10 +764,10 @@ class _GemmGenerator:
     def _emit_store_tile_staged(self, b, c_tile, accs, mr, nr, accumulate) -> None:
         """C with non-unit column stride: spill the accumulators, copy the valid mr x nr part."""
         blk, spec = self.blocking, self.spec
-        tile = _stack_array(b, ir.ArrayType(self.scalar, blk.mr * blk.nr), 'tile')
+        tile = _stack_array(b, ir.ArrayType(self.scalar, blk.mr * blk.nr), blk.vector_bytes, 'tile')
         for i, row in enumerate(accs):
             for j, acc in enumerate(row):
-                b.store(acc, self._elem(b, tile, _i64(i * blk.nr + j * blk.width)), align=_VECTOR_BYTES)
+                b.store(acc, self._elem(b, tile, _i64(i * blk.nr + j * blk.width)), align=blk.vector_bytes)
         with _for(b, 0, mr, name='ti') as i:
             with _for(b, 0, nr, name='tj') as j:
                 value = self._load(b, self._elem(b, tile, b.add(b.mul(i, _i64(blk.nr)), j)))
@@ -784,7 +828,7 @@ class _GemmGenerator:
         """C[row, j] = epilogue(A[row, :] . B[:, j]): the k loop is a reduction, vectorizable
         (``reassoc``) when A's row and B's column are contiguous."""
         spec = self.spec
-        acc = _stack_array(b, self.scalar, 'dot')
+        acc = _stack_array(b, self.scalar, _ELEMENT_BYTES[spec.dtype], 'dot')
         flags = ('reassoc', 'contract')
         with _for(b, 0, spec.n, name='j') as j:
             b_col = self._elem(b, b_mat, _offset(b, (j, spec.b[2])))
@@ -820,11 +864,16 @@ class _GemmGenerator:
 
 
 def define_gemm(module: ir.Module, name: str, spec: GemmSpec,
-                epilogue: Epilogue | None = None) -> ir.Function:
+                epilogue: Epilogue | None = None, vector_bytes: int | None = None) -> ir.Function:
     """Define ``void name(ptr table, i64 part, i64 nparts)`` computing
     ``C[b, i, j] = epilogue(sum_p A[b, i, p] * B[b, p, j])`` for this part's share of C.
 
     Helper functions are added as ``name.*`` with internal linkage; ``aligned_alloc`` and
-    ``free`` are declared if the module lacks them.
+    ``free`` are declared if the module lacks them.  ``vector_bytes`` (32 or 64) is the vector
+    width the code is written for; by default the host's (:func:`host_vector_bytes`).
     """
-    return _GemmGenerator(module, name, spec, epilogue).define()
+    if vector_bytes is None:
+        vector_bytes = host_vector_bytes()
+    if vector_bytes not in _REGISTER_TILES:
+        raise ValueError(f'unsupported GEMM vector width {vector_bytes} bytes')
+    return _GemmGenerator(module, name, spec, epilogue, vector_bytes).define()

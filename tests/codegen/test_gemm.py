@@ -1,4 +1,8 @@
-"""Differential tests of the generated GEMM (compiler/codegen/gemm.py) against numpy."""
+"""Differential tests of the generated GEMM (compiler/codegen/gemm.py) against numpy.
+
+Every kernel is built for both vector widths, 32 bytes (AVX2) and 64 (AVX-512): LLVM
+legalizes 64-byte vectors on a host without AVX-512, so both run anywhere.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,15 @@ import pytest
 import llvmlite.binding as llvm
 from llvmlite import ir
 
-from fusegrad.compiler.codegen.gemm import GemmSpec, define_gemm
+from fusegrad.compiler.codegen.gemm import GemmSpec, define_gemm, host_vector_bytes
 
 PTR = ir.PointerType()
 I64 = ir.IntType(64)
 NP_DTYPES = {'f32': np.float32, 'f64': np.float64, 'i32': np.int32, 'i64': np.int64}
 IR_DTYPES = {'f32': ir.FloatType(), 'f64': ir.DoubleType(), 'i32': ir.IntType(32), 'i64': ir.IntType(64)}
 A_SLOT, B_SLOT, C_SLOT, BIAS_SLOT = 2, 0, 3, 1      # deliberately not 0, 1, 2
+
+WIDTHS = [32, 64]                                   # vector_bytes of define_gemm
 
 llvm.initialize_native_target()
 llvm.initialize_native_asmprinter()
@@ -115,10 +121,11 @@ class Problem:
     def _offset(buf, view) -> int:
         return (view.__array_interface__['data'][0] - buf.ctypes.data) // buf.itemsize
 
-    def compile(self, epilogue: bool):
+    def compile(self, epilogue: bool, vector_bytes: int):
         module = ir.Module('test_gemm')
         module.triple = llvm.get_process_triple()
-        define_gemm(module, 'gemm', self.spec, bias_relu(self.dtype, self.n) if epilogue else None)
+        define_gemm(module, 'gemm', self.spec, bias_relu(self.dtype, self.n) if epilogue else None,
+                    vector_bytes=vector_bytes)
         return jit(module, 'gemm')
 
     def fill_value(self):
@@ -165,8 +172,8 @@ class Problem:
         np.testing.assert_array_equal(self.c_buf.ravel()[outside], self.fill_value())
 
 
-def check_problem(problem: Problem, epilogue: bool, nparts: int = 1) -> None:
-    fn = problem.compile(epilogue)
+def check_problem(problem: Problem, epilogue: bool, vector_bytes: int, nparts: int = 1) -> None:
+    fn = problem.compile(epilogue, vector_bytes)
     problem.check(problem.run(fn), epilogue)
     problem.assert_only_c_written()
     if nparts > 1:
@@ -179,63 +186,113 @@ SHAPES = [(1, 1, 1), (4, 4, 4), (2, 300, 40), (300, 1, 200), (77, 2, 90), (6, 16
           (41, 13, 50), (127, 29, 65), (127, 129, 131), (100, 300, 20), (64, 48, 600)]
 
 
+@pytest.mark.parametrize('vector_bytes', WIDTHS)
 @pytest.mark.parametrize('m,n,k', SHAPES)
-def test_f32_row_major(m, n, k):
-    check_problem(Problem('f32', 1, m, n, k), epilogue=False, nparts=2)
+def test_f32_row_major(m, n, k, vector_bytes):
+    check_problem(Problem('f32', 1, m, n, k), epilogue=False, vector_bytes=vector_bytes, nparts=2)
 
 
+@pytest.mark.parametrize('vector_bytes', WIDTHS)
 @pytest.mark.parametrize('n', [129, 29])
 @pytest.mark.parametrize('a_layout,b_layout,c_layout', [
     ('cm', 'rm', 'rm'), ('rm', 'cm', 'rm'), ('cm', 'cm', 'cm'), ('gap', 'gap', 'gap'), ('gap', 'cm', 'rm'),
     ('flip', 'flip', 'flip'), ('rows0', 'rm', 'rm'),
 ])
-def test_f32_layouts(a_layout, b_layout, c_layout, n):
-    check_problem(Problem('f32', 1, 127, n, 131, a_layout, b_layout, c_layout), epilogue=True, nparts=2)
+def test_f32_layouts(a_layout, b_layout, c_layout, n, vector_bytes):
+    check_problem(Problem('f32', 1, 127, n, 131, a_layout, b_layout, c_layout), epilogue=True,
+                  vector_bytes=vector_bytes, nparts=2)
 
 
+@pytest.mark.parametrize('vector_bytes', WIDTHS)
 @pytest.mark.parametrize('dtype', ['f32', 'f64', 'i32', 'i64'])
 @pytest.mark.parametrize('epilogue', [False, True])
 @pytest.mark.parametrize('n', [35, 1])
-def test_dtypes(dtype, epilogue, n):
-    check_problem(Problem(dtype, 1, 61, n, 70, 'rm', 'cm'), epilogue, nparts=2)
+def test_dtypes(dtype, epilogue, n, vector_bytes):
+    check_problem(Problem(dtype, 1, 61, n, 70, 'rm', 'cm'), epilogue, vector_bytes=vector_bytes, nparts=2)
 
 
-def test_f64_large_k_transposed_a():
-    check_problem(Problem('f64', 1, 127, 129, 300, 'cm', 'rm'), epilogue=True, nparts=2)
+@pytest.mark.parametrize('vector_bytes', WIDTHS)
+@pytest.mark.parametrize('dtype', ['f64', 'i64'])
+@pytest.mark.parametrize('m,n,k,batch', [(1, 1, 1, 1), (127, 129, 131, 1), (9, 67, 33, 3)])
+@pytest.mark.parametrize('a_layout,b_layout', [('rm', 'rm'), ('cm', 'cm'), ('gap', 'flip')])
+def test_f64_i64_edges(dtype, m, n, k, batch, a_layout, b_layout, vector_bytes):
+    # One element, primes, a batch: transposed, non-contiguous and reversed operands.
+    check_problem(Problem(dtype, batch, m, n, k, a_layout, b_layout), epilogue=True,
+                  vector_bytes=vector_bytes, nparts=2)
 
 
+@pytest.mark.parametrize('vector_bytes', WIDTHS)
+@pytest.mark.parametrize('dtype', ['f32', 'f64'])
+@pytest.mark.parametrize('m,n,k', [(5, 130, 7), (7, 97, 15), (8, 96, 16), (9, 97, 17), (13, 131, 47)])
+def test_transposing_pack_edges(dtype, m, n, k, vector_bytes):
+    # Row-major A and column-major B are packed by W x W transposes: panels of fewer rows than
+    # the register tile, groups of lanes past MR (MR is no multiple of W), K not a multiple of
+    # W (masked loads, part of a tile stored) and below W.
+    check_problem(Problem(dtype, 1, m, n, k, 'rm', 'cm'), epilogue=False, vector_bytes=vector_bytes, nparts=2)
+
+
+@pytest.mark.parametrize('vector_bytes', WIDTHS)
+def test_f64_large_k_transposed_a(vector_bytes):
+    check_problem(Problem('f64', 1, 127, 129, 300, 'cm', 'rm'), epilogue=True, vector_bytes=vector_bytes, nparts=2)
+
+
+@pytest.mark.parametrize('vector_bytes', WIDTHS)
 @pytest.mark.parametrize('dtype,n', [('f32', 45), ('f64', 11)])
 @pytest.mark.parametrize('a_broadcast,b_broadcast', [(False, False), (True, False), (False, True)])
-def test_batched(dtype, n, a_broadcast, b_broadcast):
+def test_batched(dtype, n, a_broadcast, b_broadcast, vector_bytes):
     problem = Problem(dtype, 3, 37, n, 29, 'rm', 'gap', a_broadcast=a_broadcast, b_broadcast=b_broadcast)
-    check_problem(problem, epilogue=True, nparts=2)
+    check_problem(problem, epilogue=True, vector_bytes=vector_bytes, nparts=2)
 
 
-def test_epilogue_applied_once_across_k_panels():
+@pytest.mark.parametrize('vector_bytes', WIDTHS)
+def test_epilogue_applied_once_across_k_panels(vector_bytes):
     # K spans several packed panels and N several register tiles; bias+relu applied twice
     # would differ wherever the bias is positive.
-    check_problem(Problem('f32', 1, 50, 70, 700), epilogue=True, nparts=2)
+    check_problem(Problem('f32', 1, 50, 70, 700), epilogue=True, vector_bytes=vector_bytes, nparts=2)
 
 
-def test_wide_and_tall_blocks():
+@pytest.mark.parametrize('vector_bytes', WIDTHS)
+def test_wide_and_tall_blocks(vector_bytes):
     # N beyond one packed B block (NC) and M beyond one packed A block (MC).
-    check_problem(Problem('f32', 1, 20, 4200, 5), epilogue=True, nparts=2)
-    check_problem(Problem('f32', 1, 600, 20, 5), epilogue=False, nparts=2)
+    check_problem(Problem('f32', 1, 20, 4200, 5), epilogue=True, vector_bytes=vector_bytes, nparts=2)
+    check_problem(Problem('f32', 1, 1400, 20, 5), epilogue=False, vector_bytes=vector_bytes, nparts=2)
 
 
+@pytest.mark.parametrize('vector_bytes', WIDTHS)
 @pytest.mark.parametrize('dtype', ['f32', 'i64'])
 @pytest.mark.parametrize('epilogue', [False, True])
-def test_k_zero(dtype, epilogue):
+def test_k_zero(dtype, epilogue, vector_bytes):
     problem = Problem(dtype, 2, 5, 7, 0)
-    problem.check(problem.run(problem.compile(epilogue)), epilogue)
+    problem.check(problem.run(problem.compile(epilogue, vector_bytes)), epilogue)
 
 
+@pytest.mark.parametrize('vector_bytes', WIDTHS)
 @pytest.mark.parametrize('shared_b', [False, True])
 @pytest.mark.parametrize('shape', [(4, 4, 4), (127, 129, 131), (1, 8, 3)])
-def test_any_number_of_parts_matches_one(shape, shared_b):
+def test_any_number_of_parts_matches_one(shape, shared_b, vector_bytes):
     problem = Problem('f32', 2, *shape, b_broadcast=shared_b)
-    fn = problem.compile(epilogue=True)
+    fn = problem.compile(epilogue=True, vector_bytes=vector_bytes)
     whole = problem.run(fn)
     problem.check(whole, epilogue=True)
     for nparts in (2, 3, 5, 64):
         np.testing.assert_array_equal(problem.run(fn, nparts), whole)
+
+
+def test_host_vector_bytes():
+    assert host_vector_bytes() == (64 if llvm.get_host_cpu_features().get('avx512f') else 32)
+
+
+@pytest.mark.parametrize('vector_bytes,dtype,fma', [
+    (32, 'f32', 'llvm.fma.v8f32'), (64, 'f32', 'llvm.fma.v16f32'),
+    (32, 'f64', 'llvm.fma.v4f64'), (64, 'f64', 'llvm.fma.v8f64'),
+    (None, 'f32', f'llvm.fma.v{host_vector_bytes() // 4}f32'),
+])
+def test_vector_width_of_the_code(vector_bytes, dtype, fma):
+    module = ir.Module('width')
+    define_gemm(module, 'gemm', Problem(dtype, 1, 64, 64, 64).spec, vector_bytes=vector_bytes)
+    assert fma in {f.name for f in module.functions}
+
+
+def test_unsupported_vector_width():
+    with pytest.raises(ValueError, match='vector width'):
+        define_gemm(ir.Module('width'), 'gemm', Problem('f32', 1, 64, 64, 64).spec, vector_bytes=16)
