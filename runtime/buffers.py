@@ -1,7 +1,13 @@
 """Buffers: 64-byte-aligned numpy arrays, the memory every kernel reads and writes, and their
-addresses for the buffer table (cached, since numpy's `.ctypes` costs microseconds)."""
+addresses for the buffer table (cached, since numpy's `.ctypes` costs microseconds).
+
+Large buffers come from a small pool: a fresh multi-megabyte array costs a page fault per
+page on first write (about as long as the kernel that fills it), so memory whose arrays have
+all died is handed out again. An allocation is free when nothing but the pool refers to it.
+"""
 from __future__ import annotations
 
+import sys
 import weakref
 
 import numpy as np
@@ -10,7 +16,13 @@ ALIGN = 64
 SLAB_BYTES = 1 << 16          # small outputs are carved from slabs of this size
 SMALL_BYTES = 1024            # ... when they are at most this big
 
+POOL_MIN_BYTES = 1 << 20      # buffers at least this big are pooled ...
+POOL_PER_SIZE = 4             # ... keeping at most this many allocations of one size
+POOL_MAX_BYTES = 1 << 29      # ... and at most this much memory in all
+
 _ADDRESSES: dict = {}         # id(array) -> (weakref to it, address)
+_POOL: dict = {}              # allocation size -> [uint8 arrays]
+_POOLED_BYTES = [0]
 
 
 def aligned_empty(shape, dtype, align: int = ALIGN) -> np.ndarray:
@@ -19,12 +31,26 @@ def aligned_empty(shape, dtype, align: int = ALIGN) -> np.ndarray:
     n = dtype.itemsize
     for d in shape:
         n *= d
-    raw = np.empty(n + align, dtype=np.uint8)
+    raw = _pooled(n + align) if n >= POOL_MIN_BYTES else np.empty(n + align, dtype=np.uint8)
     base = address(raw)
     start = (-base) % align
     out = raw[start:start + n].view(dtype).reshape(shape)
     _remember(out, base + start)
     return out
+
+
+def _pooled(size: int) -> np.ndarray:
+    """`size` bytes: a pooled allocation no array uses any more, else a new one (pooled while
+    the pool has room)."""
+    entries = _POOL.setdefault(size, [])
+    for raw in entries:
+        if sys.getrefcount(raw) == 3:       # the pool's list, this loop, getrefcount's argument
+            return raw
+    raw = np.empty(size, dtype=np.uint8)
+    if len(entries) < POOL_PER_SIZE and _POOLED_BYTES[0] + size <= POOL_MAX_BYTES:
+        entries.append(raw)
+        _POOLED_BYTES[0] += size
+    return raw
 
 
 def address(a: np.ndarray) -> int:
