@@ -44,6 +44,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 
 from fusegrad.compiler.codegen.gemm import GemmSpec, define_gemm, host_vector_bytes
+from fusegrad.runtime.cpu import jit_engine
 
 PTR = ir.PointerType()
 I32, I64 = ir.IntType(32), ir.IntType(64)
@@ -171,18 +172,7 @@ def add_parallel_entry(module: ir.Module, gemm: ir.Function) -> None:
 
 def jit(text: str) -> llvm.ExecutionEngine:
     """LLVM IR -> machine code in an MCJIT engine, optimized as the runtime does (-O3, host CPU)."""
-    # A fresh target machine per engine: the engine takes ownership of it.
-    target_machine = llvm.Target.from_default_triple().create_target_machine(
-        cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3,
-        codemodel='jitdefault')
-    parsed = llvm.parse_assembly(text)
-    parsed.verify()
-    tuning = llvm.create_pipeline_tuning_options(speed_level=3)
-    pass_builder = llvm.create_pass_builder(target_machine, tuning)
-    pass_builder.getModulePassManager().run(parsed, pass_builder)
-    engine = llvm.create_mcjit_compiler(parsed, target_machine)
-    engine.finalize_object()
-    return engine
+    return jit_engine(text)
 
 
 class Compiled:

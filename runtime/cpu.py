@@ -97,6 +97,14 @@ def optimized_module(ir_text: str):
     return mod
 
 
+def jit_engine(ir_text: str):
+    """An MCJIT engine holding `ir_text` optimised as programs are (-O3 for the host): for
+    kernel-level tests and benchmarks that build LLVM modules themselves."""
+    engine = llvm.create_mcjit_compiler(optimized_module(ir_text), _new_machine())
+    engine.finalize_object()
+    return engine
+
+
 def machine_code(program) -> bytes:
     """The program's object code, from the cache or compiled now."""
     key = cache_key(program)

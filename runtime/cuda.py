@@ -180,7 +180,43 @@ def _grid_cap(block: int) -> int:
     return min(resident * WAVES, _attribute("MAX_GRID_DIM_X"))
 
 
-class CudaExecutable:
+def output_specs(program) -> list:
+    """(name, slot, shape, dtype) of each output of a program."""
+    return [(name, slot, program.buffers[slot].shape, np.dtype(program.buffers[slot].dtype))
+            for name, slot in program.outputs.items()]
+
+
+class DeviceCalls:
+    """Calling a device program with buffers: `bind` each slot (the subclass says how), then
+    `call`; or all at once. `out_specs` and `new_buffer` come from the subclass."""
+
+    def __call__(self, inputs, params, outputs=None) -> dict:
+        """Run with device buffers for the inputs and params (the program's shapes and
+        dtypes); returns the output buffers by name, written into `outputs` where given."""
+        for slot, buf in zip(self.program.inputs, inputs):
+            self.bind(slot, buf)
+        for slot, buf in zip(self.program.params, params):
+            self.bind(slot, buf)
+        result = self.bind_outputs(outputs)
+        self.call()
+        return result
+
+    def bind_outputs(self, outputs=None) -> dict:
+        """Bind `outputs` (name -> buffer) where given and fresh buffers elsewhere (one per
+        slot: names of one value share it)."""
+        result, of_slot = {}, {}
+        for name, slot, shape, dtype in self.out_specs:
+            buf = outputs.get(name) if outputs else None
+            if buf is None:
+                buf = of_slot.get(slot) or self.new_buffer(shape, dtype)
+            result[name] = of_slot[slot] = buf
+            self.bind(slot, buf)
+        return result
+
+
+class CudaExecutable(DeviceCalls):
+    new_buffer = staticmethod(lambda shape, dtype: DeviceBuffer(shape, dtype))
+
     def __init__(self, program):
         if program.target != "cuda":
             raise ValueError(f"a {program.target!r} program cannot run on CUDA")
@@ -212,36 +248,12 @@ class CudaExecutable:
             if b.role == "temp":
                 self.table[b.slot] = self.arena.ptr + b.offset
         self.bound: dict = {}            # slot -> DeviceBuffer kept alive while bound
-        self.out_specs = [(name, slot, program.buffers[slot].shape, np.dtype(program.buffers[slot].dtype))
-                          for name, slot in program.outputs.items()]
+        self.out_specs = output_specs(program)
         self.lock = threading.Lock()
-
-    def __call__(self, inputs, params, outputs=None) -> dict:
-        """Run with DeviceBuffers for the inputs and params (the program's shapes and
-        dtypes); returns the output DeviceBuffers by name, written into `outputs` where given."""
-        for slot, buf in zip(self.program.inputs, inputs):
-            self.bind(slot, buf)
-        for slot, buf in zip(self.program.params, params):
-            self.bind(slot, buf)
-        result = self.bind_outputs(outputs)
-        self.call()
-        return result
 
     def bind(self, slot: int, buf: DeviceBuffer) -> None:
         self.bound[slot] = buf
         self.table[slot] = buf.ptr
-
-    def bind_outputs(self, outputs=None) -> dict:
-        """Bind `outputs` (name -> DeviceBuffer) where given and fresh buffers elsewhere (one
-        per slot: names of one value share it)."""
-        result, of_slot = {}, {}
-        for name, slot, shape, dtype in self.out_specs:
-            buf = outputs.get(name) if outputs else None
-            if buf is None:
-                buf = of_slot.get(slot) or DeviceBuffer(shape, dtype)
-            result[name] = of_slot[slot] = buf
-            self.bind(slot, buf)
-        return result
 
     def call(self) -> None:
         """Issue every launch with the buffers bound now; if the program can fail, wait for

@@ -36,3 +36,18 @@ _compiler.compile = _recording_compile
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def threads():
+    """`threads(n)` sets the CPU worker count; the previous count comes back after the test."""
+    from fusegrad import runtime
+    before = runtime.get_num_threads()
+
+    def use(n: int) -> None:
+        runtime.set_num_threads(n)
+        if runtime.get_num_threads() != n:
+            pytest.skip("libgomp is not available: kernels run on one thread")
+
+    yield use
+    runtime.set_num_threads(before)

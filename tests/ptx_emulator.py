@@ -26,6 +26,8 @@ import tempfile
 import llvmlite.binding as llvm
 import numpy as np
 
+from fusegrad.runtime.cuda import DeviceCalls, output_specs
+
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ptx_emulator.c")
 _HOST_NAMES = {
     "llvm.nvvm.read.ptx.sreg.tid.x": "emu_tid", "llvm.nvvm.read.ptx.sreg.ctaid.x": "emu_ctaid",
@@ -153,42 +155,21 @@ class HostDeviceBuffer:
         np.copyto(self.array, other.array)
 
 
-class EmulatedExecutable:
+class EmulatedExecutable(DeviceCalls):
     """runtime.cuda.CudaExecutable's interface over EmulatedProgram: a call with buffers, or
     `bind`/`bind_outputs` then `call` (as compiled functions replay)."""
+    new_buffer = staticmethod(lambda shape, dtype: HostDeviceBuffer(shape, dtype))
 
     def __init__(self, program):
         from fusegrad.runtime.cpu import raise_check
         self.program, self.raise_check = program, raise_check
         self.run = EmulatedProgram(program)
         self.bound: dict = {}            # slot -> HostDeviceBuffer
-        self.out_specs = [(name, slot, program.buffers[slot].shape, np.dtype(program.buffers[slot].dtype))
-                          for name, slot in program.outputs.items()]
-
-    def __call__(self, inputs, params, outputs=None):
-        for slot, buf in zip(self.program.inputs, inputs):
-            self.bind(slot, buf)
-        for slot, buf in zip(self.program.params, params):
-            self.bind(slot, buf)
-        result = self.bind_outputs(outputs)
-        self.call()
-        return result
+        self.out_specs = output_specs(program)
 
     def bind(self, slot, buf) -> None:
         assert isinstance(buf, HostDeviceBuffer), f"slot {slot}: a {type(buf).__name__} is not a device buffer"
         self.bound[slot] = buf
-
-    def bind_outputs(self, outputs=None) -> dict:
-        """As CudaExecutable: `outputs` where given, fresh buffers elsewhere (names of one
-        slot share one)."""
-        result, of_slot = {}, {}
-        for name, slot, shape, dtype in self.out_specs:
-            buf = outputs.get(name) if outputs else None
-            if buf is None:
-                buf = of_slot.get(slot) or HostDeviceBuffer(shape, dtype)
-            result[name] = of_slot[slot] = buf
-            self.bind(slot, buf)
-        return result
 
     def call(self) -> None:
         p = self.program

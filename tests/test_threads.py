@@ -13,21 +13,6 @@ import numpy as np
 import pytest
 
 import fusegrad
-from fusegrad import runtime
-
-
-@pytest.fixture
-def threads():
-    """`threads(n)` sets the worker count; the previous count comes back after the test."""
-    before = runtime.get_num_threads()
-
-    def use(n: int) -> None:
-        runtime.set_num_threads(n)
-        if runtime.get_num_threads() != n:
-            pytest.skip("libgomp is not available: kernels run on one thread")
-
-    yield use
-    runtime.set_num_threads(before)
 
 
 def at_1_and_2(threads, compute):

@@ -8,21 +8,7 @@ import numpy as np
 import pytest
 
 import fusegrad
-from fusegrad import runtime
 from fusegrad.compiler.codegen import cpu
-
-
-@pytest.fixture
-def threads():
-    before = runtime.get_num_threads()
-
-    def use(n: int) -> None:
-        runtime.set_num_threads(n)
-        if runtime.get_num_threads() != n:
-            pytest.skip("libgomp is not available: kernels run on one thread")
-
-    yield use
-    runtime.set_num_threads(before)
 
 
 def compiled(fn):

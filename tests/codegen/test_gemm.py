@@ -15,6 +15,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 
 from fusegrad.compiler.codegen.gemm import GemmSpec, define_gemm, host_vector_bytes
+from fusegrad.runtime.cpu import jit_engine
 
 PTR = ir.PointerType()
 I64 = ir.IntType(64)
@@ -31,16 +32,7 @@ _engines = []       # keep JIT-ed code alive for the session
 
 def jit(module: ir.Module, name: str):
     """Compile ``module`` as the runtime will and return ``name`` as a ctypes function."""
-    target_machine = llvm.Target.from_default_triple().create_target_machine(
-        cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3,
-        codemodel='jitdefault')
-    parsed = llvm.parse_assembly(str(module))
-    parsed.verify()
-    tuning = llvm.create_pipeline_tuning_options(speed_level=3)
-    pass_builder = llvm.create_pass_builder(target_machine, tuning)
-    pass_builder.getModulePassManager().run(parsed, pass_builder)
-    engine = llvm.create_mcjit_compiler(parsed, target_machine)
-    engine.finalize_object()
+    engine = jit_engine(str(module))
     _engines.append(engine)
     return ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)(
         engine.get_function_address(name))
