@@ -1,4 +1,7 @@
-"""Test helpers shared by the nn/optim test modules.
+"""Test helpers shared by test modules.
+
+`mlp_training` trains a small MLP on a device, eagerly or with a compiled step (the CUDA tests
+compare devices with it).
 
 `gradcheck` compares fusegrad's autograd with central finite differences in float64, the way
 torch.autograd.gradcheck does: for a random projection R of the output, d(sum(R * f))/dx from
@@ -43,3 +46,32 @@ def gradcheck(fn, *arrays, wrt=None, eps: float = 1e-6, atol: float = 1e-6, rtol
             flat[k] = (up - project(shifted)) / (2 * eps)
         np.testing.assert_allclose(analytic.numpy(), numeric, atol=atol, rtol=rtol,
                                    err_msg=f"gradient of input {i} differs from finite differences")
+
+
+def mlp_training(device, make_opt, compiled: bool, steps: int = 10, schedule=None):
+    """Losses, parameters, optimizer and step function of `steps` training steps of a small
+    MLP (Linear-ReLU-Linear, cross-entropy) on `device`."""
+    rng = np.random.default_rng(7)
+    fusegrad.manual_seed(0)
+    nn = fusegrad.nn
+    model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 4)).to(device)
+    opt = make_opt(model.parameters())
+    x = fusegrad.tensor(rng.standard_normal((24, 12)).astype(np.float32), device=device)
+    y = fusegrad.tensor(rng.integers(0, 4, 24), device=device)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = fusegrad.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    run = fusegrad.compile(step) if compiled else step
+    losses = []
+    for i in range(steps):
+        if schedule is not None:
+            opt.param_groups[0]["lr"] = schedule(i)
+        loss = run(x, y)
+        assert loss.device == fusegrad.device(device)
+        losses.append(loss.item())
+    return losses, [p.detach().cpu().numpy() for p in model.parameters()], opt, run

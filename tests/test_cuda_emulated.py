@@ -11,8 +11,8 @@ import pytest
 
 import fusegrad as torch
 import fusegrad.nn as nn
-import fusegrad.nn.functional as F
 from fusegrad.jit import TracingError
+from helpers import mlp_training
 from ptx_emulator import compiler as c_compiler, install_emulated_device
 
 pytestmark = pytest.mark.skipif(c_compiler() is None, reason="no C compiler for the PTX emulator")
@@ -99,41 +99,13 @@ def test_a_module_moves_with_to():
 
 # ---------------------------------------------------------------- @compile on the device
 
-def _mlp_training(device, make_opt, compiled: bool, steps: int = 10, schedule=None):
-    """Losses, parameters, optimizer and step function of `steps` training steps of a small
-    MLP (Linear-ReLU-Linear, cross-entropy) on `device`."""
-    rng = np.random.default_rng(7)
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 4)).to(device)
-    opt = make_opt(model.parameters())
-    x = torch.tensor(rng.standard_normal((24, 12)).astype(np.float32), device=device)
-    y = torch.tensor(rng.integers(0, 4, 24), device=device)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    run = torch.compile(step) if compiled else step
-    losses = []
-    for i in range(steps):
-        if schedule is not None:
-            opt.param_groups[0]["lr"] = schedule(i)
-        loss = run(x, y)
-        assert loss.device == torch.device(device)
-        losses.append(loss.item())
-    return losses, [p.detach().cpu().numpy() for p in model.parameters()], opt, run
-
-
 @pytest.mark.parametrize("make_opt", [
     lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
     lambda p: torch.optim.Adam(p, lr=0.01),
 ], ids=["sgd-momentum", "adam"])
 def test_a_compiled_training_step_on_the_device_matches_the_cpu(make_opt):
-    cpu_losses, cpu_params, _, _ = _mlp_training("cpu", make_opt, compiled=False)
-    gpu_losses, gpu_params, opt, step = _mlp_training("cuda", make_opt, compiled=True)
+    cpu_losses, cpu_params, _, _ = mlp_training("cpu", make_opt, compiled=False)
+    gpu_losses, gpu_params, opt, step = mlp_training("cuda", make_opt, compiled=True)
     assert step.stats["traces"] <= 3 and step.stats["replays"] == 10 - step.stats["traces"]
     assert step.stats["compiles"] == 1
     assert all(v.program.target == "cuda" for v in step.variants.values())
@@ -150,8 +122,8 @@ def test_a_compiled_training_step_on_the_device_matches_the_cpu(make_opt):
 def test_a_learning_rate_schedule_reaches_replays_on_the_device():
     make_opt = lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.5)   # noqa: E731
     schedule = lambda i: 0.1 / (i + 1)                                 # noqa: E731
-    cpu_losses, cpu_params, _, _ = _mlp_training("cpu", make_opt, compiled=False, steps=6, schedule=schedule)
-    gpu_losses, gpu_params, _, step = _mlp_training("cuda", make_opt, compiled=True, steps=6, schedule=schedule)
+    cpu_losses, cpu_params, _, _ = mlp_training("cpu", make_opt, compiled=False, steps=6, schedule=schedule)
+    gpu_losses, gpu_params, _, step = mlp_training("cuda", make_opt, compiled=True, steps=6, schedule=schedule)
     assert step.stats["replays"] >= 4
     np.testing.assert_allclose(gpu_losses, cpu_losses, rtol=1e-4)
     for g, c in zip(gpu_params, cpu_params):
