@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from . import cuda as _cuda
 from . import dtypes as D
 from . import random as _rng
 from . import trace_hooks
@@ -324,10 +325,12 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     return _placed(t, device)
 
 
-def iota(shape, axis: int, dtype=None):
-    """Lazy index values along `axis` (an IR iota node: free inside a fused kernel)."""
-    return Tensor._from_value(make("iota", (), {"axis": axis}, user_loc(), shape=tuple(shape),
-                                   dtype=dtype or D.int64))
+def iota(shape, axis: int, dtype=None, device=None):
+    """Lazy index values along `axis` (an IR iota node: free inside a fused kernel), computed
+    on `device` (a device object, None: the CPU)."""
+    node = make("iota", (), {"axis": axis}, user_loc(), shape=tuple(shape), dtype=dtype or D.int64)
+    _cuda.place(node, device)
+    return Tensor._from_value(node)
 
 
 def manual_seed(seed: int):

@@ -121,6 +121,8 @@ def value_device(node):
     the inputs of each new node."""
     if not IN_USE[0]:
         return None
+    if node in _VALUE_DEVICE:            # placed (a trace input, an iota made for a device)
+        return _VALUE_DEVICE[node]
     found, stack, seen = None, [node], set()
     while stack and found is None:
         n = stack.pop()

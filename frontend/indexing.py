@@ -157,8 +157,17 @@ def _advanced(v, tensor_at):
     return ops.named(out, "IndexBackward0")
 
 
+def _on_device_of(x, items):
+    """Index tensors go to x's device, as PyTorch moves them (they are often made on the CPU)."""
+    dev = x._storage.device
+    if dev is None:
+        return items
+    return [i.to(x.device) if isinstance(i, Tensor) and i._storage.device != dev else i for i in items]
+
+
 def getitem(x, index):
     items = _bool_to_long(_expand_ellipsis(_as_index_list(index), x.dim()), tuple(x.shape))
+    items = _on_device_of(x, items)
     v, tensor_at = _basic(x, items)
     if all(t is None for t in tensor_at):
         return v
@@ -166,7 +175,7 @@ def getitem(x, index):
 
 
 def setitem(x, index, value):
-    items = _expand_ellipsis(_as_index_list(index), x.dim())
+    items = _on_device_of(x, _expand_ellipsis(_as_index_list(index), x.dim()))
     if len(items) == 1 and _is_bool_tensor(items[0]) and tuple(items[0].shape) == tuple(x.shape[:items[0].dim()]) \
             and (not isinstance(value, Tensor) or value.numel() == 1):
         mask = items[0]
@@ -174,7 +183,7 @@ def setitem(x, index, value):
             mask = shape_ops.reshape_value(mask, tuple(mask.shape) + (1,) * (x.dim() - mask.dim()))
         inplace.assign(x, ops.where(mask, value if isinstance(value, Tensor) else value, x), "index_put_")
         return
-    items = _bool_to_long(items, tuple(x.shape))
+    items = _on_device_of(x, _bool_to_long(items, tuple(x.shape)))
     v, tensor_at = _basic(x, items)
     if all(t is None for t in tensor_at):
         if isinstance(value, Tensor):
@@ -188,19 +197,20 @@ def setitem(x, index, value):
 def _index_put(v, tensor_at, value):
     """v[tensor indices] = value: scatter the values and a hit mask, then select."""
     dims = [d for d, t in enumerate(tensor_at) if t is not None]
+    dev = v._storage.device
     positions = _advanced(_iota_like(v), tensor_at)       # flat positions of the written elements
     target = tuple(positions.shape)
-    vals = value if isinstance(value, Tensor) else ops.const(value, v.dtype)
+    vals = value if isinstance(value, Tensor) else ops.const(value, v.dtype, (), dev)
     vals = ops.cast(vals, v.dtype).expand(target) if tuple(vals.shape) != target else ops.cast(vals, v.dtype)
     n = v.numel()
     flat_pos = shape_ops.reshape_value(positions, (positions.numel(),))
     flat_vals = shape_ops.reshape_value(vals, (vals.numel(),))
     if not trace_hooks.active():
         flat_pos, flat_vals = _last_write_wins(flat_pos, flat_vals)
-    zeros = ops.const(0, v.dtype, (n,))
+    zeros = ops.const(0, v.dtype, (n,), dev)
     scattered = ops.prim("scatter_add", [zeros, flat_pos, flat_vals], {"axis": 0})
-    hits = ops.prim("scatter_add", [ops.const(0, D.int64, (n,)), flat_pos, ops.const(1, D.int64, (flat_pos.numel(),))],
-                    {"axis": 0})
+    hits = ops.prim("scatter_add", [ops.const(0, D.int64, (n,), dev), flat_pos,
+                                    ops.const(1, D.int64, (flat_pos.numel(),), dev)], {"axis": 0})
     old = shape_ops.reshape_value(v, (n,))
     new = ops.where(ops.gt(hits, 0), scattered, old)
     inplace.assign(v, shape_ops.reshape_value(new, tuple(v.shape)), "index_put_")
@@ -209,18 +219,19 @@ def _index_put(v, tensor_at, value):
 def _last_write_wins(positions, values):
     """Keep only the last write to each position, as PyTorch's CPU does (eagerly: the positions
     are realized; in a trace, repeated indices stay undefined, as PyTorch documents)."""
-    pos = positions.numpy()
+    pos = positions.cpu().numpy()
     _, last_reversed = np.unique(pos[::-1], return_index=True)
     keep = np.sort(len(pos) - 1 - last_reversed)
     if len(keep) == len(pos):
         return positions, values
     keep_t = Tensor._from_array(np.ascontiguousarray(keep.astype(np.int64)))
-    return Tensor._from_array(np.ascontiguousarray(pos[keep])), getitem(values, keep_t)
+    kept = Tensor._from_array(np.ascontiguousarray(pos[keep])).to(positions.device)
+    return kept, getitem(values, keep_t)
 
 
 def _iota_like(v):
     from .creation import iota
-    flat = iota((v.numel(),), 0)
+    flat = iota((v.numel(),), 0, device=v._storage.device)
     return shape_ops.reshape_value(flat, tuple(v.shape))
 
 

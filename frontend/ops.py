@@ -16,6 +16,7 @@ from . import dtypes as D
 from .autograd.function import Function
 from .autograd.grad_mode import is_grad_enabled
 from .compiler.ir import AxisError, Node, make
+from . import cuda as _cuda
 from .cuda import check_devices
 from .source import user_loc
 
@@ -61,9 +62,11 @@ def named(t, name: str):
     return t
 
 
-def const(value, dtype, shape=()):
-    return Tensor._from_value(make("const", (), {"value": _py(value, dtype)}, user_loc(), shape=tuple(shape),
-                                   dtype=dtype), None)
+def const(value, dtype, shape=(), device=None):
+    """A constant of `shape`, computed on `device` (a device object, None: the CPU)."""
+    node = make("const", (), {"value": _py(value, dtype)}, user_loc(), shape=tuple(shape), dtype=dtype)
+    _cuda.place(node, device)
+    return Tensor._from_value(node, None)
 
 
 def _py(value, dtype):

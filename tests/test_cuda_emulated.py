@@ -221,3 +221,20 @@ def test_the_program_cache_keeps_cpu_and_cuda_programs_of_one_graph_apart():
     assert compile_cached(graph).target == "cpu"
     assert compile_cached(graph, target="cuda", arch="sm_80").target == "cuda"
     assert compile_cached(graph).target == "cpu"
+
+
+def test_indexing_a_cuda_tensor_with_lists_masks_and_cpu_index_tensors(rng):
+    a = rng.standard_normal((5, 4)).astype(np.float32)
+    x = torch.tensor(a, device="cuda")
+    np.testing.assert_array_equal(x[[0, 3, 3]].cpu().numpy(), a[[0, 3, 3]])
+    np.testing.assert_array_equal(x[torch.tensor([4, 1])].cpu().numpy(), a[[4, 1]])
+    mask = a > 0
+    np.testing.assert_array_equal(x[torch.tensor(mask)].cpu().numpy(), a[mask])
+    np.testing.assert_array_equal(x[x > 0].cpu().numpy(), a[mask])
+    x[[1, 2]] = 0.0
+    x[x < -1] = -1.0
+    b = a.copy()
+    b[[1, 2]] = 0.0
+    b[b < -1] = -1.0
+    assert x.is_cuda
+    np.testing.assert_array_equal(x.cpu().numpy(), b)
