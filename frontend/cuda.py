@@ -202,8 +202,8 @@ def device_of(buffer):
 # ---------------------------------------------------------------- compiled functions (jit.py)
 
 def place(node, dev) -> None:
-    """`node` (a trace input) stands for a value on device `dev`: values computed from it
-    are there too."""
+    """`node` (a trace input, or a constant or iota made for a device) stands for a value on
+    device `dev`: values computed from it are there too."""
     if dev is not None:
         _VALUE_DEVICE[node] = dev
 

@@ -486,7 +486,7 @@ class CompiledFunction:
         device, mixed = _cuda.program_device(items)
         if mixed is not None:
             raise TracingError(
-                f"{self.name}: a compiled function runs as one program on one device, but this trace mixes devices: "
+                f"{self.name} ({_defined_at(self.fn)}): a compiled function runs as one program on one device, but this trace mixes devices: "
                 f"{mixed[0]} is on cpu while {mixed[1]} is on cuda:0. Its tensor arguments, the tensors it captures "
                 f"(parameters, optimizer state) and its results must all be on one device (only CPU scalars may "
                 f"join CUDA tensors); move them with .to(device)")
@@ -523,6 +523,12 @@ def _prepare_binding(v: Variant) -> None:
     for name, slot in program.outputs.items():
         of_slot.setdefault(slot, []).append(name)
     v.shared_outputs = [names for names in of_slot.values() if len(names) > 1]
+
+
+def _defined_at(fn) -> str:
+    """`file.py:line` of a function's definition (errors found once the whole trace is read)."""
+    code = getattr(fn, "__code__", None)
+    return f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}" if code else "?"
 
 
 def _const_key(a):

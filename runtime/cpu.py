@@ -177,10 +177,8 @@ class CpuExecutable:
             a = outputs.get(name) if outputs else None
             if a is None:
                 a = of_slot.get(slot)
-                if a is None:
-                    a, table[slot] = new_buffer(shape, dtype, nbytes)
-                else:
-                    table[slot] = address(a)
+            if a is None:
+                a, table[slot] = new_buffer(shape, dtype, nbytes)
             else:
                 table[slot] = address(a)
             result[name] = of_slot[slot] = a

@@ -4,6 +4,7 @@ devices, values staying on their device, PyTorch's mixed-device error, printing,
 and an optimizer step; `@compile`d functions and training steps on the device (one CUDA
 program per variant, replayed, matching the CPU). runtime/cuda.py itself (pycuda) is not
 exercised here."""
+import inspect
 import logging
 
 import numpy as np
@@ -196,7 +197,9 @@ def test_a_trace_that_mixes_devices_without_combining_them_names_the_function():
     def two_devices(x):
         return x * 2, w * 3
 
-    with pytest.raises(TracingError, match=r"^two_devices: a compiled function runs as one program on one device, "
+    line = inspect.getsourcelines(two_devices.fn)[1]
+    with pytest.raises(TracingError, match=rf"^two_devices \(test_cuda_emulated.py:{line}\): a compiled function runs "
+                                           r"as one program on one device, "
                                            r"but this trace mixes devices: argument x is on cpu while "
                                            r"captured tensor w is on cuda:0"):
         two_devices(torch.ones(3))

@@ -82,7 +82,7 @@ class LearningRate:
     """A group's learning rate as a 0-d state tensor of one dtype, refreshed from group["lr"]."""
 
     def __init__(self, group: dict, dtype):
-        self.group, self.value, self.dtype = group, group["lr"], dtype
+        self.group, self.value = group, group["lr"]
         with trace_hooks.outside_trace():
             self.tensor = scalar(self.value, dtype)
         self.tensor._storage.state = True
@@ -90,11 +90,8 @@ class LearningRate:
     def refresh(self) -> None:
         if self.group["lr"] != self.value:
             self.value = self.group["lr"]
-            with trace_hooks.outside_trace(), no_grad():
-                if self.tensor.device.type == "cpu":
-                    self.tensor.numpy()[...] = self.value     # shared memory: nothing to compile or run
-                else:
-                    self.tensor.copy_(scalar(self.value, self.dtype))
+            with trace_hooks.outside_trace():
+                self.tensor.numpy()[...] = self.value     # a CPU scalar sharing memory: nothing to run
 
 
 def _baked(group: dict) -> tuple:
@@ -152,7 +149,8 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         for index, group in enumerate(self.param_groups):
-            trace_hooks.guard(lambda g=group: _baked(g), _baked(group), f"hyperparameters of param_groups[{index}]")
+            if trace_hooks.active():
+                trace_hooks.guard(lambda g=group: _baked(g), _baked(group), f"hyperparameters of param_groups[{index}]")
             for dtype in {p.dtype: None for p in group["params"] if p.grad is not None}:
                 self._refresh_learning_rate(index, group, dtype)
         with no_grad(), deferred():
