@@ -172,6 +172,11 @@ class ViewStack:
         """The one view, when the stack is a plain strided view."""
         return self.views[0] if len(self.views) == 1 else None
 
+    @property
+    def is_empty(self) -> bool:
+        """True when no index is valid at some level, so every read through the stack is 0."""
+        return any(v.is_empty for v in self.views)
+
     def _top(self, view: View) -> "ViewStack":
         return ViewStack(self.views[:-1] + (view,))
 

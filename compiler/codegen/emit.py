@@ -187,12 +187,17 @@ class Emitter:
         return self.cast_value(coord, dtypes.int64, n.dtype)
 
     def concat(self, n: Node, path: tuple, space: Space) -> ir.Value:
-        result = None
+        """Each input where its padded view is valid; inputs the path never reaches are skipped
+        (a slice of a concat chain reads one input of each concat, not all)."""
+        result = const(n.dtype, 0)
         for i, x in enumerate(n.inputs):
             pad = self.pad_cache.setdefault((id(n), i), VirtualPad(n, i))
+            st = path_view(x.shape, path + (pad,))
+            if st.is_empty:
+                continue
             v = self.value(x, path + (pad,), space)
-            _, valid = self.offset(path_view(x.shape, path + (pad,)), space)
-            result = v if result is None else (self.b.select(valid, v, result) if valid is not None else v)
+            _, valid = self.offset(st, space)
+            result = self.b.select(valid, v, result) if valid is not None else v
         return result
 
     def check(self, ok: ir.Value, code: int, message: str, loc) -> None:

@@ -110,8 +110,10 @@ def _collect_views(em: Emitter, n, path: tuple, out: list, seen: set) -> None:
     if n.op == "concat":
         for i, x in enumerate(n.inputs):
             pad = em.pad_cache.setdefault((id(n), i), VirtualPad(n, i))
-            out.append(path_view(x.shape, path + (pad,)))
-            _collect_views(em, x, path + (pad,), out, seen)
+            st = path_view(x.shape, path + (pad,))
+            if not st.is_empty:        # Emitter.concat skips inputs it never reads
+                out.append(st)
+                _collect_views(em, x, path + (pad,), out, seen)
         return
     sub = path + (n,) if n.kind == "movement" else path
     for x in n.inputs:

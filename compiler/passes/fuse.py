@@ -10,7 +10,11 @@ Rules, after DESIGN.md:
   softmax), so a row-wise softmax is one kernel that makes several passes over each row;
 - `matmul` is its own kernel, taking an elementwise epilogue at its output index;
 - a value needed by several kernels is materialized once, unless recomputing it is free
-  (constants, iota, movement).
+  (constants, iota, movement);
+- a value a kernel would evaluate at more than MAX_EVALUATIONS different indices per element
+  (reached through that many chains of movement ops: slices of slices in a concat or stencil
+  chain, which double at every step) is materialized, so kernels grow linearly, not
+  exponentially, with such chains.
 
 Decisions are made consumers-first. Each node gets the set of kernel roots that will evaluate
 it and a set of "levels" saying at which index each root needs it:
@@ -31,6 +35,7 @@ from ..view import ViewStack
 
 ID = ("id",)
 MOVED = ("moved",)
+MAX_EVALUATIONS = 32
 
 
 @dataclass
@@ -170,12 +175,34 @@ def _can_join(n: Node, levels: set, root: _Root) -> bool:
     return all(lv == ID or lv[1:] == (s, a) and lv[0] in ("exp", "red-exp") for lv in levels)
 
 
+def _evaluations(n: Node, users: list, roots_of: dict, evals: dict) -> int:
+    """About how many times the kernels evaluating `n` compute it per element they compute:
+    once per distinct chain of movement ops leading to it. Each movement consumer adds its own
+    chains (a concat reads each input through its own padding); other consumers read `n` where
+    they are evaluated themselves, so their chains coincide (count the largest once)."""
+    moved = same = 0
+    for u in users:
+        if id(u) not in roots_of:
+            continue
+        if u.kind == "movement":
+            moved += evals[id(u)] * sum(x is n for x in u.inputs)
+        else:
+            same = max(same, evals[id(u)])
+    return moved + same
+
+
+def _recomputes(n: Node) -> bool:
+    """Whether evaluating `n` again costs more than a load: it is not a source or a view of one."""
+    return movement_base(n)[0].op not in ("input", "param", "const", "iota")
+
+
 def fuse(graph: Graph) -> Fused:
     nodes = graph.nodes()
     users = graph.users()
     forced = _forced(graph)
     roots_of: dict[int, set] = {}      # node id -> ids of the roots whose kernel evaluates it
     levels: dict[int, set] = {}        # node id -> levels at which those kernels need it
+    evals: dict[int, int] = {}         # node id -> evaluations per element (_evaluations)
     roots: dict[int, _Root] = {}
 
     def materialize(n: Node):
@@ -186,6 +213,7 @@ def fuse(graph: Graph) -> Fused:
         roots[id(n)] = r
         roots_of[id(n)] = {id(n)}
         levels[id(n)] = {ID}
+        evals[id(n)] = 1
 
     for n in reversed(nodes):
         if n.op in ("input", "param"):
@@ -199,6 +227,10 @@ def fuse(graph: Graph) -> Fused:
                 continue  # u reads n as a buffer operand (matmul, gather source): n is forced
             needed_by |= roots_of[id(u)]
             needed_at |= {_level_through(n, u, lv) for lv in levels[id(u)]}
+        evals[id(n)] = _evaluations(n, users[n], roots_of, evals)
+        if evals[id(n)] > MAX_EVALUATIONS and _recomputes(n):
+            materialize(n)
+            continue
         cheap = n.op in ("const", "iota") or n.kind == "movement"
         if len(needed_by) > 1 and not cheap:
             materialize(n)
