@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections import OrderedDict
 import inspect
 import logging
 import os
@@ -43,13 +44,19 @@ from . import cuda as _cuda
 from .compiler.ir import Graph, Node, fmt_type, print_graph, topo_order
 from .compiler.ir.dtypes import from_short
 from .compiler.program import STAGES
-from .realize import buffer_owner, realize, register_buffer
+from .autograd.grad_mode import is_grad_enabled
+from .dtypes import get_default_dtype
+from .guards import ModuleGuard, TensorGuard, ValueGuard, first_failing, roots_of, state_names
+from .realize import LOCK, buffer_owner, realize, register_buffer
 from .runtime.cache import PROGRAMS, VERSION
 from .source import user_loc
 from .storage import Storage
 from .tensor import Tensor, leaf_node
 
 log = logging.getLogger("fusegrad")
+
+MAX_GUARD_VARIANTS = 8     # programs kept per signature for different Python states (train/eval)
+MAX_SIGNATURES = 64        # signatures kept per compiled function (least recently used dropped)
 
 RESTRUCTURE = ("return the value from the compiled function and read it outside, use fusegrad.where(...) "
                "instead of Python control flow on tensor values, or mark the argument static with "
@@ -72,7 +79,10 @@ class Tracer:
         self.grads: dict = {}            # id(tensor) -> (tensor, grad before the trace, grad now)
         self.inputs: set = set()         # ids of the argument storages
         self.readable: set = set()       # ids of storages whose values may be read (static args)
-        self.guards: list = []           # (read, expected, what): Python values baked into the trace
+        self.guards: list = []           # ValueGuards checked at every replay (hyperparameters)
+        self.state_guards: list = []     # ValueGuards checked when Python-level state changed
+        self.used_tensors: dict = {}     # id -> captured tensors whose values the trace used
+        self.used_modules: dict = {}     # id -> modules the trace called or took state from
         self.refreshers: list = []       # callables run before every replay
 
     def storage_created(self, s: Storage) -> None:
@@ -102,8 +112,24 @@ class Tracer:
         before = self.grads[id(tensor)][1] if id(tensor) in self.grads else tensor._grad
         self.grads[id(tensor)] = (tensor, before, value)
 
-    def rebound(self, tensor) -> None:
-        pass
+    def tensor_used(self, tensor) -> None:
+        s = tensor._storage
+        if id(tensor) not in self.used_tensors and id(s) not in self.inputs and not self.was_created(s):
+            self.used_tensors[id(tensor)] = tensor
+
+    def module_used(self, module) -> None:
+        self.used_modules.setdefault(id(module), module)
+
+    def guard(self, read, expected, what: str) -> None:
+        self.guards.append(ValueGuard(read, expected, what))
+
+    def state_guard(self, read, expected, what: str) -> None:
+        self.state_guards.append(ValueGuard(read, expected, what))
+
+    def all_state_guards(self) -> list:
+        """Guards on the Python-level state the trace read, as it is now (after the trace)."""
+        return ([TensorGuard(t) for t in self.used_tensors.values()]
+                + [ModuleGuard(m) for m in self.used_modules.values()] + self.state_guards)
 
 
 # ---------------------------------------------------------------- argument structures
@@ -150,8 +176,13 @@ def _describe(key) -> str:
 
 
 def _reason(old, new) -> str:
-    """Which argument changed between two signatures, in words."""
-    for (name, tree, keys), (name2, tree2, keys2) in zip(old, new):
+    """Which argument (or global mode) changed between two signatures, in words."""
+    (old_args, (old_grad, old_dtype)), (new_args, (new_grad, new_dtype)) = old, new
+    if old_grad != new_grad:
+        return f"grad mode changed {'enabled' if old_grad else 'disabled'} → {'enabled' if new_grad else 'disabled'}"
+    if old_dtype != new_dtype:
+        return f"the default dtype changed {old_dtype} → {new_dtype}"
+    for (name, tree, keys), (name2, tree2, keys2) in zip(old_args, new_args):
         if tree != tree2 or len(keys) != len(keys2):
             return f"argument {name} changed structure"
         for a, b in zip(keys, keys2):
@@ -165,56 +196,29 @@ def _reason(old, new) -> str:
     return "the arguments changed"
 
 
-# ---------------------------------------------------------------- naming captured state
-
-def _state_names(fn) -> dict:
-    """id(storage) -> a readable name ("net.weight") for tensors the function can reach
-    through its globals, closure or bound object."""
-    roots = {}
-    code = getattr(fn, "__code__", None)
-    if code is not None:
-        for name in code.co_names:
-            if name in fn.__globals__:
-                roots[name] = fn.__globals__[name]
-        for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
-            try:
-                roots[name] = cell.cell_contents
-            except ValueError:
-                pass
-    if hasattr(fn, "__self__"):
-        roots["self"] = fn.__self__
-    names: dict = {}
-
-    def name(tensor, label):
-        names.setdefault(id(tensor._storage), label)
-        if tensor._grad is not None:
-            names.setdefault(id(tensor._grad._storage), f"{label}.grad")
-
-    for prefix, obj in roots.items():
-        if isinstance(obj, Tensor):
-            name(obj, prefix)
-        elif callable(getattr(obj, "named_parameters", None)) and callable(getattr(obj, "named_buffers", None)):
-            for n, t in list(obj.named_parameters()) + list(obj.named_buffers()):
-                name(t, f"{prefix}.{n}")
-        elif isinstance(getattr(obj, "state", None), dict) and hasattr(obj, "param_groups"):
-            for i, st in enumerate(obj.state.values()):
-                for k, t in (st.items() if isinstance(st, dict) else ()):
-                    if isinstance(t, Tensor):
-                        names.setdefault(id(t._storage), f"{prefix}.state[{i}].{k}")
-    return names
-
-
 # ---------------------------------------------------------------- one traced signature
 
 class Variant:
     """A trace compiled for one signature: the program, how to bind it, what to re-apply."""
 
-    def changed_guard(self):
-        """What changed among the Python values the trace baked in, or None."""
-        for read, expected, what in self.guards:
-            if read() != expected:
-                return what
-        return None
+    def replayable(self, epoch: int) -> bool:
+        """Whether the Python state the trace baked in is as it was: the per-call guards
+        always, the state guards only when Python-level state changed since last checked."""
+        if self.epoch != epoch:
+            if first_failing(self.state_guards) is not None:
+                return False
+            self.epoch = epoch
+        return first_failing(self.guards) is None
+
+    def what_changed(self) -> str | None:
+        """In words, the first guard of this variant that no longer holds, or None."""
+        g = first_failing(self.state_guards) or first_failing(self.guards)
+        return g.describe(self.names) if g is not None else None
+
+    def adopt_guards(self, other: "Variant") -> None:
+        """A retrace gave this variant's graph again: keep its program, take the new guards."""
+        self.guards, self.state_guards, self.refreshers = other.guards, other.state_guards, other.refreshers
+        self.names, self.epoch, self.stable = other.names, other.epoch, True
 
     def run(self, inputs: list) -> list:
         exe, program = self.exe, self.program
@@ -318,9 +322,10 @@ class CompiledFunction:
         self.signature = inspect.signature(fn)
         self.param_names = [p.name for p in self.signature.parameters.values()
                             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        self.variants: dict = {}
+        self.variants: OrderedDict = OrderedDict()   # signature -> variants, most recent first (LRU)
         self.stats = {"traces": 0, "replays": 0, "compiles": 0}
         self._last_key = None
+        self._warned: set = set()
 
     def _key(self, args, kwargs):
         if not kwargs and len(args) == len(self.param_names) and not self.static:
@@ -338,29 +343,58 @@ class CompiledFunction:
             tree = _flatten(value, arg_leaves)
             keys.append((name, tree, tuple(_leaf_key(x, name in self.static) for x in arg_leaves)))
             leaves.append(arg_leaves)
-        return tuple(keys), leaves, names
+        return (tuple(keys), (is_grad_enabled(), get_default_dtype())), leaves, names
 
     def __call__(self, *args, **kwargs):
         key, leaves, names = self._key(args, kwargs)
-        v = self.variants.get(key)
-        if v is not None and v.stable and v.epoch == trace_hooks.EPOCH[0] and v.changed_guard() is None:
-            self.stats["replays"] += 1
-            for refresh in v.refreshers:
-                refresh()
+        with LOCK:          # one realization or replay at a time (threads: see realize.LOCK)
+            v = self._replayable(key)
+            if v is None:
+                v = self._retrace(key, args, kwargs)
+            else:
+                self.stats["replays"] += 1
+                for refresh in v.refreshers:
+                    refresh()
             return self._outputs(v, v.run(_input_buffers(leaves, self.static, names)))
-        self._log_retrace(key, v)
+
+    def _replayable(self, key):
+        """A variant traced for this signature whose guards hold now (moved to the front), or None."""
+        variants = self.variants.get(key)
+        if variants is None:
+            return None
+        epoch = trace_hooks.EPOCH[0]
+        for i, v in enumerate(variants):
+            if v.stable and v.replayable(epoch):
+                if i:
+                    variants.insert(0, variants.pop(i))
+                self.variants.move_to_end(key)
+                return v
+        return None
+
+    def _retrace(self, key, args, kwargs) -> Variant:
+        """Trace for this signature and state; reuse a variant whose graph the trace repeats."""
+        variants = self.variants.get(key, [])
+        self._log_retrace(key, variants)
         new = self._trace(args, kwargs)
-        if v is not None and v.structure == new.structure:
-            v.stable, v.epoch = True, trace_hooks.EPOCH[0]     # the same graph again: keep its program
-            new = v
+        same = next((v for v in variants if v.structure == new.structure), None)
+        if same is not None:
+            same.adopt_guards(new)                 # the same graph again: keep its program
+            variants.remove(same)
+            new = same
         else:
             self._compile(new)
             new.stable = not new.created_state
-        self.variants[key] = new
-        if len(self.variants) > self.max_variants:
+        variants.insert(0, new)
+        del variants[MAX_GUARD_VARIANTS:]
+        self.variants[key] = variants
+        self.variants.move_to_end(key)
+        if len(self.variants) > self.max_variants and key not in self._warned:
+            self._warned.add(key)
             warnings.warn(f"fusegrad.compile: {self.name} was traced for {len(self.variants)} signatures "
-                          f"(limit {self.max_variants}); each new one traces and compiles again", stacklevel=2)
-        return self._outputs(new, new.run(_input_buffers(leaves, self.static, names)))
+                          f"(limit {self.max_variants}); each new one traces and compiles again", stacklevel=3)
+        while len(self.variants) > max(MAX_SIGNATURES, self.max_variants):
+            self.variants.popitem(last=False)      # least recently used signature
+        return new
 
     def _outputs(self, v: Variant, arrays: list):
         arrays, wrap = iter(arrays), v.wrap
@@ -373,13 +407,12 @@ class CompiledFunction:
         t._storage.program = program        # fusegrad.program_of(result) answers for it
         return t
 
-    def _log_retrace(self, key, previous):
-        if previous is None and self._last_key is not None and key != self._last_key:
+    def _log_retrace(self, key, variants):
+        if not variants and self._last_key is not None and key != self._last_key:
             log.info("retracing %s: %s", self.name, _reason(self._last_key, key))
-        elif previous is not None and previous.stable:
-            changed = previous.changed_guard()
-            log.info("retracing %s: %s", self.name, f"{changed} changed" if changed else
-                     "captured state was rebound (module attribute or .data assigned)")
+        elif variants and variants[0].stable:
+            changed = variants[0].what_changed()
+            log.info("retracing %s: %s", self.name, changed or "the state it captured changed")
         self._last_key = key
 
     def lower(self, *args, **kwargs) -> "Lowered":
@@ -419,22 +452,21 @@ class CompiledFunction:
                 else:
                     new_leaves.append(x)
             traced[name] = _unflatten(tree, iter(new_leaves))
-        call = self.signature.bind(**traced)
-        trace_hooks.ACTIVE.append(tracer)
+        call = inspect.BoundArguments(self.signature, OrderedDict(traced))   # *args, **kwargs too
+        owned = [x for x in bound.arguments.items() if not isinstance(x[1], Tensor)]
+        state_before = _optimizer_states(self.fn, owned)
         try:
-            out = self.fn(*call.args, **call.kwargs)
-        finally:
-            trace_hooks.ACTIVE.pop()
-        try:
-            v = self._read_trace(tracer, out, inputs, devices)
-        except TracingError:
-            _undo(tracer)
+            with trace_hooks.tracing(tracer):
+                out = self.fn(*call.args, **call.kwargs)
+            v = self._read_trace(tracer, out, inputs, devices, owned)
+        except BaseException:
+            _undo(tracer, state_before)   # a failed trace leaves tensors, .grad and optimizer state as they were
             raise
         if undo:
             _undo(tracer)
         return v
 
-    def _read_trace(self, tracer: Tracer, out, inputs, devices) -> Variant:
+    def _read_trace(self, tracer: Tracer, out, inputs, devices, arguments=()) -> Variant:
         v = Variant()
         v.input_devices = devices
         v.out_leaves = []
@@ -453,13 +485,15 @@ class CompiledFunction:
         escaped = [s for s in alive if s.buffer is None]
         for i, s in enumerate(escaped):
             outputs[f"state{i}"] = s.node
-        names = _state_names(self.fn)
+        names = state_names(self.fn, Tensor, arguments)
         graph, v.param_sources = _graph_of(self.name, inputs, outputs, assigns, names)
         v.device = self._device(graph, devices, v.param_sources, returned, escaped, [s for s, _ in assigns], names)
         v.graph = graph
         v.graph_text = print_graph(graph)
         v.structure = (v.graph_text, tuple(id(s) if s is not None else _const_key(c) for s, c in v.param_sources))
         v.guards, v.refreshers = tracer.guards, tracer.refreshers
+        v.state_guards, v.names = tracer.all_state_guards(), names
+        v.epoch = trace_hooks.EPOCH[0]
         v.escaped = [(f"state{i}", s) for i, s in enumerate(escaped)]
         v.created_state = bool(alive)
         v.grad_effects = [(t, now) for t, _, now in tracer.grads.values()]
@@ -499,7 +533,6 @@ class CompiledFunction:
              self.dump)
         v.exe = runtime.load(v.program)
         _prepare_binding(v)
-        v.epoch = trace_hooks.EPOCH[0]
 
 
 def _prepare_binding(v: Variant) -> None:
@@ -558,11 +591,21 @@ def _compute_old_value(s: Storage, old_node) -> None:
     s.holder = weakref.ref(old_node)
 
 
-def _undo(tracer: Tracer) -> None:
+def _optimizer_states(fn, arguments) -> list:
+    """(optimizer, the parameters it had state for) for the optimizers `fn` can reach."""
+    return [(o, set(o.state)) for o in roots_of(fn, arguments).values()
+            if isinstance(getattr(o, "state", None), dict) and hasattr(o, "param_groups")]
+
+
+def _undo(tracer: Tracer, optimizer_states=()) -> None:
+    """Put back what the trace changed: storages' values, `.grad`, new optimizer state."""
     for s, old_node, old_fn in tracer.updated.values():
         s.node, s.grad_fn = old_node, old_fn
     for tensor, before, _ in tracer.grads.values():
         tensor._grad = before
+    for optimizer, had_state in optimizer_states:
+        for p in [p for p in optimizer.state if p not in had_state]:
+            del optimizer.state[p]
 
 
 # ---------------------------------------------------------------- graph construction

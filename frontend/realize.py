@@ -14,6 +14,7 @@ copied aside first (copy-on-write), so laziness never changes what a program com
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 
 from . import compiler, runtime, trace_hooks
@@ -21,6 +22,7 @@ from . import cuda as _cuda
 from . import storage as _storage_module
 from .compiler.ir import Graph, Node
 
+LOCK = threading.RLock()        # held while realizing or replaying a compiled function
 MAX_PENDING_DEPTH = 4096        # a chain of pending ops longer than this realizes as it is built
 
 STATS = {"hits": 0, "misses": 0, "runs": 0}
@@ -35,16 +37,19 @@ def clear_cache() -> None:
 
 
 def realize(storages) -> None:
-    targets, seen = [], set()
-    for s in storages:
-        if s.node.buffer is None and id(s) not in seen:
-            seen.add(id(s))
-            targets.append(s)
-    if not targets:
-        return
-    trace_hooks.realize_requested(targets)   # an error inside @compile
-    for group in _cuda.by_device(targets):     # one program per device
-        _run(group)
+    """Compute the pending values of `storages`. One thread realizes at a time (LOCK): a
+    realization reads and rewrites storages that other threads' tensors may share."""
+    with LOCK:
+        targets, seen = [], set()
+        for s in storages:
+            if s.node.buffer is None and id(s) not in seen:
+                seen.add(id(s))
+                targets.append(s)
+        if not targets:
+            return
+        trace_hooks.realize_requested(targets)   # an error inside @compile
+        for group in _cuda.by_device(targets):     # one program per device
+            _run(group)
 
 
 def _walk(targets):

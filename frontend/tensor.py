@@ -122,6 +122,7 @@ class Tensor:
         """(IR node, grad_fn or AccumulateGrad or None) standing for this tensor now."""
         s = self._storage
         if self._base is None:
+            _trace_hooks.tensor_used(self)       # a trace bakes in its storage and requires_grad
             fn = None if self._detached else s.grad_fn
             if fn is None and self._requires_grad:
                 fn = self._accumulate()
@@ -230,6 +231,7 @@ class Tensor:
         if self._base is not None:
             raise RuntimeError("fusegrad: set requires_grad on the base tensor, not on a view")
         self._requires_grad = bool(value)
+        _trace_hooks.state_changed()
         if value:        # a leaf that learns is state: its in-place updates realize at once
             self._storage.state = True
 
@@ -245,8 +247,8 @@ class Tensor:
     def grad(self, value):
         if value is not None and tuple(value.shape) != tuple(self.shape):
             raise RuntimeError(f"assigned grad has data of a different size")
+        _trace_hooks.grad_set(self, value)      # before assigning: a trace records the old grad
         self._grad = value
-        _trace_hooks.grad_set(self, value)
 
     def retain_grad(self):
         self._retains_grad = True
@@ -262,6 +264,7 @@ class Tensor:
         self._detached = True
         self._requires_grad = False
         self._vcache = None
+        _trace_hooks.state_changed()
         return self
 
     @property

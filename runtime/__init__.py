@@ -4,6 +4,7 @@
 """
 from .buffers import aligned_empty
 from .cache import OBJECTS
+from .config import ENV_THREADS  # noqa: F401  (validates FUSEGRAD_NUM_THREADS at import)
 
 
 def set_num_threads(n: int) -> None:

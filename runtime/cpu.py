@@ -23,6 +23,7 @@ import numpy as np
 
 from .buffers import address, aligned_empty, new_buffer
 from .cache import OBJECTS, VERSION
+from .config import ENV_THREADS
 
 _LOCK = threading.Lock()
 _STATE: dict = {}
@@ -60,22 +61,27 @@ def _gomp():
     return _STATE["gomp"]
 
 
+
+
 def num_threads() -> int:
     """Worker threads per kernel: set_num_threads(n), else FUSEGRAD_NUM_THREADS as the process
     started, else the CPUs this process may run on (1 without libgomp)."""
     n = _STATE.get("threads")
     if n is None:
-        value = os.environ.get("FUSEGRAD_NUM_THREADS")
-        try:
-            n = int(value) if value else len(os.sched_getaffinity(0))
-        except AttributeError:
-            n = os.cpu_count() or 1
-        n = _STATE["threads"] = max(1, n) if _gomp() is not None else 1
+        n = ENV_THREADS
+        if n is None:
+            try:
+                n = len(os.sched_getaffinity(0))
+            except AttributeError:
+                n = os.cpu_count() or 1
+        n = _STATE["threads"] = n if _gomp() is not None else 1
     return n
 
 
 def set_num_threads(n: int) -> None:
-    _STATE["threads"] = max(1, int(n)) if _gomp() is not None else 1
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive whole number of threads, got {n!r}")
+    _STATE["threads"] = int(n) if _gomp() is not None else 1
 
 
 def cache_key(program) -> str:
@@ -143,7 +149,9 @@ class CpuExecutable:
             dtype = np.dtype(program.buffers[slot].dtype)
             shape = program.buffers[slot].shape
             self.out_specs.append((name, slot, shape, dtype, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize))
-        self.lock = threading.Lock()
+        # The table, arena and error word are this executable's: whoever binds buffers holds
+        # `lock` until the call has returned (a thread binding between would swap them).
+        self.lock = threading.RLock()
 
     def _install_gomp(self):
         gomp = _gomp()
@@ -156,13 +164,14 @@ class CpuExecutable:
     def __call__(self, inputs, params, outputs=None) -> dict:
         """Run with numpy buffers for the inputs and params (C-contiguous, the program's
         dtypes); returns the outputs by name, written into `outputs` where given."""
-        table = self.table
-        for slot, a in zip(self.program.inputs, inputs):
-            table[slot] = address(a)
-        for slot, a in zip(self.program.params, params):
-            table[slot] = address(a)
-        result = self.bind_outputs(outputs)
-        self.call()
+        with self.lock:          # binding and the call are one step: another thread binds after
+            table = self.table
+            for slot, a in zip(self.program.inputs, inputs):
+                table[slot] = address(a)
+            for slot, a in zip(self.program.params, params):
+                table[slot] = address(a)
+            result = self.bind_outputs(outputs)
+            self.call()
         return result
 
     def bind(self, slot: int, a: np.ndarray) -> None:

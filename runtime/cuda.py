@@ -193,12 +193,13 @@ class DeviceCalls:
     def __call__(self, inputs, params, outputs=None) -> dict:
         """Run with device buffers for the inputs and params (the program's shapes and
         dtypes); returns the output buffers by name, written into `outputs` where given."""
-        for slot, buf in zip(self.program.inputs, inputs):
-            self.bind(slot, buf)
-        for slot, buf in zip(self.program.params, params):
-            self.bind(slot, buf)
-        result = self.bind_outputs(outputs)
-        self.call()
+        with self.lock:          # binding and the call are one step: another thread binds after
+            for slot, buf in zip(self.program.inputs, inputs):
+                self.bind(slot, buf)
+            for slot, buf in zip(self.program.params, params):
+                self.bind(slot, buf)
+            result = self.bind_outputs(outputs)
+            self.call()
         return result
 
     def bind_outputs(self, outputs=None) -> dict:
@@ -249,7 +250,7 @@ class CudaExecutable(DeviceCalls):
                 self.table[b.slot] = self.arena.ptr + b.offset
         self.bound: dict = {}            # slot -> DeviceBuffer kept alive while bound
         self.out_specs = output_specs(program)
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()     # held by whoever binds and calls (see DeviceCalls)
 
     def bind(self, slot: int, buf: DeviceBuffer) -> None:
         self.bound[slot] = buf

@@ -1,13 +1,15 @@
-"""Whether ops record autograd history: `no_grad`, `enable_grad`, `set_grad_enabled`."""
+"""Whether ops record autograd history: `no_grad`, `enable_grad`, `set_grad_enabled`.
+
+The mode lives in a `contextvars.ContextVar`: each thread (and each asyncio task) has its
+own, so `no_grad` in one thread never switches autograd off in another.
+"""
 from __future__ import annotations
 
+import contextvars
 import functools
 
-_ENABLED = [True]
-
-
-def is_grad_enabled() -> bool:
-    return _ENABLED[-1]
+_ENABLED: contextvars.ContextVar = contextvars.ContextVar("fusegrad_grad_enabled", default=True)
+is_grad_enabled = _ENABLED.get
 
 
 class set_grad_enabled:
@@ -15,13 +17,14 @@ class set_grad_enabled:
 
     def __init__(self, mode: bool = True):
         self.mode = bool(mode)
+        self._tokens: list = []
 
     def __enter__(self):
-        _ENABLED.append(self.mode)
+        self._tokens.append(_ENABLED.set(self.mode))
         return self
 
     def __exit__(self, *exc):
-        _ENABLED.pop()
+        _ENABLED.reset(self._tokens.pop())
         return False
 
     def __call__(self, fn):

@@ -138,8 +138,18 @@ class Optimizer:
         if any(id(p) in taken for p in params):
             raise ValueError("some parameters appear in more than one parameter group")
         self.param_groups.append(group)
+        trace_hooks.state_changed()
+
+    def _membership(self) -> tuple:
+        """Which parameter objects each group holds (a trace of step() bakes them in)."""
+        return tuple(tuple(id(p) for p in group["params"]) for group in self.param_groups)
+
+    def _guard_membership(self) -> None:
+        if trace_hooks.active():
+            trace_hooks.state_guard(self._membership, self._membership(), "the parameters in param_groups")
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        self._guard_membership()
         zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self, closure=None):
@@ -148,6 +158,7 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        self._guard_membership()
         for index, group in enumerate(self.param_groups):
             if trace_hooks.active():
                 trace_hooks.guard(lambda g=group: _baked(g), _baked(group), f"hyperparameters of param_groups[{index}]")

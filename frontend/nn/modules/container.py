@@ -4,6 +4,7 @@ from __future__ import annotations
 import operator
 from collections import OrderedDict
 
+from ... import trace_hooks
 from .module import Module, _addindent
 
 
@@ -39,6 +40,7 @@ class Sequential(Module):
             delattr(self, name)
         modules = list(self._modules.values())     # keep the names 0..n-1 as PyTorch does
         self._modules.clear()
+        trace_hooks.state_changed()
         for i, module in enumerate(modules):
             self._modules[str(i)] = module
 
@@ -76,6 +78,7 @@ class ModuleList(Module):
         modules = list(self._modules.values())
         del modules[index if isinstance(index, slice) else _position(index, len(self))]
         self._modules.clear()
+        trace_hooks.state_changed()
         for i, module in enumerate(modules):
             self._modules[str(i)] = module
 
@@ -101,6 +104,7 @@ class ModuleList(Module):
         modules = list(self._modules.values())
         modules.insert(index, module)
         self._modules.clear()
+        trace_hooks.state_changed()
         for i, m in enumerate(modules):
             self.add_module(str(i), m)
 

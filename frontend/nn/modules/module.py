@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict, namedtuple
 
 from ... import dtypes as D
+from ... import trace_hooks
 from ...autograd.grad_mode import no_grad
 from ...inplace import deferred
 from ...ops import _torch_name
@@ -56,11 +57,13 @@ class Module:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
+        trace_hooks.module_used(self)      # a trace bakes in its slots and flags (guards.py)
         return self.forward(*args, **kwargs)
 
     # ------------------------------------------------------------ registration
 
     def register_parameter(self, name: str, param) -> None:
+        trace_hooks.state_changed()
         if "_parameters" not in self.__dict__:
             raise AttributeError("cannot assign parameter before Module.__init__() call")
         self._check_name(name, "parameter", self._parameters)
@@ -70,6 +73,7 @@ class Module:
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
+        trace_hooks.state_changed()
         if "_buffers" not in self.__dict__:
             raise AttributeError("cannot assign buffer before Module.__init__() call")
         self._check_name(name, "buffer", self._buffers)
@@ -85,6 +89,7 @@ class Module:
             self._non_persistent_buffers_set.add(name)
 
     def add_module(self, name: str, module) -> None:
+        trace_hooks.state_changed()
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{_typename(module)} is not a Module subclass")
         self._check_name(name, "module", self._modules)
@@ -103,6 +108,7 @@ class Module:
             raise KeyError(f"attribute '{name}' already exists")
 
     def __setattr__(self, name: str, value) -> None:
+        trace_hooks.state_changed()        # compiled functions recheck what their traces read
         params, modules, buffers = (self.__dict__.get(k) for k in ("_parameters", "_modules", "_buffers"))
         if isinstance(value, Parameter):
             if params is None:
@@ -145,10 +151,12 @@ class Module:
         for table in ("_parameters", "_buffers", "_modules"):
             entries = self.__dict__.get(table)
             if entries is not None and name in entries:
+                trace_hooks.module_used(self)
                 return entries[name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name: str) -> None:
+        trace_hooks.state_changed()
         for table in (self._parameters, self._buffers, self._modules):
             if name in table:
                 del table[name]
@@ -226,6 +234,7 @@ class Module:
             raise ValueError("training mode is expected to be boolean")
         for module in self.modules():
             object.__setattr__(module, "training", mode)
+        trace_hooks.state_changed()
         return self
 
     def eval(self):
@@ -259,6 +268,7 @@ class Module:
                 for name, b in module._buffers.items():
                     if b is not None:
                         module._buffers[name] = _as_state(convert(b))
+        trace_hooks.state_changed()
         return self
 
     def to(self, *args, **kwargs):
