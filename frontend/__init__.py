@@ -9,7 +9,7 @@ replays it as one native call.
 """
 from importlib.metadata import PackageNotFoundError as _NotFound, version as _version
 
-from . import autograd, compiler, cuda, runtime
+from . import accelerator, autograd, compiler, cuda, runtime
 from .autograd import enable_grad, no_grad, set_grad_enabled
 from .autograd.grad_mode import is_grad_enabled
 from .creation import (BoolTensor, ByteTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor, arange, as_tensor,

@@ -259,13 +259,20 @@ def randn_like(t, dtype=None, device=None):
     return randn(tuple(t.shape), dtype=dtype or t.dtype, device=device)
 
 
-def randint(low, high=None, size=None, dtype=None, device=None, generator=None):
-    if high is None:
-        low, high = 0, low
-    shape = _sizes((size,)) if size is not None else ()
+def randint(*args, low=None, high=None, size=None, dtype=None, device=None, requires_grad=False, generator=None):
+    """PyTorch's randint(high, size) and randint(low, high, size): integers in [low, high),
+    int64 unless `dtype` says otherwise."""
+    low, high, size = _rng.randint_args(args, low, high, size)
+    shape = _sizes((size,))
+    dt = D.as_dtype(dtype) if dtype else D.int64
+    if requires_grad and not dt.is_floating_point:
+        raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
     u = _rng.uniform(math.prod(shape), np.float64, generator)
     values = (low + np.floor(u * (high - low))).astype(np.int64).reshape(shape)
-    return _placed(Tensor._from_array(_aligned_copy(values, (D.as_dtype(dtype) if dtype else D.int64).np)), device)
+    t = Tensor._from_array(_aligned_copy(values, dt.np))
+    if requires_grad:
+        t.requires_grad_(True)
+    return _placed(t, device)
 
 
 def randperm(n, dtype=None, device=None, generator=None):

@@ -27,6 +27,7 @@ from .device import CPU, as_device, device
 
 IN_USE = [False]              # a tensor has moved to a GPU in this process
 CUDA0 = device("cuda", 0)
+SEED_ALL: list = [None]       # the last seed given to manual_seed_all
 _VALUE_DEVICE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # node -> device (None: CPU)
 
 
@@ -70,6 +71,17 @@ def get_device_name(device=None) -> str:
 def synchronize(device=None) -> None:
     _index(device)
     _lazy_init().synchronize()
+
+
+def manual_seed_all(seed: int) -> None:
+    """Seed the random numbers of every GPU. fusegrad draws a GPU tensor's numbers from its
+    one Philox stream (frontend/random.py), so with a GPU this seeds that stream as
+    `fusegrad.manual_seed` does; without one it only records the seed (`SEED_ALL`), as
+    PyTorch silently keeps it for when CUDA starts."""
+    SEED_ALL[0] = int(seed)
+    if is_available():
+        from . import random
+        random.manual_seed(SEED_ALL[0])
 
 
 def _index(d) -> int:

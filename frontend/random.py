@@ -73,6 +73,37 @@ def manual_seed(seed: int) -> Generator:
     return default_generator.manual_seed(seed)
 
 
+def randint_args(args: tuple, low, high, size) -> tuple:
+    """(low, high, size) of PyTorch's randint(high, size) / randint(low, high, size), each
+    argument given by position or keyword, checked as PyTorch checks them."""
+    given = {k: v for k, v in (("low", low), ("high", high), ("size", size)) if v is not None}
+    slots = ("low", "high", "size") if len(args) + len(given) >= 3 else ("high", "size")
+    free = [k for k in slots if k not in given]
+    if len(args) > len(free) or len(args) + len(given) < 2:
+        raise TypeError(f"randint() received an invalid combination of arguments - got {len(args)} "
+                        "positional arguments; expected (high, size) or (low, high, size)")
+    given.update(zip(free, args))
+    missing = [k for k in slots if k not in given]
+    if missing:
+        raise TypeError(f"randint() missing required argument '{missing[0]}'")
+    for position, name in enumerate(slots, 1):
+        _check_randint_arg(name, position, given[name])
+    lo, hi = int(given.get("low", 0)), int(given["high"])
+    if lo >= hi:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={lo} >= to={hi}")
+    return lo, hi, tuple(given["size"])
+
+
+def _check_randint_arg(name: str, position: int, value) -> None:
+    is_int = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    ok = all(map(is_int, value)) if name == "size" and isinstance(value, (tuple, list)) else \
+        name != "size" and is_int(value)
+    if not ok:
+        want = "tuple of ints" if name == "size" else "int"
+        raise TypeError(f"randint(): argument '{name}' (position {position}) must be {want}, "
+                        f"not {type(value).__name__}")
+
+
 def rand_tensor(shape, dtype, generator: Generator | None = None):
     """Lazy uniform numbers in [0, 1): an IR `rand` node, fused into whatever consumes it.
 
