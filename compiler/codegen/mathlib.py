@@ -1,4 +1,4 @@
-"""Branch-free elementwise math functions written directly in LLVM IR.
+"""Elementwise math functions written directly in LLVM IR, branch-free but for large sin/cos arguments.
 
 Role in the pipeline: a code-generation helper shared by the CPU backend
 (LLVM IR -> native code through llvmlite's MCJIT) and the GPU backend
@@ -17,14 +17,24 @@ therefore a small ``internal alwaysinline`` LLVM function made of
 straight-line code: selects instead of branches, no loops, no tables, no
 calls except to intrinsics that both backends lower to instructions:
 ``llvm.fabs``, ``llvm.floor``, ``llvm.rint``, ``llvm.copysign``,
-``llvm.fmuladd`` (polynomials; fused where the target has FMA) and
-``llvm.fma`` (only where an exact product is needed: the sin/cos argument
-reduction, the division in tanh and the double-double logarithm of f64
-``pow``).  Every NVPTX GPU, every x86 CPU with FMA3 (x86-64-v3) and every
-AArch64 CPU has FMA; on an x86 CPU without it LLVM turns ``llvm.fma`` into a
-libm ``fma`` call, which is still correct but is not vectorized.  After
-inlining, LLVM's loop vectorizer widens a loop calling any of these
-functions (8 x f32 / 4 x f64 with AVX2).
+``llvm.fshl`` (integer funnel shift), ``llvm.fmuladd`` (polynomials; fused
+where the target has FMA) and ``llvm.fma`` (only where an exact product is
+needed: the sin/cos argument reduction, the division in tanh and the
+double-double logarithm of f64 ``pow``).  Every NVPTX GPU, every x86 CPU with
+FMA3 (x86-64-v3) and every AArch64 CPU has FMA; on an x86 CPU without it LLVM
+turns ``llvm.fma`` into a libm ``fma`` call, which is still correct but is
+not vectorized.  After inlining, LLVM's loop vectorizer widens a loop calling
+any of these functions (8 x f32 / 4 x f64 with AVX2).
+
+The one exception is the large-argument path of sin/cos (|x| >= 2^18 for
+f32, 2^40 for f64): a branch around a call to ``fg.<sin|cos>.large.<type>``.
+On NVPTX that function is inlined (threads with small arguments skip it).
+On the CPU it stays out of line, and the call names masked vector variants
+``fg.<sin|cos>.large.<type>.v<2|4|8|16>`` (LLVM's vector function ABI,
+``vector-function-abi-variant``): the loop vectorizer keeps the cheap path
+vectorized and calls the variant once per vector iteration, which returns at
+once unless some lane is large.  Computing the large path with selects in
+every lane instead made a sin loop about 4x slower.
 
 Algorithms (polynomial coefficients are our own minimax fits: a weighted
 Remez exchange in mpmath minimising the relative error of the result on the
@@ -43,10 +53,20 @@ rest refitted):
          log(1+f) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f/(2+f) (fdlibm);
          log1p adds fdlibm's correction c/u for the rounding of u = 1 + x.
          Denormal inputs are scaled by 2^mant_bits first.
-* sin, cos: k = rint(x 2/pi), r + r_lo = x - k pi/2 with pi/2 in three
-         parts (fma steps, the first exact); odd polynomial for sin(r), even
-         one for cos(r) (with fdlibm's compensation of 1 - r^2/2), r_lo
-         applied to first order; k mod 4 picks sin/cos and the sign.
+* sin, cos: for |x| < 2^18 (f32) or 2^40 (f64) k = rint(x 2/pi),
+         r + r_lo = x - k pi/2 with pi/2 in three parts (fma steps, the first
+         exact) (Cody-Waite).  Larger |x| = M 2^E (M the integer mantissa):
+         Payne-Hanek in integer arithmetic, |x| 2/pi mod 4 = M W mod 4 where
+         W is the window of 2/pi bits (128 bits for f32, 192 for f64) that
+         still matters after scaling by 2^E, picked from 1344 stored bits by
+         selects and a funnel shift (no memory table, so nothing to place in
+         a GPU module); the product is rounded to the nearest quadrant and the
+         rest, kept to 2^-62 (f32) or 2^-126 (f64) of a quadrant, becomes
+         r + r_lo through f64 (double-double for f64).  The rest is never
+         below 2^-62 quadrants for an f64 (2^-61.5 at the worst case,
+         6381956970095103 2^797), so over 60 bits survive the cancellation.  Then an odd polynomial for sin(r), an even one for cos(r)
+         (with fdlibm's compensation of 1 - r^2/2), r_lo applied to first
+         order; k mod 4 picks sin/cos and the sign.
 * tanh:  tanh|x| = T / (T + 2), T = expm1(2|x|) kept unrounded as a
          double-word, divided with one correction step; |x| capped where tanh
          rounds to 1.
@@ -60,8 +80,10 @@ every function and type (f32 reference: numpy in float64; f64 reference:
 numpy in 80-bit long double; tests/codegen/test_mathlib.py asserts <= 2):
 exhaustively over all f32 inputs for the unary f32 functions (sin/cos over
 |x| <= 1e4), and on ~10^6 random and edge inputs per function otherwise.
-sin/cos are measured <= 1 ulp up to |x| = 1e6 (f32) and 1e13 (f64); pow up to
-the overflow/underflow thresholds (|y log x| <= 745).
+sin/cos are measured <= 1 ulp over the whole finite range of both types
+(log-uniform samples up to the largest finite value, and the floats nearest
+to multiples of pi/2, including the f64 worst case 6381956970095103 2^797);
+pow up to the overflow/underflow thresholds (|y log x| <= 745).
 
 Special values follow IEEE/C99 (and numpy): exp(-inf) = 0, exp(inf) = inf,
 overflow gives inf, underflow gives denormals and then 0; log(0) = -inf,
@@ -72,11 +94,6 @@ nan, except pow(x, 0) = pow(1, y) = 1 (pow follows C99 throughout: signs for
 negative bases and odd integral y, nan for negative bases and non-integral
 y, +-0 and +-inf bases, infinite exponents).  On a GPU compiled with
 flush-to-zero, denormal inputs and results become zeros.
-
-Out of range: sin/cos have no Payne-Hanek reduction.  Once x 2/pi is so
-large that its rounding moves |r| well past pi/4 (about |x| > 1e6 for f32,
-1e15 for f64) or k pi/2 no longer fits the first fma exactly, errors grow
-quickly and the results become meaningless, though they stay in [-1, 1].
 """
 from __future__ import annotations
 
@@ -132,6 +149,11 @@ class _Format:
     sin_poly: tuple
     cos_poly: tuple
     sin_tiny: float
+    # |x| >= trig_big takes the Payne-Hanek reduction, with a window of
+    # trig_window_words 64-bit words of 2/pi bits (enough that the product
+    # with the mantissa keeps ~60 bits after the worst cancellation).
+    trig_big: float
+    trig_window_words: int
     # tanh(x) rounds to +-1 beyond tanh_max.
     tanh_max: float
 
@@ -159,6 +181,8 @@ _F32 = _Format(
     sin_poly=(-0.16666654, 0.008332104, -0.00019507446),
     cos_poly=(0.041666646, -0.0013887294, 2.4429415e-05),
     sin_tiny=2.0**-12,
+    trig_big=2.0**18,
+    trig_window_words=2,
     tanh_max=10.0,
 )
 
@@ -197,6 +221,8 @@ _F64 = _Format(
         "0x1.555555555554bp-5", "-0x1.6c16c16c15000p-10", "0x1.a01a019c8bab8p-16",
         "-0x1.27e4f7ee48660p-22", "0x1.1ee9d9287e387p-29", "-0x1.8fa4f7764cb1dp-37")),
     sin_tiny=2.0**-27,
+    trig_big=2.0**40,
+    trig_window_words=3,
     tanh_max=20.0,
 )
 
@@ -519,23 +545,309 @@ def _log1p(o: _Ops, x):
 
 # ---------------------------------------------------------------- sin / cos
 
-def _sin_or_cos(o: _Ops, x, quadrant_offset):
-    """sin(x) (offset 0) or cos(x) = sin(x + pi/2) (offset 1)."""
+# The first 1344 bits of 2/pi = 0.a2f9836e4e44... (hexadecimal), enough for the
+# Payne-Hanek window of the largest f64 exponent.
+_TWO_OVER_PI_HEX = (
+    "a2f9836e4e441529fc2757d1f534ddc0db6295993c439041fe5163abdebbc561b7246e3a424dd2e0"
+    "06492eea09d1921cfe1deb1cb129a73ee88235f52ebb4484e99c7026b45f7e413991d639835339f4"
+    "9c845f8bbdf9283b1ff897ffde05980fef2f118b5a0a6d1f6d367ecf27cb09b74f463f669e5fea2d"
+    "7527bac7ebe5f17b3d0739f78a5292ea6bfb5fb11f8d5d0856033046fc7b6babf0cfbc209af4361d"
+    "a9e391615ee61b08")
+
+_I64 = ir.IntType(64)
+_WORD_MASK = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class _TrigTable:
+    """Payne-Hanek constants of one format.
+
+    ``words`` are 64-bit words of the bit string ``zero_bits`` zeros, then the
+    bits of 2/pi: the bit of 2/pi worth 2^-i sits at position
+    ``zero_bits + i - 1``, so for |x| = M 2^E (M the integer mantissa) the
+    window that matters starts at ``E + zero_bits - 2``, which is 0 for
+    |x| = trig_big.
+    """
+
+    zero_bits: int
+    words: tuple
+
+
+def _trig_table(fmt: _Format) -> _TrigTable:
+    min_exponent = round(fmt.trig_big).bit_length() - 1 - fmt.mant_bits
+    zero_bits = 2 - min_exponent
+    max_start = fmt.bias - fmt.mant_bits + zero_bits - 2  # largest finite exponent
+    count = (max_start >> 6) + fmt.trig_window_words + 1
+    total_bits = zero_bits + 4 * len(_TWO_OVER_PI_HEX)
+    assert 64 * count <= total_bits, "extend _TWO_OVER_PI_HEX"
+    bits = int(_TWO_OVER_PI_HEX, 16)
+    words = tuple((bits >> (total_bits - 64 * (j + 1))) & _WORD_MASK for j in range(count))
+    return _TrigTable(zero_bits, words)
+
+
+_TRIG_TABLES = {fmt.name: _trig_table(fmt) for fmt in (_F32, _F64)}
+
+
+def _i64(value):
+    return ir.Constant(_I64, value)
+
+
+def _fshl(o: _Ops, hi, lo, shift):
+    """The top 64 bits of (hi:lo) << shift, shift in [0, 63]."""
+    module = o.b.module
+    fn = module.globals.get("llvm.fshl.i64")
+    if fn is None:
+        fn = ir.Function(module, ir.FunctionType(_I64, [_I64] * 3), "llvm.fshl.i64")
+    return o.b.call(fn, [hi, lo, shift])
+
+
+def _bit_window(o: _Ops, words, start, count):
+    """``count`` 64-bit words of the bit string ``words`` from bit ``start`` on.
+
+    A barrel shifter of selects over the constant words (by 2^b words for each
+    bit b of start / 64), then a funnel shift by start mod 64: no memory, so
+    nothing stops vectorization or needs a table in the GPU module.
+    """
+    b = o.b
+    word_index = b.lshr(start, _i64(6))
+    stages = max(1, (len(words) - count - 1).bit_length())
+    padded = list(words) + [0] * (count + (1 << stages) - len(words))
+    cells = [_i64(w) for w in padded]
+    for bit in reversed(range(stages)):
+        step = 1 << bit
+        taken = b.icmp_unsigned("!=", b.and_(word_index, _i64(step)), _i64(0))
+        cells = [b.select(taken, cells[i + step], cells[i]) for i in range(count + step)]
+    shift = b.and_(start, _i64(63))
+    return [_fshl(o, cells[i], cells[i + 1], shift) for i in range(count)]
+
+
+def _mul_64x64(o: _Ops, a, c):
+    """(hi, lo) of the 128-bit product of two u64, from 32-bit halves.
+
+    Each partial product is a mul of zero-extended 32-bit values, which
+    vectorizes (pmuludq) where an i128 multiply would not.
+    """
+    b = o.b
+    half, mask = _i64(32), _i64(0xFFFFFFFF)
+    a_lo, a_hi = b.and_(a, mask), b.lshr(a, half)
+    c_lo, c_hi = b.and_(c, mask), b.lshr(c, half)
+    ll, lh = b.mul(a_lo, c_lo), b.mul(a_lo, c_hi)
+    hl, hh = b.mul(a_hi, c_lo), b.mul(a_hi, c_hi)
+    mid = b.add(b.add(b.lshr(ll, half), b.and_(lh, mask)), b.and_(hl, mask))
+    lo = b.or_(b.shl(mid, half), b.and_(ll, mask))
+    hi = b.add(b.add(hh, b.lshr(lh, half)), b.add(b.lshr(hl, half), b.lshr(mid, half)))
+    return hi, lo
+
+
+def _mantissa_times_window(o: _Ops, mant, window):
+    """The top len(window)-1 words of mant * window mod 2^(64 len(window)).
+
+    window is most significant word first; the lowest word of the product and
+    the carries out of it are dropped (an error below 2 units of the last
+    word returned).
+    """
+    b = o.b
+    n = len(window)
+    result = [None] * (n - 1)
+    carry = None
+    high_below = _mul_64x64(o, mant, window[n - 1])[0]
+    for i in reversed(range(n - 1)):
+        if i == 0:
+            low, high = b.mul(mant, window[0]), None  # only needed mod 2^64
+        else:
+            high, low = _mul_64x64(o, mant, window[i])
+        word = b.add(low, high_below)
+        carry_out = b.icmp_unsigned("<", word, low)
+        if carry is not None:
+            with_carry = b.add(word, b.zext(carry, _I64))
+            carry_out = b.or_(carry_out, b.icmp_unsigned("<", with_carry, word))
+            word = with_carry
+        result[i], carry, high_below = word, carry_out, high
+    return result
+
+
+def _fixed_to_double_double(d: _Ops, frac, lower):
+    """frac + lower 2^-64 as a double-double (h, l); frac signed, lower unsigned or None.
+
+    The conversion of frac rounds; the integer remainder of that rounding is
+    exact and joins the low part.
+    """
+    hi = d.b.sitofp(frac, d.fmt.ftype)
+    if lower is None:
+        return hi, d.const(0.0)
+    rem = d.b.sub(frac, d.b.fptosi(hi, _I64))  # |rem| <= 2^9, exact
+    lo = d.muladd(d.b.uitofp(lower, d.fmt.ftype), d.const(2.0**-64), d.b.sitofp(rem, d.fmt.ftype))
+    return _two_sum_ordered(d, hi, lo)
+
+
+def _quarter_turns_to_radians(d: _Ops, h, l):
+    """(h + l) 2^-62 pi/2 as a double-double, in f64."""
+    pio2 = _F64.pio2
+    h = d.mul(h, d.const(2.0**-62))
+    l = d.mul(l, d.const(2.0**-62))
+    r = d.mul(h, d.const(pio2[0]))
+    err = d.fma(h, d.const(pio2[0]), d.neg(r))
+    err = d.add(err, d.muladd(h, d.const(pio2[1]), d.mul(l, d.const(pio2[0]))))
+    return _two_sum_ordered(d, r, err)
+
+
+def _payne_hanek_reduction(o: _Ops, x):
+    """(q, r, r_lo) with x = q pi/2 + r + r_lo mod 2 pi, |r| <= pi/4, q an i32 in [0, 4).
+
+    For finite |x| >= trig_big; below that the values are finite garbage
+    (callers select).  With |x| = M 2^E, the bits of 2/pi worth 4 or more after
+    scaling by 2^E contribute multiples of 4 to M 2^E 2/pi, so |x| 2/pi mod 4 is
+    M times a window of 2/pi bits, in fixed point.
+    """
     f = o.fmt
-    finite = o.cmp("<", o.abs(x), o.const(_INF))
-    xs = o.select(finite, x, o.const(0.0))  # no nan/inf into fptosi
-    kf = o.rint(o.mul(xs, o.const(f.two_over_pi)))
+    table = _TRIG_TABLES[f.name]
+    b = o.b
+    bits = o.to_bits(o.abs(x))
+    if f.itype.width != 64:
+        bits = b.zext(bits, _I64)
+    mant = b.or_(b.and_(bits, _i64((1 << f.mant_bits) - 1)), _i64(1 << f.mant_bits))
+    exponent_offset = table.zero_bits - 2 - f.bias - f.mant_bits
+    start = b.add(b.lshr(bits, _i64(f.mant_bits)), _i64(exponent_offset))
+    start = b.select(b.icmp_signed("<", start, _i64(0)), _i64(0), start)
+    window = _bit_window(o, table.words, start, f.trig_window_words)
+    product = _mantissa_times_window(o, mant, window)
+    # product[0] is |x| 2/pi mod 4 in units of 2^-62: round to the nearest quadrant
+    quadrant = b.lshr(b.add(product[0], _i64(1 << 61)), _i64(62))
+    frac = b.sub(product[0], b.shl(quadrant, _i64(62)))
+    d = _Ops(b, _F64)
+    r, r_lo = _quarter_turns_to_radians(d, *_fixed_to_double_double(d, frac, (product + [None])[1]))
+    if f is _F32:
+        r32 = b.fptrunc(r, f.ftype)
+        r_lo = b.fptrunc(d.add(d.sub(r, b.fpext(r32, d.fmt.ftype)), r_lo), f.ftype)
+        r = r32
+    q = b.trunc(quadrant, ir.IntType(32))
+    negative = o.cmp("<", x, o.const(0.0))  # sin(-x) = -sin(x): quadrant -q, remainder -r
+    q = b.select(negative, b.and_(b.sub(o.i32(0), q), o.i32(3)), q)
+    return q, o.select(negative, o.neg(r), r), o.select(negative, o.neg(r_lo), r_lo)
+
+
+def _cody_waite_reduction(o: _Ops, x):
+    """(q, r, r_lo) as _payne_hanek_reduction, accurate for |x| < trig_big."""
+    f = o.fmt
+    kf = o.rint(o.mul(x, o.const(f.two_over_pi)))
     neg_k = o.neg(kf)
     # r + r_lo = x - k pi/2: the first step is exact while k pi/2 has few
     # enough bits, the second is a TwoSum of an exact product, and the third
     # part of pi/2 only matters in r_lo.
-    r1 = o.fma(neg_k, o.const(f.pio2[0]), xs)
+    r1 = o.fma(neg_k, o.const(f.pio2[0]), x)
     p, p_lo = _two_prod(o, neg_k, o.const(f.pio2[1]))
     r, r_lo = _two_sum(o, r1, p)
     r_lo = o.add(r_lo, o.muladd(neg_k, o.const(f.pio2[2]), p_lo))
     # quadrant k mod 4 computed in floating point: exact for any integral kf
     quarter = o.floor(o.mul(kf, o.const(0.25)))
     q = o.to_i32(o.sub(kf, o.mul(quarter, o.const(4.0))))
+    return q, r, r_lo
+
+
+def _sin_or_cos(o: _Ops, x, quadrant_offset):
+    """sin(x) (offset 0) or cos(x) = sin(x + pi/2) (offset 1)."""
+    finite = o.cmp("<", o.abs(x), o.const(_INF))
+    xs = o.select(finite, x, o.const(0.0))  # no nan/inf into the reductions
+    v = _sin_or_cos_reduced(o, *_cody_waite_reduction(o, xs), quadrant_offset)
+    big = o.cmp(">=", o.abs(xs), o.const(o.fmt.trig_big))
+    v = _replace_where_large(o, big, v, xs, quadrant_offset)
+    return o.select(finite, v, o.const(_NAN))
+
+
+def _replace_where_large(o: _Ops, big, v, x, quadrant_offset):
+    """v, or where ``big`` the Payne-Hanek result: a branch around a call.
+
+    A branch, not a select, so the large-argument code only runs for large
+    arguments.  On the CPU the callee stays out of line and the call carries
+    masked vector variants (see _add_vector_variants): the loop vectorizer
+    then keeps the cheap path vectorized and calls the variant, which returns
+    at once unless a lane is large.  On NVPTX the callee is inlined and the
+    branch is taken only by threads with large arguments.
+    """
+    module = o.b.module
+    fn = _large_trig_function(module, o.fmt, quadrant_offset)
+    entry = o.b.block
+    large = o.b.append_basic_block("large")
+    done = o.b.append_basic_block("done")
+    o.b.cbranch(big, large, done)
+    o.b.position_at_end(large)
+    v_large = o.b.call(fn, [x])
+    if not _is_nvptx(module):
+        _add_vector_variants(module, fn, v_large)
+    o.b.branch(done)
+    o.b.position_at_end(done)
+    phi = o.b.phi(o.fmt.ftype)
+    phi.add_incoming(v, entry)
+    phi.add_incoming(v_large, large)
+    return phi
+
+
+def _is_nvptx(module: ir.Module) -> bool:
+    return str(module.triple).startswith("nvptx")
+
+
+def _large_trig_function(module: ir.Module, fmt: _Format, quadrant_offset: int) -> ir.Function:
+    """``fg.<sin|cos>.large.<fmt>``: sin/cos through the Payne-Hanek reduction."""
+    symbol = f"fg.{('sin', 'cos')[quadrant_offset]}.large.{fmt.name}"
+    existing = module.globals.get(symbol)
+    if existing is not None:
+        return existing
+    fn = ir.Function(module, ir.FunctionType(fmt.ftype, [fmt.ftype]), symbol)
+    fn.linkage = "internal"
+    inline = "alwaysinline" if _is_nvptx(module) else "noinline"
+    for attr in (inline, "nounwind", "readnone"):
+        fn.attributes.add(attr)
+    o = _Ops(ir.IRBuilder(fn.append_basic_block("entry")), fmt)
+    (x,) = fn.args
+    o.b.ret(_sin_or_cos_reduced(o, *_payne_hanek_reduction(o, x), quadrant_offset))
+    return fn
+
+
+_VECTOR_LANES = (2, 4, 8, 16)  # SSE f64 ... AVX-512 f32
+
+
+def _add_vector_variants(module: ir.Module, fn: ir.Function, call) -> None:
+    """Tag ``call`` with masked vector variants of ``fn`` (LLVM's vector function ABI).
+
+    Without a vector variant the loop vectorizer refuses a loop containing a
+    call.  With one, it calls the variant once per vector iteration with the
+    lanes' mask.  The variants are external so that global dead-code
+    elimination, which runs before the vectorizer, keeps them.
+    """
+    names = [_masked_vector_variant(module, fn, lanes).name for lanes in _VECTOR_LANES]
+    mappings = ",".join(f"_ZGV_LLVM_M{lanes}v_{fn.name}({name})" for lanes, name in zip(_VECTOR_LANES, names))
+    # llvmlite only accepts attribute names it knows; string attributes pass
+    # through its set unchanged
+    set.add(call.attributes, f'"vector-function-abi-variant"="{mappings}"')
+
+
+def _masked_vector_variant(module: ir.Module, fn: ir.Function, lanes: int) -> ir.Function:
+    """``<lanes x T> fn.v<lanes>(<lanes x T> x, <lanes x i1> mask)``: fn per lane if any mask bit is set."""
+    symbol = f"{fn.name}.v{lanes}"
+    existing = module.globals.get(symbol)
+    if existing is not None:
+        return existing
+    vty = ir.VectorType(fn.function_type.return_type, lanes)
+    vec = ir.Function(module, ir.FunctionType(vty, [vty, ir.VectorType(ir.IntType(1), lanes)]), symbol)
+    x, mask = vec.args
+    b = ir.IRBuilder(vec.append_basic_block("entry"))
+    work, skip = vec.append_basic_block("work"), vec.append_basic_block("skip")
+    mask_bits = ir.IntType(lanes)
+    b.cbranch(b.icmp_unsigned("!=", b.bitcast(mask, mask_bits), mask_bits(0)), work, skip)
+    b.position_at_end(skip)
+    b.ret(ir.Constant(vty, None))  # every lane masked off: the caller ignores them
+    b.position_at_end(work)
+    result = ir.Constant(vty, None)
+    for i in range(lanes):
+        lane = ir.IntType(32)(i)
+        result = b.insert_element(result, b.call(fn, [b.extract_element(x, lane)]), lane)
+    b.ret(result)
+    return vec
+
+
+def _sin_or_cos_reduced(o: _Ops, q, r, r_lo, quadrant_offset):
+    """sin (offset 0) or cos (offset 1) of q pi/2 + r + r_lo."""
+    f = o.fmt
     q = o.b.add(q, o.i32(quadrant_offset))
     z = o.mul(r, r)
     hz = o.mul(o.const(0.5), z)
@@ -550,9 +862,7 @@ def _sin_or_cos(o: _Ops, x, quadrant_offset):
     use_cos = o.b.icmp_unsigned("!=", o.b.and_(q, o.i32(1)), o.i32(0))
     negate = o.b.icmp_unsigned("!=", o.b.and_(q, o.i32(2)), o.i32(0))
     v = o.select(use_cos, cos_r, sin_r)
-    v = o.select(negate, o.neg(v), v)
-    v = o.clamp(v, -1.0, 1.0)  # only active beyond the accurate range
-    return o.select(finite, v, o.const(_NAN))
+    return o.select(negate, o.neg(v), v)
 
 
 def _sin(o: _Ops, x):
