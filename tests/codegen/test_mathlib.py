@@ -3,11 +3,14 @@
 Each math function is JIT-compiled (llvmlite MCJIT, -O3, host CPU) inside a
 loop ``out[i] = f(a[i] [, b[i]])`` and compared with numpy: f32 results with
 numpy's float64 result rounded to float32, f64 results with numpy's 80-bit
-long double result rounded to float64.  Errors are measured in ulp (distance
-in representable values); special values must match exactly, including the
-sign of zero.
+long double result rounded to float64 (for sin/cos of huge arguments that
+is glibc's sinl/cosl, with its own full-range reduction; the hardest cases
+are checked against mpmath too where it is installed).  Errors are measured
+in ulp (distance in representable values); special values must match
+exactly, including the sign of zero.
 """
 import ctypes
+import re
 import shutil
 import subprocess
 
@@ -172,9 +175,40 @@ def _edges(dtype):
         return np.array(EDGES, dtype=np.float64).astype(dtype)
 
 
+# Floats whose reduction mod pi/2 is hardest or whose value is documented:
+# 16367173 2^72 is within 1.6e-9 of a multiple of pi/2, 6381956970095103 2^797
+# within 4.7e-19 (the f64 worst case); sin(3e38 as f32) = 0.8749...; the
+# switch from the Cody-Waite to the Payne-Hanek reduction (2^18, 2^40).
+HARD_TRIG = {
+    np.float32: [16367173 * 2.0**72, 3e38, float(np.finfo(np.float32).max), 2.0**127, 2.0**18,
+                 float(np.nextafter(np.float32(2.0**18), np.float32(0))), 1e22, 1e10, 123456789.0],
+    np.float64: [6381956970095103 * 2.0**797, 16367173 * 2.0**72, 2.0**1023, float(np.finfo(np.float64).max),
+                 2.0**40, float(np.nextafter(2.0**40, 0)), 1e22, 1e300, 1e100,
+                 8.98846567431158e307, 1e15, 2.0**53, 2.0**53 + 2],
+}
+
+
+def _hard_trig(dtype):
+    x = np.array(HARD_TRIG[dtype], dtype=dtype)
+    with np.errstate(over="ignore"):  # the ulp above the largest float is inf
+        near = np.concatenate([x, np.nextafter(x, dtype(0)), np.nextafter(x, dtype(np.inf))])
+    return np.concatenate([near, -near])
+
+
+def trig_inputs(dtype, rng):
+    """sin/cos inputs over the whole finite range: each binade sampled alike,
+    the floats nearest to multiples of pi/2 on both sides of the switch to the
+    Payne-Hanek reduction, and the hard cases."""
+    top = float(np.finfo(dtype).max)
+    switch_k = 2.0**20 if dtype == np.float32 else 2.0**42   # k pi/2 past 2^18 / 2^40
+    return [rng.uniform(-1e4, 1e4, N), rng.uniform(-4, 4, N),
+            _log_uniform(rng, 1e-12 if dtype == np.float32 else 1e-20, 1.0, N),
+            _log_uniform(rng, 1.0, top, N), _near_multiples_of_half_pi(dtype, 1e4 / 1.6, N),
+            _near_multiples_of_half_pi(dtype, switch_k, N), _hard_trig(dtype)]
+
+
 def unary_inputs(name, dtype, rng):
     f32 = dtype == np.float32
-    big_trig = 1e4 if f32 else 1e5
     exp_lo, exp_hi = (-110.0, 95.0) if f32 else (-750.0, 715.0)
     small = _log_uniform(rng, 1e-12 if f32 else 1e-20, 1.0, N)
     ranges = {
@@ -184,15 +218,13 @@ def unary_inputs(name, dtype, rng):
                 1 + _log_uniform(rng, 1e-12, 1e-3, N)],
         "log1p": [_all_positive_floats(rng, dtype, N), rng.uniform(-1, 1, N), small,
                   -1 + _log_uniform(rng, 1e-12, 1, N, signed=False)],
-        "sin": [rng.uniform(-big_trig, big_trig, N), rng.uniform(-4, 4, N), small,
-                _near_multiples_of_half_pi(dtype, big_trig / 1.6, N)],
+        "sin": trig_inputs(dtype, rng),
         "tanh": [rng.uniform(-25, 25, N), rng.uniform(-1, 1, N), small],
     }
     ranges["cos"] = ranges["sin"]
-    edges = _edges(dtype)
-    if name in ("sin", "cos"):  # accuracy is only promised for |x| <= big_trig
-        edges = edges[~(np.abs(edges) > big_trig)]
-    return np.concatenate([np.asarray(r, dtype=dtype) for r in ranges[name]] + [edges])
+    with np.errstate(over="ignore"):
+        arrays = [np.asarray(r, dtype=dtype) for r in ranges[name]]
+    return np.concatenate(arrays + [_edges(dtype)])
 
 
 MAX_ULP = 2  # the promised bound; measured maxima are 1 ulp (see mathlib's docstring)
@@ -274,11 +306,49 @@ def test_pow_overflow_and_underflow(kernels, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("name", ["sin", "cos"])
-def test_trig_beyond_the_accurate_range_stays_bounded(kernels, name, dtype):
+def test_trig_across_the_reduction_switch(kernels, name, dtype):
+    """Every 4th f32 in [2^17, 2^19), 10^6 f64 within 1.3e5 of 2^40: around the switch
+    from Cody-Waite to Payne-Hanek."""
+    if dtype == np.float32:
+        lo, hi = np.array([2.0**17, 2.0**19], dtype=np.float32).view(np.uint32)
+        x = np.arange(lo, hi, 4, dtype=np.uint32).view(np.float32)
+    else:
+        x = 2.0**40 + np.arange(-(1 << 19), 1 << 19, dtype=np.float64) * 2.0**-12 * 1021
+    check(kernels, name, dtype, [x], MAX_ULP)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_trig_hard_cases_against_mpmath(kernels, dtype):
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.prec = 2200   # enough for the reduction of the largest f64
+    x = _hard_trig(dtype)
+    for name in ("sin", "cos"):
+        want = np.array([float(getattr(mpmath, name)(mpmath.mpf(float(v)))) for v in x]).astype(dtype)
+        dist = ulp_distance(kernels[name, dtype](x), want)
+        assert dist.max() <= 1, f"{name}.{dtype.__name__}({x[np.argmax(dist)]!r}): {dist.max()} ulp"
+
+
+def test_two_over_pi_bits():
+    mpmath = pytest.importorskip("mpmath")
+    from fusegrad.compiler.codegen import mathlib
+    bits = 4 * len(mathlib._TWO_OVER_PI_HEX)
+    mpmath.mp.prec = bits + 64
+    assert int(mathlib._TWO_OVER_PI_HEX, 16) == int(mpmath.floor(2 / mpmath.pi * mpmath.mpf(2) ** bits))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_trig_through_the_public_api(dtype):
+    """fusegrad.tensor(x).sin() over the whole range (the CPU backend's fused kernels)."""
+    import fusegrad
     rng = np.random.default_rng(SEED)
-    x = _log_uniform(rng, 1e5, float(np.finfo(dtype).max) / 2, N).astype(dtype)
-    got = kernels[name, dtype](x)
-    assert np.all(np.abs(got) <= 1)
+    x = np.concatenate([_log_uniform(rng, 1e-3, float(np.finfo(dtype).max), 1 << 14), _hard_trig(dtype),
+                        rng.uniform(-10, 10, 1 << 12)]).astype(dtype)
+    for name in ("sin", "cos"):
+        got = getattr(fusegrad.tensor(x), name)().numpy()
+        assert got.dtype == dtype
+        dist = ulp_distance(got, reference(name, dtype, x))
+        assert dist.max() <= MAX_ULP, f"{name}.{dtype.__name__}({x[np.argmax(dist)]!r}): {dist.max()} ulp"
+    assert abs(float(fusegrad.tensor(np.array([3e38], np.float32)).sin().numpy()[0]) - 0.8749049) < 1e-6
 
 
 def test_definitions_are_reused_and_typed():
@@ -301,15 +371,36 @@ def test_definitions_are_reused_and_typed():
 
 # ---------------------------------------------------------------- codegen
 
-def test_f32_exp_loop_vectorizes_to_avx2():
-    if "+avx2" not in llvm.get_host_cpu_features().flatten().split(","):
-        pytest.skip("host CPU has no AVX2, so no 256-bit (ymm) vectors to look for")
+def _loop_assembly(name, dtype):
+    """The host assembly of loop_<name>_<dtype>'s body."""
     module = ir.Module("vec")
-    _loop_function(module, "exp", np.float32)
+    _loop_function(module, name, dtype)
     tm = _host_target_machine()
     asm = tm.emit_assembly(_optimized(module, tm))
-    assert "ymm" in asm or "zmm" in asm     # AVX2, or AVX-512 where the host has it
-    assert "call" not in asm.split("loop_exp_float32:")[1].split(".Lfunc_end")[0]
+    return asm.split(f"loop_{name}_{dtype.__name__}:")[1].split(".Lfunc_end")[0]
+
+
+def _needs_avx2():
+    if "+avx2" not in llvm.get_host_cpu_features().flatten().split(","):
+        pytest.skip("host CPU has no AVX2, so no 256-bit (ymm) vectors to look for")
+
+
+def test_f32_exp_loop_vectorizes_to_avx2():
+    _needs_avx2()
+    body = _loop_assembly("exp", np.float32)
+    assert "ymm" in body or "zmm" in body     # AVX2, or AVX-512 where the host has it
+    assert "call" not in body
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("name", ["sin", "cos"])
+def test_trig_loop_stays_vectorized(name, dtype):
+    """The large-argument path is a call to a masked vector variant, not a per-lane select."""
+    _needs_avx2()
+    body = _loop_assembly(name, dtype)
+    assert "ymm" in body or "zmm" in body
+    kind = "f32" if dtype == np.float32 else "f64"
+    assert re.search(rf"fg\.{name}\.large\.{kind}\.v(4|8|16)\b", body)
 
 
 def _nvptx_module():
