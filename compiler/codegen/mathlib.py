@@ -605,8 +605,8 @@ def _bit_window(o: _Ops, words, start, count):
     """``count`` 64-bit words of the bit string ``words`` from bit ``start`` on.
 
     A barrel shifter of selects over the constant words (by 2^b words for each
-    bit b of start / 64), then a funnel shift by start mod 64: no memory, so
-    nothing stops vectorization or needs a table in the GPU module.
+    bit b of start / 64), then a funnel shift by start mod 64: no memory
+    table, so the GPU module needs no global.
     """
     b = o.b
     word_index = b.lshr(start, _i64(6))
@@ -694,8 +694,8 @@ def _quarter_turns_to_radians(d: _Ops, h, l):
 def _payne_hanek_reduction(o: _Ops, x):
     """(q, r, r_lo) with x = q pi/2 + r + r_lo mod 2 pi, |r| <= pi/4, q an i32 in [0, 4).
 
-    For finite |x| >= trig_big; below that the values are finite garbage
-    (callers select).  With |x| = M 2^E, the bits of 2/pi worth 4 or more after
+    For finite |x| >= trig_big; smaller |x| give finite garbage (the window
+    start is clamped to 0).  With |x| = M 2^E, the bits of 2/pi worth 4 or more after
     scaling by 2^E contribute multiples of 4 to M 2^E 2/pi, so |x| 2/pi mod 4 is
     M times a window of 2/pi bits, in fixed point.
     """
