@@ -71,6 +71,7 @@ def _to_array(data, dtype) -> np.ndarray:
         return _aligned_copy(a, (dtype or data.dtype).np)
     if isinstance(data, (np.ndarray, np.generic)):   # numpy arrays and scalars keep their dtype
         data = np.asarray(data)
+        _check_native_byte_order(data)
         dt = dtype or D.from_numpy(data.dtype)
         return _aligned_copy(data, dt.np)
     dt = dtype or _infer_dtype(data)
@@ -81,6 +82,13 @@ def _to_array(data, dtype) -> np.ndarray:
         return _aligned_copy(raw.astype(dt.np) if raw.dtype == object else raw, dt.np)
     except (ValueError, OverflowError) as e:
         raise ValueError(str(e)) from None
+
+
+def _check_native_byte_order(a: np.ndarray):
+    """PyTorch takes numpy arrays in the machine's byte order only ('>f4' on x86: ValueError)."""
+    if not a.dtype.isnative:
+        raise ValueError("given numpy array has byte order different from the native byte order. "
+                         "Conversion between byte orders is currently not supported.")
 
 
 def _not_data(x) -> Exception:
@@ -150,6 +158,7 @@ def from_numpy(a: np.ndarray):
     """A tensor sharing `a`'s memory: writes through either are seen by the other."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(a).__name__})")
+    _check_native_byte_order(a)
     D.from_numpy(a.dtype)   # TypeError for unsupported dtypes
     if a.flags.c_contiguous:
         t = Tensor._from_array(a)

@@ -17,10 +17,11 @@ import contextlib
 import numpy as np
 
 from . import dtypes as D
-from . import ops, random as _random, trace_hooks
+from . import ops, random as _random, shape_ops, trace_hooks
 from .autograd.grad_mode import is_grad_enabled
 from .compiler.ir import make
 from .compiler.ir.dtypes import category
+from .compiler.ir.ops import broadcast_shapes
 from .compiler.passes.autodiff import unslice
 from .realize import realize
 from .source import user_loc
@@ -119,13 +120,67 @@ def assign(t, value, opname: str = "copy_"):
         base = t._base if t._track and not t._detached else t._base._alias(detached=True)
         value = ops.named(_write_back(base, t._view, value), "CopySlices")
     node, fn = value._value()
-    if node.buffer is not None and s.buffer is not None and node.buffer is not s.buffer:
-        node = make("reshape", (node,), {"shape": tuple(node.shape)}, user_loc())   # copy into s.buffer
+    if node.buffer is not None and node.buffer is not s.buffer:
+        node = make("reshape", (node,), {"shape": tuple(node.shape)}, user_loc())   # copy into t's own memory
     before = (s.node, s.grad_fn)
     s.set_value(node, fn)
     if _BATCHES or s.state or s.exported:
         defer(s, before)
     return t
+
+
+def _fitted(t, value, opname: str):
+    """`value` broadcast to t's shape, as PyTorch writes a result into `t`: it must broadcast
+    with t's shape, and to exactly t's shape."""
+    shape = tuple(t.shape)
+    if tuple(value.shape) == shape:
+        return value
+    out = broadcast_shapes(opname, [t, value], user_loc())
+    if out != shape:
+        raise ops.op_error(RuntimeError, opname, f"output with shape {list(shape)} doesn't match the broadcast "
+                           f"shape {list(out)}", [t, value])
+    return value.expand(shape)
+
+
+OVERLAP = ("unsupported operation: some elements of the input tensor and the written-to tensor refer to a single "
+           "memory location. Please clone() the tensor before performing the operation.")
+
+
+def _dense_span(t):
+    """(first, end, layout) of the storage elements `t` covers when they form one dense block
+    (PyTorch's "non-overlapping and dense"); None for an empty tensor or any other layout
+    (expanded, strided, padded), where PyTorch does not check overlap either."""
+    if t.numel() == 0:
+        return None
+    v = shape_ops._layout(t).single
+    if v is None or v.mask is not None:
+        return None
+    layout = tuple((d, st) for d, st in zip(v.shape, v.strides) if d != 1)
+    expected = 1
+    for d, st in sorted(layout, key=lambda ds: ds[1]):
+        if st != expected:
+            return None
+        expected *= d
+    return v.offset, v.offset + t.numel(), (tuple(v.shape), layout)
+
+
+def _partly_overlap(a, b) -> bool:
+    """Do two dense spans share some elements without being the very same elements in the same order?"""
+    if a[:2] == b[:2]:
+        return a[2] != b[2]
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def check_no_overlap(t, inputs, opname: str):
+    """PyTorch refuses an in-place op whose input partly overlaps the written-to tensor
+    (`x.add_(x.t())`): the result would depend on the order elements are written in."""
+    from .tensor import Tensor
+    for x in inputs:
+        if not isinstance(x, Tensor) or x._storage is not t._storage:
+            continue
+        out, span = _dense_span(t), _dense_span(x)
+        if out is not None and span is not None and _partly_overlap(out, span):
+            raise ops.op_error(RuntimeError, opname, OVERLAP, [t, x])
 
 
 def _castable(t, result):
@@ -138,7 +193,8 @@ def _castable(t, result):
 
 def _inplace(fn, opname):
     def method(self, *args, **kwargs):
-        return assign(self, _castable(self, fn(self, *args, **kwargs)), opname)
+        check_no_overlap(self, args, opname)
+        return assign(self, _fitted(self, _castable(self, fn(self, *args, **kwargs)), opname), opname)
     method.__name__ = opname
     return method
 
@@ -161,13 +217,33 @@ def fill_(t, value):
 
 
 def copy_(t, src, non_blocking=False):
+    """PyTorch's copy_: `src` (a tensor or a number) broadcast to t's shape, converted to t's dtype."""
+    src = _copy_source(t, src)
+    check_no_overlap(t, [src], "copy_")
+    return assign(t, ops.named(_copied(t, src), "CopyBackwards"), "copy_")
+
+
+def _copy_source(t, src):
     from .tensor import Tensor
-    if not isinstance(src, Tensor):
-        raise TypeError(f"copy_(): argument 'src' must be Tensor, not {type(src).__name__}")
-    return assign(t, src, "copy_")
+    if isinstance(src, Tensor):
+        return src
+    if isinstance(src, (bool, int, float)) or ops._is_np_scalar(src):
+        return ops.const(src, t.dtype)
+    raise TypeError(f"copy_(): argument 'other' (position 1) must be Tensor, not {type(src).__name__}")
+
+
+def _copied(t, src):
+    """The value copy_ writes: a new value (never `src` itself). As PyTorch's CopyBackwards, it
+    passes a zero gradient to the value it overwrites when that one requires grad (a view's
+    write-back does this for views)."""
+    new = ops.cast(_fitted(t, src, "copy_"), t.dtype)
+    if t._base is None and t.requires_grad and is_grad_enabled():
+        return ops.where(ops.const(True, D.bool_, tuple(t.shape)), new, t)
+    return shape_ops.clone(new)
 
 
 def clamp_(t, min=None, max=None):
+    check_no_overlap(t, [min, max], "clamp_")
     return assign(t, _castable(t, ops.clamp(t, min, max)), "clamp_")
 
 

@@ -15,7 +15,7 @@ from collections import namedtuple
 from . import dtypes as D
 from .autograd.function import Function
 from .autograd.grad_mode import is_grad_enabled
-from .compiler.ir import AxisError, Node, make
+from .compiler.ir import AxisError, Node, fmt_type, make
 from . import cuda as _cuda
 from .cuda import check_devices
 from .source import user_loc
@@ -88,6 +88,20 @@ def operand(x, dtype):
     if isinstance(x, Tensor):
         return cast(x, dtype)
     return const(x, dtype)
+
+
+def op_error(exc_type, op: str, message: str, tensors):
+    """PyTorch's exception for `op` (its type and message), naming the operand types and the
+    user's line as the IR's errors do: `floor(b8[2]): "floor_vml_cpu" not implemented for 'Bool' (at m.py:3)`."""
+    types = ", ".join(fmt_type(t.shape, t.dtype) for t in tensors)
+    loc = user_loc()
+    return exc_type(f"{op}({types}): {message}" + (f" (at {loc})" if loc else ""))
+
+
+def _check_not_bool(x, op: str, kernel: str):
+    """PyTorch has no bool kernel for `op`: NotImplementedError naming its CPU kernel."""
+    if x.dtype.is_bool:
+        raise op_error(NotImplementedError, op, f'"{kernel}" not implemented for \'Bool\'', [x])
 
 
 def _check_operand(x, opname):
@@ -289,29 +303,36 @@ def tanh(x):
 
 
 def floor(x):
+    _check_not_bool(x, "floor", "floor_vml_cpu")
     return x if not x.dtype.is_floating_point else prim("floor", [x], name="FloorBackward0")
 
 
 def ceil(x):
+    _check_not_bool(x, "ceil", "ceil_vml_cpu")
     return x if not x.dtype.is_floating_point else named(neg(floor(neg(x))), "CeilBackward0")
 
 
 def round(x):
+    _check_not_bool(x, "round", "round_vml_cpu")
     return x if not x.dtype.is_floating_point else floor(add(x, 0.5))
 
 
 def neg(x):
     if x.dtype.is_bool:
-        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. "
-                           "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.")
+        raise op_error(RuntimeError, "neg", "Negation, the `-` operator, on a bool tensor is not supported. If you "
+                       "are trying to invert a mask, use the `~` or `logical_not()` operator instead.", [x])
     return prim("neg", [x], name="NegBackward0")
 
 
 def abs(x):
-    return x if x.dtype.is_bool else prim("abs", [x], name="AbsBackward0")
+    _check_not_bool(x, "abs", "abs_cpu")
+    return prim("abs", [x], name="AbsBackward0")
 
 
 def sign(x):
+    if x.dtype.is_bool:     # PyTorch: a bool tensor is its own sign
+        from .shape_ops import clone
+        return clone(x)
     zero = const(0, x.dtype)
     return sub(cast(gt(x, zero), x.dtype), cast(lt(x, zero), x.dtype))
 
@@ -322,6 +343,8 @@ def sigmoid(x):
 
 
 def relu(x):
+    if x.dtype.is_bool:
+        raise op_error(RuntimeError, "relu", "Boolean inputs not supported for relu", [x])
     return named(where(le(x, 0), const(0, x.dtype), x), "ReluBackward0")
 
 
@@ -430,20 +453,36 @@ def amin(x, dim=None, keepdim=False):
     return _reduce("reduce_min", x, dim if dim != () else None, keepdim, "AminBackward0", "amin")
 
 
+def _check_reduced_size(x, axis: int, op: str):
+    """max/min/argmax/argmin over a dim of size 0 have no element to pick (PyTorch: IndexError)."""
+    if x.shape[axis] == 0:
+        raise op_error(IndexError, op, f"Expected reduction dim {axis} to have non-zero size.", [x])
+
+
+def _one_element_row(x, dim, op: str):
+    """A 0-d tensor reduced over dim 0 or -1 (PyTorch allows both): as a 1-element row over dim 0."""
+    from .shape_ops import reshape_value
+    normalize_dims(x, dim, op)
+    return reshape_value(x, (1,)), 0
+
+
 def _extreme(x, dim, keepdim, which):
-    if x.numel() == 0:
-        raise RuntimeError(f"{which}(): Expected reduction dim to be specified for input.numel() == 0. "
-                           "Specify the reduction dim with the 'dim' argument.")
     if dim is None:
+        if x.numel() == 0:
+            raise RuntimeError(f"{which}(): Expected reduction dim to be specified for input.numel() == 0. "
+                               "Specify the reduction dim with the 'dim' argument.")
         r = (amax if which == "max" else amin)(x)
         return named(r, "MaxBackward1" if which == "max" else "MinBackward1")
-    idx = (argmax if which == "max" else argmin)(x, dim, keepdim=True)
+    if x.dim() == 0:
+        (x, dim), keepdim = _one_element_row(x, dim, which), False
+    (axis,) = normalize_dims(x, dim, which)
+    _check_reduced_size(x, axis, which)
+    idx = (argmax if which == "max" else argmin)(x, axis, keepdim=True)
     from .shape_ops import gather_along
-    values = gather_along(x, normalize_dims(x, dim, which)[0], idx)
-    axes = normalize_dims(x, dim, which)
-    values = named(_drop_dims(values, axes, keepdim), "MaxBackward0" if which == "max" else "MinBackward0")
+    values = gather_along(x, axis, idx)
+    values = named(_drop_dims(values, (axis,), keepdim), "MaxBackward0" if which == "max" else "MinBackward0")
     result = MaxResult if which == "max" else MinResult
-    return result(values, _drop_dims(idx, axes, keepdim))
+    return result(values, _drop_dims(idx, (axis,), keepdim))
 
 
 def max(x, dim=None, keepdim=False, *, other=None):
@@ -468,7 +507,10 @@ def _arg_extreme(x, dim, keepdim, which):
         if flat:
             kept = (1,) * x.dim()    # keepdim over all dims keeps every dim, with size 1
             x, dim = reshape_value(x, (x.numel(),)), 0
+        elif x.dim() == 0:
+            (x, dim), keepdim = _one_element_row(x, dim, f"arg{which}"), False
         (axis,) = normalize_dims(x, dim, f"arg{which}")
+        _check_reduced_size(x, axis, f"arg{which}")
         best = (amax if which == "max" else amin)(x, axis, keepdim=True)
         hit = eq(x, best)
         if x.dtype.is_floating_point:
@@ -543,9 +585,20 @@ def dot(a, b):
 
 # ---------------------------------------------------------------- composites used by nn
 
+def _check_softmax_dtype(x, dim, op: str):
+    """PyTorch's softmax kernels take floating point only (`dtype=` converts first); an empty
+    input never reaches a kernel."""
+    if x.dtype.is_floating_point or x.numel() == 0:
+        return
+    last = x.dim() == 0 or normalize_dims(x, dim, op)[0] == x.dim() - 1
+    kernel = f"{op}_lastdim_kernel_impl" if last else f"{op}_kernel_impl"
+    raise op_error(NotImplementedError, op, f'"{kernel}" not implemented for \'{_torch_name(x.dtype)}\'', [x])
+
+
 def softmax(x, dim, dtype=None):
     if dtype is not None:
         x = cast(x, D.as_dtype(dtype))
+    _check_softmax_dtype(x, dim, "softmax")
     x = _float_operand(x)
     (axis,) = normalize_dims(x, dim, "softmax")
     shifted = sub(x, amax(x, axis, keepdim=True).detach())
@@ -556,6 +609,7 @@ def softmax(x, dim, dtype=None):
 def log_softmax(x, dim, dtype=None):
     if dtype is not None:
         x = cast(x, D.as_dtype(dtype))
+    _check_softmax_dtype(x, dim, "log_softmax")
     x = _float_operand(x)
     (axis,) = normalize_dims(x, dim, "log_softmax")
     shifted = sub(x, amax(x, axis, keepdim=True).detach())

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from ..ir import dtypes
-from ..passes.fuse import Kernel, matmul_operand, movement_base
+from ..passes.fuse import Kernel, matmul_read, movement_base
 from ..passes.schedule import Schedule
 from . import gemm
 from .emit import Emitter, Space, combine, recursion_for, reduction_identity
@@ -394,7 +394,7 @@ def emit_matmul_kernel(module: ir.Module, sched: Schedule, k: Kernel, checks: li
     directly; the kernel's root, if it is not the matmul itself, becomes the epilogue."""
     mm = k.anchor
     (root, out_slot), rest = k.stores[0], k.stores[1:]
-    operands = [matmul_operand(x) for x in mm.inputs]
+    operands = [matmul_read(x, sched.read_slot) for x in mm.inputs]
     slot = lambda x: sched.read_slot.get(id(x), sched.read_slot.get(id(movement_base(x)[0])))
     batch = numel(mm.shape[:-2])
     m, n = mm.shape[-2], mm.shape[-1]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from ..passes.fuse import Kernel, matmul_operand, movement_base
+from ..passes.fuse import Kernel, matmul_read, movement_base
 from ..passes.schedule import Schedule
 from .emit import Space
 from .kernel_plan import numel
@@ -73,7 +73,7 @@ def emit_matmul(module, sched: Schedule, k: Kernel, checks: list):
     kf = open_kernel(module, sched, k, checks, k.name, t.threads)
     em, b = kf.em, kf.b
     slot = lambda x: sched.read_slot.get(id(x), sched.read_slot.get(id(movement_base(x)[0])))
-    a_op, b_op = (matmul_operand(x) for x in mm.inputs)
+    a_op, b_op = (matmul_read(x, sched.read_slot) for x in mm.inputs)
     a_ptr, b_ptr = kf.ptr_of_slot[slot(mm.inputs[0])], kf.ptr_of_slot[slot(mm.inputs[1])]
     a_row = t.bm + PAD
     b_row = t.bn + PAD

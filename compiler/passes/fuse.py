@@ -106,6 +106,15 @@ def matmul_operand(x: Node) -> MatmulOperand | None:
     return MatmulOperand((real[-1][1] if real else 0, st.strides[-2], st.strides[-1]), st.offset)
 
 
+def matmul_read(x: Node, read_slot: dict) -> MatmulOperand:
+    """How a matmul kernel reads operand `x`: from x's own buffer (row-major, batch dims
+    merged) when fusion materialized it, else in place through its views."""
+    if id(x) in read_slot:
+        m, k = x.shape[-2], x.shape[-1]
+        return MatmulOperand((m * k, k, 1), 0)
+    return matmul_operand(x)
+
+
 def _broadcast_axes(src_shape, dst_shape):
     src = (1,) * (len(dst_shape) - len(src_shape)) + tuple(src_shape)
     return tuple(d for d, (a, b) in enumerate(zip(src, dst_shape)) if a != b), src
