@@ -338,8 +338,14 @@ def sign(x):
 
 
 def sigmoid(x):
+    """1 / (1 + exp(-x)), PyTorch's formula, where exp(-x) is finite, and exp(x) (equal to
+    float precision) below: each branch sees only arguments its exp cannot overflow on, so
+    where the value saturates its gradient is 0 (PyTorch's), not 0 * inf = NaN."""
     x = _float_operand(x)
-    return named(reciprocal(add(exp(neg(x)), 1.0)), "SigmoidBackward0")
+    limit = -88.0 if x.dtype.itemsize == 4 else -708.0    # exp(-limit) is finite
+    tail = lt(x, limit)
+    body = reciprocal(add(exp(neg(where(tail, limit, x))), 1.0))
+    return named(where(tail, exp(where(tail, x, limit)), body), "SigmoidBackward0")
 
 
 def relu(x):

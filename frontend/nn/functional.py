@@ -3,7 +3,8 @@
 Every function is a composition of frontend ops, so autograd needs no rule of its own: the
 compiler's VJP rules differentiate the primitives. A composite's last op takes PyTorch's
 grad_fn name (`ops.named`), and the formulas are the numerically stable ones: log-softmax
-through log-sum-exp, BCE with logits as max(x, 0) - x*y + log(1 + exp(-|x|)).
+through log-sum-exp, BCE with logits through log_sigmoid. The two BCE losses take PyTorch's
+own input gradients instead (see `_with_input_grad`), finite where the formula's are not.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import warnings
 
 from .. import dtypes as D
 from .. import ops, shape_ops
-from ..autograd.grad_mode import no_grad
+from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..creation import iota
 from ..random import rand_tensor
 
@@ -255,10 +256,44 @@ def _soft_cross_entropy(logp, target, weight, reduction: str, label_smoothing: f
     return ops.named(ops.div(total, logp.numel() / classes), "DivBackward1")
 
 
+# PyTorch gives both BCE losses a backward formula of their own instead of differentiating the
+# loss formula: (x - y) / max((1 - x) x, 1e-12) for probabilities (finite where x is 0 or 1,
+# where log's gradient is infinite), sigmoid(x) - y for logits (no cancellation at large |x|).
+# Here the loss is computed from the detached input and that gradient is attached by a term
+# whose value is 0 (`_with_input_grad`). Gradients with respect to target, weight and
+# pos_weight come from the loss formula, as PyTorch's do.
+
+BCE_EPSILON = 9.999999960041972e-13     # PyTorch's EPSILON: 1e-12 as a float32, in float64 too
+
+
+def _with_input_grad(value, input, grad):
+    """`value` (computed from input.detach()) whose gradient with respect to `input` is `grad`:
+    value + (input - input.detach()) * grad.detach(), the second term being 0. First order
+    only: the gradient itself is not differentiated again."""
+    if not input.requires_grad:
+        return value
+    return ops.add(value, ops.mul(ops.sub(input, input.detach()), grad.detach()))
+
+
+def _no_weight_grad(name: str, weight) -> None:
+    if weight is not None and weight.requires_grad and is_grad_enabled():
+        raise RuntimeError(f"The function '{name}' is not differentiable with respect to argument 'weight'. "
+                           "This input cannot have requires_grad True.")
+
+
 def _clamped_log(x):
-    """log(x) clamped below at -100 (PyTorch's BCE), with finite gradients where x == 0."""
-    positive = ops.lt(0.0, x)
-    return ops.clamp(ops.where(positive, ops.log(ops.where(positive, x, 1.0)), -100.0), min=-100.0)
+    """log(x) clamped below at -100, as PyTorch's BCE (log(0) = -inf becomes -100)."""
+    return ops.clamp(ops.log(x), min=-100.0)
+
+
+def _bce_values(x, target):
+    """PyTorch's elementwise BCE: (y - 1) max(log(1 - x), -100) - y max(log(x), -100)."""
+    return ops.sub(ops.mul(ops.sub(target, 1.0), _clamped_log(ops.sub(1.0, x))), ops.mul(target, _clamped_log(x)))
+
+
+def _bce_input_grad(x, target):
+    """PyTorch's BCE backward: (x - y) / max((1 - x) x, BCE_EPSILON)."""
+    return ops.div(ops.sub(x, target), ops.maximum(ops.mul(ops.sub(1.0, x), x), BCE_EPSILON))
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
@@ -266,24 +301,42 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Using a target size ({target.size()}) that is different to the input size "
                          f"({input.size()}) is deprecated. Please ensure they have the same size.")
-    loss = ops.neg(ops.add(ops.mul(target, _clamped_log(input)),
-                           ops.mul(ops.sub(1.0, target), _clamped_log(ops.sub(1.0, input)))))
+    _no_weight_grad("binary_cross_entropy", weight)
+    x = input.detach()
+    loss = _with_input_grad(_bce_values(x, target), input, _bce_input_grad(x, target.detach()))
     if weight is not None:
         loss = ops.mul(loss, weight)
     return ops.named(_reduce(loss, reduction), "BinaryCrossEntropyBackward0")
 
 
+def _log1p(e):
+    """log(1 + e), accurate for small e: log(u) e / (u - 1) with u = 1 + e, or e where u rounds to 1."""
+    u = ops.add(e, 1.0)
+    return ops.where(ops.eq(u, 1.0), e, ops.div(ops.mul(ops.log(u), e), ops.sub(u, 1.0)))
+
+
+def _log_sigmoid(x):
+    """min(x, 0) - log1p(exp(-|x|)), PyTorch's log_sigmoid: no overflow for any x."""
+    return ops.sub(ops.minimum(x, 0.0), _log1p(ops.exp(ops.neg(ops.abs(x)))))
+
+
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction: str = "mean", pos_weight=None):
-    """(1 - y) x + (1 + (pw - 1) y) (log(1 + exp(-|x|)) + max(-x, 0)): no overflow for any x,
-    and max's tie rule gives the exact gradient sigmoid(0) - y at x == 0."""
+    """PyTorch's (1 - y) x - (1 + (pw - 1) y) log_sigmoid(x), with PyTorch's gradient
+    (1 + (pw - 1) y) sigmoid(x) - pw y (sigmoid(x) - y without pos_weight)."""
     reduction = _reduction(size_average, reduce, reduction)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Target size ({target.size()}) must be the same as input size ({input.size()})")
-    softplus_neg = ops.add(ops.log(ops.add(ops.exp(ops.neg(ops.abs(input))), 1.0)), ops.maximum(ops.neg(input), 0.0))
-    if pos_weight is not None:
-        softplus_neg = ops.mul(softplus_neg, ops.add(ops.mul(ops.sub(pos_weight, 1.0), target), 1.0))
-    loss = ops.add(ops.mul(ops.sub(1.0, target), input), softplus_neg)
+    x = input.detach()
+    log_sig, sig = _log_sigmoid(x), ops.sigmoid(x)
+    if pos_weight is None:
+        scaled_log_sig, grad = log_sig, ops.sub(sig, target.detach())
+    else:
+        scale = ops.add(ops.mul(ops.sub(pos_weight, 1.0), target), 1.0)
+        scaled_log_sig = ops.mul(log_sig, scale)
+        grad = ops.sub(ops.mul(sig, scale.detach()), ops.mul(pos_weight, target).detach())
+    value = ops.sub(ops.mul(ops.sub(1.0, target), x), scaled_log_sig)
+    loss = _with_input_grad(value, input, grad)
     if weight is not None:
         loss = ops.mul(loss, weight)
     return ops.named(_reduce(loss, reduction), "BinaryCrossEntropyWithLogitsBackward0")
