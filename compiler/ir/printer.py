@@ -32,9 +32,10 @@ def format_value(v) -> str:
     return repr(v)
 
 
-def param_var_names(params) -> list[str]:
-    """Short `%` names for params: the last dotted component of the state's name, made unique."""
-    names, taken = [], set()
+def param_var_names(params, taken=()) -> list[str]:
+    """Short `%` names for params: the last dotted component of the state's name, made unique
+    among the params and the names in `taken` (the inputs')."""
+    names, taken = [], set(taken)
     for p in params:
         base = re.sub(r"\W", "_", p.attrs["name"].split(".")[-1]) or "p"
         if not _IDENT.match(base):
@@ -50,7 +51,7 @@ def param_var_names(params) -> list[str]:
 def var_names(graph: Graph) -> dict[int, str]:
     """`%` name of every node: inputs and params by name, the rest numbered in order."""
     names = {id(x): x.attrs["name"] for x in graph.inputs}
-    names.update((id(p), v) for p, v in zip(graph.params, param_var_names(graph.params)))
+    names.update((id(p), v) for p, v in zip(graph.params, param_var_names(graph.params, names.values())))
     k = 0
     for n in graph.nodes():
         if id(n) not in names:
