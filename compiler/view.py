@@ -139,6 +139,8 @@ class View:
     def _reshape_masked(self, shape) -> "View | None":
         """Reshapes that only add or drop size-1 dims keep the mask; others need a new view."""
         if self.is_empty:
+            if not shape:      # rank 0 has no dim to mark invalid: the caller stacks a view instead
+                return None
             return self._with(shape, [0] * len(shape), 0, [(0, 0)] * len(shape))
         if [d for d in shape if d != 1] != [d for d in self.shape if d != 1]:
             return None

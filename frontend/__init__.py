@@ -21,7 +21,7 @@ from .dtypes import (bool_ as bool, double, float, float32, float64, get_default
 from .dtypes import DType as dtype
 from .dtypes import result_type as _result_type
 from .ops import (abs, add, all, amax, amin, any, argmax, argmin, bmm, ceil, clamp, cos, div, dot, eq, exp, floor,
-                  floor_divide, ge, gt, le, log, log_softmax, logical_and, logical_not, logical_or, logical_xor,
+                  floor_divide, fmod, ge, gt, le, log, log_softmax, logical_and, logical_not, logical_or, logical_xor,
                   logsumexp, lt, matmul, max, maximum, mean, min, minimum, mm, mul, ne, neg, pow, prod, reciprocal,
                   relu, remainder, round, rsqrt, sigmoid, sign, sin, softmax, sqrt, sub, sum, tanh, where)
 from .printing import get_printoptions, set_printoptions

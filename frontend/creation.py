@@ -6,7 +6,9 @@ ones draw from fusegrad's Philox stream (random.py), the same stream kernels dra
 from __future__ import annotations
 
 import builtins
+import itertools
 import math
+import warnings
 
 import numpy as np
 
@@ -160,15 +162,154 @@ def from_numpy(a: np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(a).__name__})")
     _check_native_byte_order(a)
     D.from_numpy(a.dtype)   # TypeError for unsupported dtypes
-    if a.flags.c_contiguous:
-        t = Tensor._from_array(a)
-    elif a.flags.f_contiguous and a.ndim > 1:
-        base = Tensor._from_array(a.T)
-        t = base.permute(tuple(reversed(range(a.ndim))))
-    else:
-        t = Tensor._from_array(np.ascontiguousarray(a))   # other strides: fusegrad copies
+    _check_strides(a)
+    t = _sharing(a)
     t._storage.exported = True
+    if not a.flags.writeable:
+        warnings.warn(_NOT_WRITABLE, UserWarning, stacklevel=2)
+        t._storage.readonly = t._storage.buffer is not None and not t._storage.buffer.flags.writeable
     return t
+
+
+_NOT_WRITABLE = ("The given NumPy array is not writable, and PyTorch does not support non-writable tensors. This "
+                 "means writing to this tensor will result in undefined behavior. You may want to copy the array to "
+                 "protect its data or make it writable before converting it to a tensor. (fusegrad: a write "
+                 "through the tensor copies the data first, and leaves the array unchanged.)")
+
+
+def _check_strides(a: np.ndarray):
+    """PyTorch's errors for strides a tensor cannot have: negative, or not whole elements."""
+    if any(s < 0 for s in a.strides):
+        raise ValueError("At least one stride in the given numpy array is negative, and tensors with negative "
+                         "strides are not currently supported. (You can probably work around this by making a "
+                         "copy of your array  with array.copy().) ")
+    if any(s % a.itemsize for s in a.strides):
+        raise ValueError("given numpy array strides not a multiple of the element byte size. Copy the numpy "
+                         "array to reallocate the memory.")
+
+
+def _sharing(a: np.ndarray):
+    """A tensor over `a`'s memory: the array itself when contiguous, else a view of the memory
+    around it (`_strided_view`); a copy, with a warning, for layouts no view can express."""
+    if a.flags.c_contiguous:
+        return Tensor._from_array(a)
+    if a.flags.f_contiguous and a.ndim > 1:
+        return Tensor._from_array(a.T).permute(tuple(reversed(range(a.ndim))))
+    if a.size == 0:
+        return Tensor._from_array(_aligned_copy(a))
+    t = _strided_view(a)
+    if t is None:
+        warnings.warn(f"from_numpy: fusegrad cannot share the memory of an array with strides {a.strides}; "
+                      "the tensor is a copy", UserWarning, stacklevel=3)
+        return Tensor._from_array(_aligned_copy(a))
+    return t
+
+
+# ---------------------------------------------------------------- strided numpy arrays
+
+def _strided_view(a: np.ndarray):
+    """`a` as a view (reshape, slices, permute, expand) of a contiguous run of the memory it lies
+    in, or None. The run is an array `a` is a view of, read as a row-major "frame": that array's
+    shape, else one built from a's strides; each dim of `a` is a strided slice of one frame dim."""
+    dims = sorted((d for d in range(a.ndim) if a.shape[d] > 1 and a.strides[d]), key=lambda d: -a.strides[d])
+    steps = [a.strides[d] // a.itemsize for d in dims]
+    sizes = [a.shape[d] for d in dims]
+    for owner in _contiguous_owners(a):
+        memory = owner.reshape(-1).view(np.uint8).view(a.dtype)
+        offset = (a.ctypes.data - owner.ctypes.data) // a.itemsize
+        for frame in _frames(owner, memory, a, steps, sizes):
+            picks = _place(frame, offset, sizes, steps)
+            if picks is not None:
+                return _frame_view(memory, frame, picks, a, dims)
+    return None
+
+
+def _contiguous_owners(a: np.ndarray):
+    """The arrays `a` is a view of, innermost first, that are contiguous runs of whole elements before it."""
+    owner = a.base
+    while isinstance(owner, np.ndarray):
+        gap = a.ctypes.data - owner.ctypes.data
+        if owner.flags.c_contiguous and not owner.nbytes % a.itemsize and gap >= 0 and not gap % a.itemsize:
+            yield owner
+        owner = owner.base
+
+
+def _frames(owner, memory, a, steps, sizes):
+    """Candidate frame shapes over `memory`: the owner's own shape, then row-major frames whose
+    dim strides divide a's strides (a few dozen at most; the first that fits is used)."""
+    if owner.itemsize == a.itemsize and owner.ndim > 1:
+        yield tuple(owner.shape)
+    for strides in itertools.islice(_frame_strides(steps, sizes, len(steps) - 1, ()), _MAX_FRAMES):
+        inner = tuple(x // y for x, y in zip(strides, strides[1:])) + ((strides[-1],) if strides[-1] > 1 else ())
+        yield (memory.size // strides[0],) + inner
+
+
+_MAX_FRAMES = 64
+
+
+def _frame_strides(steps, sizes, j, inner):
+    """Frame dim strides for a's dims j, j-1, ... (outermost last chosen): each divides a's
+    stride there, is a multiple of the next inner one, and leaves room for the inner dim's extent."""
+    if j < 0:
+        yield inner
+        return
+    for t in _divisors(steps[j]):
+        if inner and (t % inner[0] or t // inner[0] <= (sizes[j + 1] - 1) * (steps[j + 1] // inner[0])):
+            continue
+        yield from _frame_strides(steps, sizes, j - 1, (t,) + inner)
+
+
+def _divisors(n: int) -> list:
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+def _place(frame, offset, sizes, steps):
+    """Per frame dim, (start, count, step) of a's elements, or None when a's dims (sorted by
+    stride) do not fall on distinct frame dims inside the frame."""
+    strides = _row_major(frame)
+    if offset >= math.prod(frame):
+        return None
+    starts = [offset // s % n if d else offset // s for d, (s, n) in enumerate(zip(strides, frame))]
+    picks = [(start, 1, 1) for start in starts]
+    d = 0
+    for size, step in zip(sizes, steps):
+        while d < len(frame) and (strides[d] > step or step % strides[d]):
+            d += 1
+        if d == len(frame):
+            return None
+        k = step // strides[d]
+        if starts[d] + (size - 1) * k >= frame[d]:
+            return None
+        picks[d] = (starts[d], size, k)
+        d += 1
+    return picks
+
+
+def _row_major(shape) -> tuple:
+    out, acc = [], 1
+    for n in reversed(shape):
+        out.append(acc)
+        acc *= n
+    return tuple(reversed(out))
+
+
+def _frame_view(memory, frame, picks, a, dims):
+    """The tensor: the frame rows that `a` touches are the storage, sliced and arranged as `a`."""
+    first, rows, _ = picks[0]
+    rows = (rows - 1) * picks[0][2] + 1
+    row = math.prod(frame[1:])
+    base = Tensor._from_array(memory[first * row:(first + rows) * row])
+    picks = [(0, n, k) if d == 0 else (start, n, k) for d, (start, n, k) in enumerate(picks)]
+    v = base.view((rows,) + tuple(frame[1:]))[tuple(slice(start, start + (n - 1) * k + 1, k) for start, n, k in picks)]
+    v = v.view(tuple(n for _, n, _ in picks if n > 1))
+    order = sorted(range(len(dims)), key=lambda i: dims[i])      # frame order -> a's dim order
+    if order != list(range(len(dims))):
+        v = v.permute(tuple(order))
+    kept = tuple(a.shape[d] if d in dims else 1 for d in range(a.ndim))
+    if tuple(v.shape) != kept:
+        v = v.view(kept)
+    return v.expand(a.shape) if kept != a.shape else v
 
 
 def legacy_constructor_array(args, dtype) -> np.ndarray:

@@ -36,7 +36,7 @@ BINARY = {
 
 METHODS = {
     "add": ops.add, "sub": ops.sub, "mul": ops.mul, "div": ops.div, "true_divide": ops.div,
-    "floor_divide": ops.floor_divide, "remainder": ops.remainder, "fmod": ops.remainder, "pow": ops.pow,
+    "floor_divide": ops.floor_divide, "remainder": ops.remainder, "fmod": ops.fmod, "pow": ops.pow,
     "maximum": ops.maximum, "minimum": ops.minimum, "lt": ops.lt, "le": ops.le, "gt": ops.gt, "ge": ops.ge,
     "eq": ops.eq, "ne": ops.ne, "logical_not": ops.logical_not, "logical_and": ops.logical_and,
     "logical_or": ops.logical_or, "logical_xor": ops.logical_xor, "where": lambda self, c, y: ops.where(c, self, y),

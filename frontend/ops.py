@@ -169,22 +169,44 @@ def div(a, b, rounding_mode=None):
 
 def floor_divide(a, b):
     dt = D.result_type(a, b)
+    a_, b_ = operand(a, dt), operand(b, dt)
     if dt.is_floating_point:
-        return floor(binary("div", a, b, dtype=dt))
-    q = binary("div", a, b, dtype=dt)           # truncates toward zero
-    r = sub(operand(a, dt), mul(q, operand(b, dt)))
-    fix = logical_and(ne(r, 0), ne(lt(r, 0), lt(operand(b, dt), 0)))
-    return sub(q, cast(fix, dt))
+        return _float_floor_divide(a_, b_)
+    q = binary("div", a_, b_)           # truncates toward zero
+    return sub(q, cast(_sign_fix(sub(a_, mul(q, b_)), b_), dt))
+
+
+def _float_floor_divide(a, b):
+    """PyTorch's div_floor_floating: the quotient from the exact remainder, so 1 // 0.1 is 9
+    and inf // 2 is nan; a plain division where b is 0."""
+    q = binary("div", a, b)
+    m = fmod(a, b)
+    d = sub(binary("div", sub(a, m), b), cast(_sign_fix(m, b), a.dtype))
+    f = floor(d)
+    f = add(f, cast(lt(0.5, sub(d, f)), a.dtype))
+    return where(eq(b, 0), q, where(ne(d, 0), f, mul(q, 0.0)))
+
+
+def _sign_fix(r, b):
+    """Where a truncated remainder `r` is nonzero and its sign differs from the divisor's."""
+    return logical_and(ne(r, 0), ne(lt(r, 0), lt(b, 0)))
 
 
 def remainder(a, b):
+    """Python's %: fmod, moved by one divisor where its sign differs from the divisor's."""
+    dt = D.result_type(a, b)
+    a_, b_ = operand(a, dt), operand(b, dt)
+    r = fmod(a_, b_)
+    return add(r, mul(cast(_sign_fix(r, b_), dt), b_))
+
+
+def fmod(a, b):
+    """C's fmod: the remainder of the quotient truncated toward zero (the dividend's sign)."""
     dt = D.result_type(a, b)
     a_, b_ = operand(a, dt), operand(b, dt)
     if dt.is_floating_point:
-        return sub(a_, mul(floor(binary("div", a_, b_)), b_))
-    r = sub(a_, mul(binary("div", a_, b_), b_))
-    fix = logical_and(ne(r, 0), ne(lt(r, 0), lt(b_, 0)))
-    return add(r, mul(cast(fix, dt), b_))
+        return prim("fmod", [a_, b_], name="FmodBackward1" if isinstance(b, Tensor) else "FmodBackward0")
+    return sub(a_, mul(binary("div", a_, b_), b_))      # integer div truncates (and checks for 0)
 
 
 def pow(a, b):
@@ -312,9 +334,18 @@ def ceil(x):
     return x if not x.dtype.is_floating_point else named(neg(floor(neg(x))), "CeilBackward0")
 
 
-def round(x):
+def round(x, decimals=0):
+    """Half to even (as PyTorch); with decimals, of x scaled by 10**decimals."""
     _check_not_bool(x, "round", "round_vml_cpu")
-    return x if not x.dtype.is_floating_point else floor(add(x, 0.5))
+    if not x.dtype.is_floating_point:
+        return x
+    if decimals == 0:
+        return prim("round", [x], name="RoundBackward0")
+    if decimals > 0:
+        scale = 10.0 ** decimals
+        return named(div(round(mul(x, scale)), scale), "RoundBackward1")
+    scale = 10.0 ** -decimals
+    return named(mul(round(div(x, scale)), scale), "RoundBackward1")
 
 
 def neg(x):
@@ -401,7 +432,13 @@ def _reduce(op, x, dim, keepdim, name, opname):
     return _drop_dims(r, axes, keepdim, name)
 
 
+def _all_if_empty(dim):
+    """An empty dim list reduces over every dim (PyTorch's sum, mean, amax, amin, logsumexp)."""
+    return None if isinstance(dim, (tuple, list)) and not dim else dim
+
+
 def sum(x, dim=None, keepdim=False, dtype=None):
+    dim = _all_if_empty(dim)
     if dtype is not None:
         x = cast(x, D.as_dtype(dtype))
     elif not x.dtype.is_floating_point:
@@ -418,6 +455,7 @@ def prod(x, dim=None, keepdim=False, dtype=None):
 
 
 def mean(x, dim=None, keepdim=False, dtype=None):
+    dim = _all_if_empty(dim)
     if dtype is not None:
         x = cast(x, D.as_dtype(dtype))
     if not x.dtype.is_floating_point:
@@ -452,11 +490,11 @@ def _torch_name(dt) -> str:
 
 
 def amax(x, dim=None, keepdim=False):
-    return _reduce("reduce_max", x, dim if dim != () else None, keepdim, "AmaxBackward0", "amax")
+    return _reduce("reduce_max", x, _all_if_empty(dim), keepdim, "AmaxBackward0", "amax")
 
 
 def amin(x, dim=None, keepdim=False):
-    return _reduce("reduce_min", x, dim if dim != () else None, keepdim, "AminBackward0", "amin")
+    return _reduce("reduce_min", x, _all_if_empty(dim), keepdim, "AminBackward0", "amin")
 
 
 def _check_reduced_size(x, axis: int, op: str):
@@ -511,6 +549,8 @@ def _arg_extreme(x, dim, keepdim, which):
     with no_grad():
         flat = dim is None
         if flat:
+            if x.numel() == 0:
+                raise IndexError(f"arg{which}(): Expected reduction dim to be specified for input.numel() == 0.")
             kept = (1,) * x.dim()    # keepdim over all dims keeps every dim, with size 1
             x, dim = reshape_value(x, (x.numel(),)), 0
         elif x.dim() == 0:
@@ -624,8 +664,9 @@ def log_softmax(x, dim, dtype=None):
 
 def logsumexp(x, dim, keepdim=False):
     x = _float_operand(x)
-    axes = normalize_dims(x, dim, "logsumexp")
+    axes = normalize_dims(x, _all_if_empty(dim), "logsumexp")
     m = amax(x, axes, keepdim=True).detach()
+    m = where(eq(abs(m), math.inf), 0.0, m)     # an infinite max would make inf - inf = nan
     r = add(log(sum(exp(sub(x, m)), axes, keepdim=True)), m)
     return named(_drop_dims(r, axes, keepdim), "LogsumexpBackward0")
 

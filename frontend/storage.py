@@ -35,8 +35,8 @@ def buffer_owner(array):
 
 
 class Storage:
-    __slots__ = ("node", "buffer", "holder", "version", "grad_fn", "state", "exported", "program", "device",
-                 "__weakref__")
+    __slots__ = ("node", "buffer", "holder", "version", "grad_fn", "state", "exported", "readonly", "program",
+                 "device", "__weakref__")
 
     def __init__(self, node, buffer=None, grad_fn=None, device=None):
         self.node = node
@@ -46,6 +46,7 @@ class Storage:
         self.grad_fn = grad_fn          # autograd history of the value (None for leaves)
         self.state = False              # parameters, optimizer state, .grad: realize at every update
         self.exported = False           # numpy shares `buffer`: in-place ops realize at once
+        self.readonly = False           # `buffer` must not be written (a read-only numpy array)
         self.program = None             # the compiled program that computed the value
         self.device = device
         if buffer is not None:
@@ -58,7 +59,19 @@ class Storage:
 
     def set_value(self, node, grad_fn) -> None:
         """An in-place update: the storage now holds `node` (pending until realized)."""
+        if self.readonly:
+            self._copy_on_write()
         trace_hooks.storage_updated(self, self.node, self.grad_fn)
         self.node = node
         self.grad_fn = grad_fn
         self.version += 1
+
+    def _copy_on_write(self) -> None:
+        """Give the storage its own copy of a read-only buffer before the first update is written,
+        so the update never writes the read-only memory (which may be mapped read-only)."""
+        from .runtime import aligned_empty
+        copy = aligned_empty(self.buffer.shape, self.buffer.dtype)
+        copy[...] = self.buffer
+        self.buffer = copy
+        self.readonly = False
+        _register_buffer(self)

@@ -312,7 +312,7 @@ def cast(b: ir.IRBuilder, v: ir.Value, src, dst) -> ir.Value:
         if dst.is_floating_point:
             return b.fpext(v, to) if to is F64 or isinstance(to, ir.DoubleType) else b.fptrunc(v, to)
         wide = to if dst.is_signed else I64
-        r = intrinsic(b, "llvm.fptosi.sat", [wide, v.type], [v], ret=wide)
+        r = float_to_signed(b, v, wide)
         return r if wide is to else b.trunc(r, to)
     if dst.is_floating_point:
         return b.sitofp(v, to) if src.is_signed else b.uitofp(v, to)
@@ -322,6 +322,16 @@ def cast(b: ir.IRBuilder, v: ir.Value, src, dst) -> ir.Value:
     if w_dst < w_src:
         return b.trunc(v, to)
     return b.sext(v, to) if src.is_signed else b.zext(v, to)
+
+
+def float_to_signed(b: ir.IRBuilder, v: ir.Value, to: ir.IntType) -> ir.Value:
+    """float -> signed int as PyTorch on x86 (cvttss2si): truncation toward zero, and the
+    minimum integer for NaN, infinities and values out of range. A select on the range, so
+    no input reaches fptosi's undefined cases; unsigned targets truncate the int64 result."""
+    lo, hi = -2.0 ** (to.width - 1), 2.0 ** (to.width - 1)
+    in_range = b.and_(b.fcmp_ordered(">", v, ir.Constant(v.type, lo - 1.0)),
+                      b.fcmp_ordered("<", v, ir.Constant(v.type, hi)))
+    return b.select(in_range, b.fptosi(v, to), ir.Constant(to, int(lo)))
 
 
 def compare(b: ir.IRBuilder, op: str, x, y, dt) -> ir.Value:
@@ -353,6 +363,10 @@ def float_op(b: ir.IRBuilder, op: str, args: list) -> ir.Value:
         return intrinsic(b, "llvm.fabs", [ty], args)
     if op == "floor":
         return intrinsic(b, "llvm.floor", [ty], args)
+    if op == "round":
+        return intrinsic(b, "llvm.roundeven", [ty], args)
+    if op == "fmod":
+        return b.frem(*args)
     if op == "max":
         return intrinsic(b, "llvm.maximum", [ty], args)
     if op == "min":

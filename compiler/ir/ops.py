@@ -26,9 +26,10 @@ class OpDef:
 OPS: dict[str, OpDef] = {}
 
 SOURCES = ("input", "param", "const", "iota", "rand")
-UNARY = ("neg", "exp", "log", "sqrt", "recip", "sin", "cos", "tanh", "abs", "floor")
-FLOAT_ONLY_UNARY = frozenset({"exp", "log", "sqrt", "recip", "sin", "cos", "tanh", "floor"})
-BINARY = ("add", "sub", "mul", "div", "pow", "max", "min")
+UNARY = ("neg", "exp", "log", "sqrt", "recip", "sin", "cos", "tanh", "abs", "floor", "round")
+FLOAT_ONLY_UNARY = frozenset({"exp", "log", "sqrt", "recip", "sin", "cos", "tanh", "floor", "round"})
+BINARY = ("add", "sub", "mul", "div", "pow", "max", "min", "fmod")
+FLOAT_ONLY_BINARY = frozenset({"fmod"})     # C's fmod: the remainder with the dividend's sign
 COMPARE = ("lt", "le", "eq", "ne")
 REDUCE = ("sum", "reduce_max", "reduce_min", "prod")
 MOVEMENT = ("reshape", "permute", "expand", "slice", "pad", "concat")
@@ -272,10 +273,14 @@ def _unary_dtype(op, inputs, loc):
     return _float_dtype(op, inputs, loc) if op in FLOAT_ONLY_UNARY else _numeric_dtype(op, inputs, loc)
 
 
+def _binary_dtype(op, inputs, loc):
+    return _float_dtype(op, inputs, loc) if op in FLOAT_ONLY_BINARY else _numeric_dtype(op, inputs, loc)
+
+
 _define(SOURCES, "source", 0, None, None)
 OPS["rand"] = OpDef("rand", "source", 1, None, None)          # input: the i64[2] key (seed, offset)
 _define(UNARY, "unary", 1, _elementwise_shape, _unary_dtype)
-_define(BINARY, "binary", 2, _elementwise_shape, _numeric_dtype)
+_define(BINARY, "binary", 2, _elementwise_shape, _binary_dtype)
 _define(COMPARE, "compare", 2, _elementwise_shape, _bool_dtype)
 _define(("where",), "where", 3, _where_shape, _where_dtype)
 _define(("cast",), "cast", 1, _cast_shape, None)               # the node declares the target dtype

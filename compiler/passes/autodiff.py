@@ -129,10 +129,29 @@ def _reduce_sum(emit, attrs, inputs, out, g):
 
 
 def _reduce_prod(emit, attrs, inputs, out, g):
+    """The product of the other elements, without dividing by zero (as PyTorch): out / x where
+    the reduced slice has no zero; the product of the nonzeros at a slice's only zero; else 0."""
     (x,) = inputs
     if not _float(x):
         return (None,)
-    return (emit("div", expand_to(emit, emit("mul", g, out), x.shape), x),)
+    axes, shape = attrs["axes"], tuple(x.shape)
+    is_zero = emit("eq", x, const(emit, 0.0, x))
+    safe = emit("where", is_zero, const(emit, 1.0, x), x)
+    nonzero_product = expand_to(emit, emit("prod", safe, axes=axes), shape)
+    zeros = expand_to(emit, emit("sum", emit("cast", is_zero, dtype=x.dtype, shape=shape), axes=axes), shape)
+    only_zero = emit("mul", is_zero, emit("eq", zeros, const(emit, 1.0, x)))
+    zero_free = emit("eq", zeros, const(emit, 0.0, x))
+    others = emit("where", zero_free, emit("div", nonzero_product, safe),
+                  emit("where", only_zero, nonzero_product, const(emit, 0.0, x)))
+    return (emit("mul", expand_to(emit, g, shape), others),)
+
+
+def _fmod_divisor(emit, a, b, out, g):
+    """-g * trunc(a / b), the quotient rounded toward zero (PyTorch's fmod backward)."""
+    q = emit("div", a, b)
+    zero = const(emit, 0.0, q)
+    trunc = emit("where", emit("lt", q, zero), emit("neg", emit("floor", emit("neg", q))), emit("floor", q))
+    return emit("neg", emit("mul", g, trunc))
 
 
 def _cast(emit, attrs, inputs, out, g):
@@ -212,12 +231,14 @@ _RULES = {
     "tanh": _unary(lambda e, x, out, g: e("mul", g, e("sub", const(e, 1.0, out), e("mul", out, out)))),
     "abs": _unary(_abs_grad),
     "floor": _unary(lambda e, x, out, g: const(e, 0.0, x)),
+    "round": _unary(lambda e, x, out, g: const(e, 0.0, x)),
     "add": _binary(lambda e, a, b, out, g: g, lambda e, a, b, out, g: g),
     "sub": _binary(lambda e, a, b, out, g: g, lambda e, a, b, out, g: e("neg", g)),
     "mul": _binary(lambda e, a, b, out, g: e("mul", g, b), lambda e, a, b, out, g: e("mul", g, a)),
     "div": _binary(lambda e, a, b, out, g: e("div", g, b),
                    lambda e, a, b, out, g: e("neg", e("div", e("mul", g, out), b))),
     "pow": _binary(_pow_base, _pow_exponent),
+    "fmod": _binary(lambda e, a, b, out, g: g, _fmod_divisor),
     "max": _binary(lambda e, a, b, out, g: _half_split(e, a, b, g, e("lt", b, a)),
                    lambda e, a, b, out, g: _half_split(e, a, b, g, e("lt", a, b))),
     "min": _binary(lambda e, a, b, out, g: _half_split(e, a, b, g, e("lt", a, b)),
@@ -241,7 +262,7 @@ _RULES = {
 
 #: ops whose VJP reads input or output values (PyTorch's "saved tensors"); the others need shapes only
 NEEDS_VALUES = frozenset({"exp", "log", "sqrt", "recip", "sin", "cos", "tanh", "abs", "mul", "div", "pow",
-                          "max", "min", "where", "reduce_max", "reduce_min", "prod", "gather", "scatter_add",
+                          "fmod", "max", "min", "where", "reduce_max", "reduce_min", "prod", "gather", "scatter_add",
                           "matmul"})
 
 

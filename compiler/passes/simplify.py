@@ -13,11 +13,11 @@ from ..ir.ops import ELEMENTWISE_KINDS
 
 _NUMPY_FOLD = {
     "neg": np.negative, "abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
-    "sin": np.sin, "cos": np.cos, "tanh": np.tanh, "floor": np.floor, "recip": np.reciprocal,
+    "sin": np.sin, "cos": np.cos, "tanh": np.tanh, "floor": np.floor, "round": np.round, "recip": np.reciprocal,
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "max": np.maximum, "min": np.minimum,
     "lt": np.less, "le": np.less_equal, "eq": np.equal, "ne": np.not_equal,
 }
-_FLOAT_ONLY_FOLD = {"div": np.divide, "pow": np.power}
+_FLOAT_ONLY_FOLD = {"div": np.divide, "pow": np.power, "fmod": np.fmod}
 
 
 def _const_value(n: Node):
@@ -33,6 +33,14 @@ def const_like(n: Node, value) -> Node:
     return Node("const", (), {"value": value}, n.shape, n.dtype, n.loc)
 
 
+def _exact_in(value, dt) -> bool:
+    """True when `value` is an integer that `dt` holds (casting it needs no rounding rule)."""
+    if not float(value).is_integer():
+        return False
+    info = np.iinfo(dt.np)
+    return info.min <= value <= info.max
+
+
 def _fold(n: Node, inputs: tuple) -> Node | None:
     """A constant for an op whose operands are all constants, computed as the kernel would."""
     if not inputs or any(x.op != "const" for x in inputs):
@@ -40,8 +48,8 @@ def _fold(n: Node, inputs: tuple) -> Node | None:
     if n.op in ("expand", "reshape", "permute", "slice") or (n.op == "cast"):
         value = inputs[0].attrs["value"]
         if n.op == "cast":
-            if n.dtype.is_int and not float(value).is_integer():
-                return None  # float -> int truncation: leave to the kernel's saturating cast
+            if n.dtype.is_int and not _exact_in(value, n.dtype):
+                return None  # truncation, NaN, inf, out of range: leave to the kernel's defined cast
             value = np.array(value).astype(n.dtype.np).item()
         return const_like(n, value)
     fn = _NUMPY_FOLD.get(n.op) or (_FLOAT_ONLY_FOLD.get(n.op) if n.dtype.is_floating_point else None)
