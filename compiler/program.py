@@ -4,12 +4,23 @@ A program is the source text of one module (LLVM IR for the CPU, PTX for CUDA) w
 entry point (CPU) or its launches in order (CUDA), the buffer table it expects (slot, role,
 shape, dtype, arena offset), the checks its kernels can fail with, per-kernel facts for
 dumps, and the text of every compiler stage.
+
+`Program.to_json()` / `Program.from_json()` store a program as data only (the disk cache
+never unpickles): JSON with a format tag, read back field by field with every type, slot,
+role, dtype and arena range checked, so text that is not a program this code wrote raises
+`ProgramFormatError` instead of building something the runtime would trip over.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
+
+from .ir.dtypes import ALL as _DTYPES
 
 STAGES = ("graph", "passes", "kernels", "llvm", "ptx")
+ROLES = ("error", "input", "param", "output", "temp")
+TARGETS = ("cpu", "cuda")
+FORMAT = "fusegrad-program/1"
 
 
 @dataclass(frozen=True)
@@ -79,3 +90,168 @@ class Program:
 
     def slots(self, role: str) -> list:
         return [b for b in self.buffers if b.role == role]
+
+    def to_json(self) -> str:
+        """The program as JSON text (data only); `Program.from_json` reads it back equal."""
+        return json.dumps({"format": FORMAT, **asdict(self)}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text) -> Program:
+        """The program `to_json` wrote (str or UTF-8 bytes), validated; ProgramFormatError
+        for anything else."""
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as e:      # JSONDecodeError, UnicodeDecodeError
+            raise ProgramFormatError(f"not a JSON program: {e}") from None
+        if not isinstance(data, dict) or data.pop("format", None) != FORMAT:
+            raise ProgramFormatError(f"not a {FORMAT} record")
+        program = _build(cls, _PROGRAM, data, "program")
+        _check_consistent(program)
+        return program
+
+
+class ProgramFormatError(ValueError):
+    """Serialized text that is not a valid Program."""
+
+
+# ---------------------------------------------------------------- reading JSON back, checked
+
+def _fail(what: str, value) -> None:
+    raise ProgramFormatError(f"{what}: unexpected value {repr(value)[:80]}")
+
+
+def _int(value, what: str, low: int = 0) -> int:
+    if type(value) is not int or value < low:
+        _fail(what, value)
+    return value
+
+
+def _positive(value, what: str) -> int:
+    return _int(value, what, low=1)
+
+
+def _offset(value, what: str) -> int:
+    return _int(value, what, low=-1)
+
+
+def _str(value, what: str) -> str:
+    if type(value) is not str:
+        _fail(what, value)
+    return value
+
+
+def _bool(value, what: str) -> bool:
+    if type(value) is not bool:
+        _fail(what, value)
+    return value
+
+
+def _one_of(choices: tuple):
+    def check(value, what: str) -> str:
+        if value not in choices:
+            _fail(what, value)
+        return value
+    return check
+
+
+def _list(value, what: str) -> list:
+    if type(value) is not list:
+        _fail(what, value)
+    return value
+
+
+def _list_of(item):
+    def check(value, what: str) -> list:
+        return [item(v, f"{what}[{i}]") for i, v in enumerate(_list(value, what))]
+    return check
+
+
+def _tuple_of(item):
+    def check(value, what: str) -> tuple:
+        return tuple(_list_of(item)(value, what))
+    return check
+
+
+def _dict_of(item):
+    def check(value, what: str) -> dict:
+        if type(value) is not dict:
+            _fail(what, value)
+        return {k: item(v, f"{what}[{k!r}]") for k, v in value.items()}
+    return check
+
+
+def _optional_str(value, what: str):
+    return None if value is None else _str(value, what)
+
+
+def _check_entry(value, what: str) -> tuple:
+    """One entry of `checks`: (error code, message, source line or None)."""
+    if len(_list(value, what)) != 3:
+        _fail(what, value)
+    code, message, loc = value
+    return (_int(code, f"{what}.code"), _str(message, f"{what}.message"), _optional_str(loc, f"{what}.loc"))
+
+
+def _record(cls, fields: dict):
+    def check(value, what: str):
+        return _build(cls, fields, value, what)
+    return check
+
+
+def _build(cls, fields: dict, value, what: str):
+    """`cls(**value)` with each field read by its checker; exactly the fields of `cls`."""
+    if type(value) is not dict or set(value) != set(fields):
+        _fail(what, value)
+    return cls(**{name: read(value[name], f"{what}.{name}") for name, read in fields.items()})
+
+
+_DTYPE_SIZES = {d.name: d.itemsize for d in _DTYPES}
+_SIZES = _tuple_of(_int)
+
+_BUFFER = {"slot": _int, "role": _one_of(ROLES), "name": _str, "shape": _SIZES,
+           "dtype": _one_of(tuple(_DTYPE_SIZES)), "offset": _offset}
+_KERNEL = {"name": _str, "kind": _str, "space": _SIZES, "fused": _tuple_of(_str), "reads": _SIZES,
+           "writes": _SIZES, "bytes_moved": _int, "parallel": _bool}
+_LAUNCH = {"function": _str, "kernel": _str, "args": _SIZES, "grid": _positive, "block": _positive,
+           "scratch_bytes": _int}
+_PROGRAM = {
+    "name": _str, "target": _one_of(TARGETS), "source": _str, "entry": _str,
+    "buffers": _list_of(_record(BufferInfo, _BUFFER)),
+    "inputs": _list_of(_int), "params": _list_of(_int), "outputs": _dict_of(_int),
+    "arena_bytes": _int, "checks": _list_of(_check_entry),
+    "kernels": _list_of(_record(KernelInfo, _KERNEL)),
+    "stages": _dict_of(_str), "key": _str,
+    "launches": _list_of(_record(Launch, _LAUNCH)),
+}
+
+
+def _check_consistent(p: Program) -> None:
+    """Slots name real buffers of the right role, slot 0 is the error word, temps fit the arena."""
+    if not p.buffers or p.buffers[0].role != "error":
+        raise ProgramFormatError("buffer 0 must be the error word")
+    for i, b in enumerate(p.buffers):
+        if b.slot != i:
+            raise ProgramFormatError(f"buffer {i} has slot {b.slot}")
+        if b.role == "temp":
+            _check_in_arena(p, b)
+    _check_roles(p, p.inputs, "input", "inputs")
+    _check_roles(p, p.params, "param", "params")
+    _check_roles(p, p.outputs.values(), "output", "outputs")
+    for k in p.kernels:
+        _check_roles(p, k.reads + k.writes, None, f"kernel {k.name}")
+    for launch in p.launches:
+        _check_roles(p, launch.args, None, f"launch {launch.function}")
+
+
+def _check_roles(p: Program, slots, role: str | None, what: str) -> None:
+    for slot in slots:
+        if slot >= len(p.buffers) or (role is not None and p.buffers[slot].role != role):
+            raise ProgramFormatError(f"{what}: slot {slot} is not a buffer of role {role or 'any'}")
+
+
+def _check_in_arena(p: Program, b: BufferInfo) -> None:
+    size = _DTYPE_SIZES[b.dtype]
+    for n in b.shape:
+        size *= n
+    if b.offset < 0 or b.offset + size > p.arena_bytes:
+        raise ProgramFormatError(f"temp buffer {b.slot} ({size} bytes at {b.offset}) is outside the arena")
