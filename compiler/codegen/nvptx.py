@@ -20,7 +20,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 
 from .emit import combine, reduction_identity
-from .llvm_util import I8, I32, I64, PTR, VOID, Loop, i64, reg_type
+from .llvm_util import I8, I32, I64, PTR, VOID, Loop, i64, intrinsic, reg_type
 
 TRIPLE = "nvptx64-nvidia-cuda"
 DATA_LAYOUT = "e-i64:64-i128:128-v16:16-v32:32-n16:32:64"
@@ -188,6 +188,46 @@ def is_thread_zero(b: ir.IRBuilder) -> ir.Value:
 
 
 # ---------------------------------------------------------------- PTX
+
+# ---------------------------------------------------------------- exact fmod
+
+def exact_fmod(module: ir.Module, ty: ir.Type) -> ir.Function:
+    """C's fmod, exact (as CUDA's fmodf/fmod): LLVM lowers `frem` for NVPTX to x - trunc(x/y)*y,
+    which is wrong once x/y is large. Long division instead: |y| doubled to just above |x|/2,
+    then halved back to |y|, subtracting wherever it fits (each subtraction is exact, the
+    doubled values are exact multiples of |y|). NaN for x inf/NaN or y 0/NaN; x for y = inf."""
+    name = f"fg.fmod.{'f32' if isinstance(ty, ir.FloatType) else 'f64'}"
+    if name in module.globals:
+        return module.globals[name]
+    fn = ir.Function(module, ir.FunctionType(ty, [ty, ty]), name)
+    fn.linkage = "internal"
+    x, y = fn.args
+    entry, grow, reduce, done, nan = (fn.append_basic_block(s) for s in ("entry", "grow", "reduce", "done", "nan"))
+    b = ir.IRBuilder(entry)
+    ax, ay = (intrinsic(b, "llvm.fabs", [ty], [v]) for v in (x, y))
+    ok = b.and_(b.fcmp_ordered("<", ax, ir.Constant(ty, float("inf"))), b.fcmp_ordered(">", ay, ir.Constant(ty, 0.0)))
+    b.cbranch(ok, grow, nan)
+    b.position_at_end(grow)                      # t: the largest |y| * 2^k with 2t > |x|
+    t = b.phi(ty)
+    t.add_incoming(ay, entry)
+    twice = b.fmul(t, ir.Constant(ty, 2.0))
+    t.add_incoming(twice, grow)
+    b.cbranch(b.fcmp_ordered("<=", twice, ax), grow, reduce)
+    b.position_at_end(reduce)                    # r < 2t throughout; subtract t where r >= t
+    r, u = b.phi(ty), b.phi(ty)
+    r.add_incoming(ax, grow)
+    u.add_incoming(t, grow)
+    r_next = b.select(b.fcmp_ordered(">=", r, u), b.fsub(r, u), r)
+    u_next = b.fmul(u, ir.Constant(ty, 0.5))
+    r.add_incoming(r_next, reduce)
+    u.add_incoming(u_next, reduce)
+    b.cbranch(b.fcmp_ordered(">=", u_next, ay), reduce, done)
+    b.position_at_end(done)
+    b.ret(intrinsic(b, "llvm.copysign", [ty], [r_next, x]))
+    b.position_at_end(nan)
+    b.ret(ir.Constant(ty, float("nan")))
+    return fn
+
 
 def _machine(arch: str):
     tm = _MACHINES.get(arch)

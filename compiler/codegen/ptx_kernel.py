@@ -26,6 +26,11 @@ from . import nvptx
 
 
 class GpuEmitter(Emitter):
+    def elementwise(self, n, args: list) -> ir.Value:
+        if n.op == "fmod":      # NVPTX's frem is not exact: call the long-division fmod
+            return self.b.call(nvptx.exact_fmod(self.b.module, args[0].type), args)
+        return super().elementwise(n, args)
+
     def record_failure(self, code: int, check_id: int) -> None:
         """Many threads may fail at once: the first to swap the code into the zero error
         word also writes its check id, so code and id always belong to one check."""

@@ -319,12 +319,12 @@ def test_float_floor_division_by_inf_nan_and_zero():
 def _ptx_program():
     from fusegrad.compiler import compile
     from fusegrad.compiler.ir import Graph, Node, float32, float64, int32, int64, make, uint8
-    x, y = Node("input", (), {"name": "x"}, (8,), float32), Node("input", (), {"name": "y"}, (8,), float32)
-    z = Node("input", (), {"name": "z"}, (8,), float64)
-    outputs = {"fmod": make("fmod", [x, y]), "round": make("round", [x]),
-               "i32": make("cast", [x], shape=(8,), dtype=int32), "i64": make("cast", [z], shape=(8,), dtype=int64),
-               "u8": make("cast", [z], shape=(8,), dtype=uint8)}
-    return compile(Graph("edges", [x, y, z], [], outputs, []), "cuda", arch="sm_80")
+    x, y = (Node("input", (), {"name": n}, (10,), float32) for n in "xy")
+    z, w = (Node("input", (), {"name": n}, (10,), float64) for n in "zw")
+    outputs = {"fmod": make("fmod", [x, y]), "fmod64": make("fmod", [z, w]), "round": make("round", [x]),
+               "i32": make("cast", [x], shape=(10,), dtype=int32), "i64": make("cast", [z], shape=(10,), dtype=int64),
+               "u8": make("cast", [z], shape=(10,), dtype=uint8)}
+    return compile(Graph("edges", [x, y, z, w], [], outputs, []), "cuda", arch="sm_80")
 
 
 @pytest.mark.skipif(__import__("shutil").which("ptxas") is None, reason="ptxas not installed")
@@ -336,16 +336,23 @@ def test_ptx_of_fmod_round_and_casts_assembles(tmp_path):
 
 
 def test_ptx_fmod_round_and_casts_compute_pytorchs_values():
+    """fmod is exact on the GPU too. LLVM lowers `frem` for NVPTX to x - trunc(x/y)*y (1e10 fmod 3
+    is then 0 or 256, not 1) while the emulator would run it as the host's exact fmod, so the
+    program must not use frem at all."""
     from ptx_emulator import EmulatedProgram, compiler
     if compiler() is None:
         pytest.skip("no C compiler for the PTX emulator")
-    x = np.array([-1.3, -0.5, 2.5, NAN, INF, -INF, 3e9, 0.5], np.float32)
-    y = np.array([1.0, 0.7, -0.2, 1.0, 2.0, 2.0, 7.0, 0.25], np.float32)
-    z = np.array([NAN, INF, -INF, 1e20, -2147483649.0, 300.0, -1.0, 2.5], np.float64)
-    out, error = EmulatedProgram(_ptx_program())([x, y, z], [])
-    same(out["fmod"], [-0.2999999523162842, -0.5, 0.09999996423721313, NAN, NAN, NAN, 4.0, 0.0])
-    same(out["round"], [-1.0, -0.0, 2.0, NAN, INF, -INF, 3000000000.0, 0.0])
-    assert out["i32"].tolist() == [-1, 0, 2, I32_MIN, I32_MIN, I32_MIN, I32_MIN, 0]
-    assert out["i64"].tolist() == [I64_MIN, I64_MIN, I64_MIN, I64_MIN, -2147483649, 300, -1, 2]
-    assert out["u8"].tolist() == [0, 0, 0, 0, 255, 44, 255, 2]
+    assert " frem " not in _ptx_program().stages["llvm"]
+    x = np.array([-1.3, -0.5, 2.5, NAN, INF, -INF, 3e9, 0.5, 1e10, 1.0], np.float32)
+    y = np.array([1.0, 0.7, -0.2, 1.0, 2.0, 2.0, 7.0, 0.25, 3.0, 0.1], np.float32)
+    z = np.array([NAN, INF, -INF, 1e20, -2147483649.0, 300.0, -1.0, 2.5, 1e300, -7.5], np.float64)
+    w = np.array([1.0, 1.0, 1.0, 3.0, 0.0, 7.0, -0.3, 2.0, 3.0, 0.1], np.float64)
+    out, error = EmulatedProgram(_ptx_program())([x, y, z, w], [])
+    same(out["fmod"], [-0.2999999523162842, -0.5, 0.09999996423721313, NAN, NAN, NAN, 4.0, 0.0, 1.0,
+                       0.09999998658895493])
+    same(out["fmod64"], [NAN, NAN, NAN, 1.0, NAN, 6.0, -0.10000000000000003, 0.5, 0.0, -0.09999999999999959])
+    same(out["round"], [-1.0, -0.0, 2.0, NAN, INF, -INF, 3000000000.0, 0.0, 10000000000.0, 1.0])
+    assert out["i32"].tolist() == [-1, 0, 2, I32_MIN, I32_MIN, I32_MIN, I32_MIN, 0, I32_MIN, 1]
+    assert out["i64"].tolist() == [I64_MIN, I64_MIN, I64_MIN, I64_MIN, -2147483649, 300, -1, 2, I64_MIN, -7]
+    assert out["u8"].tolist() == [0, 0, 0, 0, 255, 44, 255, 2, 0, 249]
     assert not error.any()
