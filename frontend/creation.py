@@ -167,7 +167,7 @@ def from_numpy(a: np.ndarray):
     t._storage.exported = True
     if not a.flags.writeable:
         warnings.warn(_NOT_WRITABLE, UserWarning, stacklevel=2)
-        t._storage.readonly = t._storage.buffer is not None and not t._storage.buffer.flags.writeable
+        t._storage.readonly = True
     return t
 
 

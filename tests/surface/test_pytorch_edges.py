@@ -250,6 +250,19 @@ def test_from_numpy_of_a_read_only_array_warns_and_a_write_copies():
     np.testing.assert_array_equal(r, [0.0, 1.0, 2.0, 3.0])
 
 
+def test_a_read_only_view_of_writable_memory_is_copied_on_write_too():
+    base = np.arange(6.0)
+    a = base[::2]
+    a.flags.writeable = False
+    with pytest.warns(UserWarning, match="not writable"):
+        t = torch.from_numpy(a)
+    base[2] = 10.0                            # shared until the first write
+    check(t, [0.0, 10.0, 4.0], torch.float64)
+    t.add_(1)
+    check(t, [1.0, 11.0, 5.0], torch.float64)
+    np.testing.assert_array_equal(base, [0.0, 1.0, 10.0, 3.0, 4.0, 5.0])
+
+
 def test_writing_through_a_read_only_memory_map_does_not_crash(tmp_path):
     """Before: SIGSEGV (the kernel wrote into pages mapped read-only). In a child process, so a
     crash fails this test instead of ending the session."""
