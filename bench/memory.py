@@ -53,7 +53,7 @@ def compiled_mlp_step():
 
 def program_of(step):
     """The program and executable of a compiled function's (single) variant."""
-    variants = list(step.variants.values())
+    variants = step.traced_variants()
     if len(variants) != 1:
         raise RuntimeError(f"expected one traced signature, found {len(variants)}")
     return variants[0].program, variants[0].exe

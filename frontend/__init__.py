@@ -30,6 +30,7 @@ from .shape_ops import cat, clone, flatten, permute, reshape, squeeze, stack, tr
 from .tensor import Size, Tensor
 from . import methods as _methods  # noqa: F401  (binds Tensor methods)
 from . import nn, optim  # noqa: E402  (they build on everything above)
+from .internal_errors import InternalError
 from .jit import compile
 
 try:
@@ -64,5 +65,8 @@ def gather(x, dim, index):
 
 
 def program_of(t):
-    """The compiled Program that computed `t`'s value (after it was realized), or None."""
+    """The compiled Program that computed `t`'s value. A pending tensor is realized first (as
+    `.numpy()` would); None for a value no program computed (made from data, e.g. `tensor([1.])`)."""
+    if not t._storage.realized:
+        t._realize()
     return t._storage.program

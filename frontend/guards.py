@@ -8,7 +8,9 @@ function's tensor arguments:
 - every module the trace called or took a parameter, buffer or submodule from: which objects
   sit in its slots, its `training` flag and its other plain attributes (`ModuleGuard`);
 - values that library code declares (an optimizer's parameter membership: `ValueGuard`).
-Global grad mode and the default dtype are part of the call's signature instead.
+Global grad mode and the default dtype are part of the call's signature instead. Plain Python
+values the function reads from its own globals and closure (`scale = 2.0`) are checked at
+every call, as are an optimizer's hyperparameters.
 
 Checking every guard at every call would cost time in the hot loop, so a replay re-checks
 them only when `trace_hooks.EPOCH` moved: module attribute assignment, `train()`/`eval()`,
@@ -17,6 +19,9 @@ call retrace, and `describe` says in words what changed ("net.0.weight was rebou
 "net.1.training changed True -> False").
 """
 from __future__ import annotations
+
+import dis
+import functools
 
 _PLAIN = (bool, int, float, str, type(None))
 
@@ -99,6 +104,41 @@ class ValueGuard:
         return f"{self.what} changed"
 
 
+_MISSING = object()
+
+
+@functools.lru_cache(maxsize=1024)
+def global_names(code) -> tuple:
+    """The names `code` (and the functions and comprehensions nested in it) loads as globals;
+    `co_names` alone would also list attribute names (`optimizer.step`)."""
+    names = {i.argval for i in dis.get_instructions(code) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            names.update(global_names(const))
+    return tuple(sorted(names))
+
+
+def plain_capture_guards(fn) -> list:
+    """ValueGuards for the plain Python values (numbers, strings, tuples of them) that `fn`
+    reads from its globals and closure cells: a trace bakes them in as constants."""
+    guards = []
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return guards
+    for name in global_names(code):
+        value = fn.__globals__.get(name, _MISSING)
+        if value is not _MISSING and _plain(value):
+            guards.append(ValueGuard(lambda g=fn.__globals__, n=name: g.get(n, _MISSING), value, f"global {name}"))
+    for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            continue
+        if _plain(value):
+            guards.append(ValueGuard(lambda c=cell: c.cell_contents, value, f"captured variable {name}"))
+    return guards
+
+
 def first_failing(guards):
     """The first guard that no longer holds, or None."""
     for g in guards:
@@ -115,7 +155,7 @@ def roots_of(fn, arguments=()) -> dict:
     roots = {}
     code = getattr(fn, "__code__", None)
     if code is not None:
-        for name in code.co_names:
+        for name in global_names(code):
             if name in fn.__globals__:
                 roots[name] = fn.__globals__[name]
         for name, cell in zip(code.co_freevars, fn.__closure__ or ()):

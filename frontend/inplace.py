@@ -13,6 +13,7 @@ shares are realized at the update, so eager training loops keep bounded graphs; 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 
 import numpy as np
 
@@ -26,21 +27,31 @@ from .compiler.passes.autodiff import unslice
 from .realize import realize
 from .source import user_loc
 
-_BATCHES: list = []
+_BATCHES: contextvars.ContextVar = contextvars.ContextVar("fusegrad_deferred", default=None)
+
+
+def _batches() -> list:
+    """This thread's (context's) stack of open `deferred()` batches."""
+    batches = _BATCHES.get()
+    if batches is None:
+        batches = []
+        _BATCHES.set(batches)
+    return batches
 
 
 @contextlib.contextmanager
 def deferred():
     """Realize the state updates made inside as one program when the outermost block exits.
     If that program fails, every storage it would have updated keeps its old value."""
-    _BATCHES.append({})
+    batches = _batches()
+    batches.append({})
     try:
         yield
     finally:
-        pending = _BATCHES.pop()
-        if _BATCHES:
+        pending = batches.pop()
+        if batches:
             for key, entry in pending.items():
-                _BATCHES[-1].setdefault(key, entry)
+                batches[-1].setdefault(key, entry)
         elif pending and not _tracing():
             _realize_or_revert(list(pending.values()))
 
@@ -59,8 +70,9 @@ def defer(storage, before=None) -> None:
     """Realize `storage` with the current batch (at once when there is none). `before` is its
     (node, grad_fn) before the update, restored if realizing fails."""
     before = before or (storage.node, storage.grad_fn)
-    if _BATCHES:
-        _BATCHES[-1].setdefault(id(storage), (storage, before))
+    batches = _BATCHES.get()
+    if batches:
+        batches[-1].setdefault(id(storage), (storage, before))
     elif not _tracing():
         _realize_or_revert([(storage, before)])
 
@@ -124,7 +136,7 @@ def assign(t, value, opname: str = "copy_"):
         node = make("reshape", (node,), {"shape": tuple(node.shape)}, user_loc())   # copy into t's own memory
     before = (s.node, s.grad_fn)
     s.set_value(node, fn)
-    if _BATCHES or s.state or s.exported:
+    if _BATCHES.get() or s.state or s.exported:
         defer(s, before)
     return t
 

@@ -46,7 +46,9 @@ from .compiler.ir.dtypes import from_short
 from .compiler.program import STAGES
 from .autograd.grad_mode import is_grad_enabled
 from .dtypes import get_default_dtype
-from .guards import ModuleGuard, TensorGuard, ValueGuard, first_failing, roots_of, state_names
+from .internal_errors import compile_reporting
+from .guards import (ModuleGuard, TensorGuard, ValueGuard, first_failing, plain_capture_guards, roots_of,
+                     state_names)
 from .realize import LOCK, buffer_owner, realize, register_buffer
 from .runtime.cache import PROGRAMS, VERSION
 from .source import user_loc
@@ -357,6 +359,10 @@ class CompiledFunction:
                     refresh()
             return self._outputs(v, v.run(_input_buffers(leaves, self.static, names)))
 
+    def traced_variants(self) -> list:
+        """Every variant kept, for every signature (least recently used signature first)."""
+        return [v for variants in self.variants.values() for v in variants]
+
     def _replayable(self, key):
         """A variant traced for this signature whose guards hold now (moved to the front), or None."""
         variants = self.variants.get(key)
@@ -410,9 +416,10 @@ class CompiledFunction:
     def _log_retrace(self, key, variants):
         if not variants and self._last_key is not None and key != self._last_key:
             log.info("retracing %s: %s", self.name, _reason(self._last_key, key))
-        elif variants and variants[0].stable:
+        elif variants:
             changed = variants[0].what_changed()
-            log.info("retracing %s: %s", self.name, changed or "the state it captured changed")
+            if changed is not None or variants[0].stable:     # else: confirming a first trace
+                log.info("retracing %s: %s", self.name, changed or "the state it captured changed")
         self._last_key = key
 
     def lower(self, *args, **kwargs) -> "Lowered":
@@ -491,7 +498,7 @@ class CompiledFunction:
         v.graph = graph
         v.graph_text = print_graph(graph)
         v.structure = (v.graph_text, tuple(id(s) if s is not None else _const_key(c) for s, c in v.param_sources))
-        v.guards, v.refreshers = tracer.guards, tracer.refreshers
+        v.guards, v.refreshers = tracer.guards + plain_capture_guards(self.fn), tracer.refreshers
         v.state_guards, v.names = tracer.all_state_guards(), names
         v.epoch = trace_hooks.EPOCH[0]
         v.escaped = [(f"state{i}", s) for i, s in enumerate(escaped)]
@@ -667,7 +674,8 @@ def compile_cached(graph: Graph, text: str | None = None, target: str = "cpu", a
     key = hashlib.sha256(f"{where}\n{VERSION}\n{compiler.FINGERPRINT}\n{text}".encode()).hexdigest()
     program = PROGRAMS.get(key)
     if program is None:
-        program = compiler.compile(graph, target) if arch is None else compiler.compile(graph, target, arch=arch)
+        options = {"target": target} if arch is None else {"target": target, "arch": arch}
+        program = compile_reporting(compiler.compile, graph, **options)
         PROGRAMS.put(key, program)
     return program
 

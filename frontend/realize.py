@@ -21,6 +21,7 @@ from . import compiler, runtime, trace_hooks
 from . import cuda as _cuda
 from . import storage as _storage_module
 from .compiler.ir import Graph, Node
+from .internal_errors import compile_reporting
 
 LOCK = threading.RLock()        # held while realizing or replaying a compiled function
 MAX_PENDING_DEPTH = 4096        # a chain of pending ops longer than this realizes as it is built
@@ -119,7 +120,7 @@ def program_for(targets):
     entry = _PROGRAMS.get(key)
     if entry is None:
         STATS["misses"] += 1
-        program = compiler.compile(_build_graph(leaves, pending, targets), **options)
+        program = compile_reporting(compiler.compile, _build_graph(leaves, pending, targets), **options)
         if DUMPING[0]:
             from .jit import dump
             dump(program, "realize")

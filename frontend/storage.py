@@ -22,8 +22,8 @@ _PRUNE_AT = [1024]
 def _register_buffer(storage) -> None:
     _OWNERS[id(storage.buffer)] = weakref.ref(storage)
     if len(_OWNERS) > _PRUNE_AT[0]:        # drop dead entries now and then (cheaper than callbacks)
-        for key in [k for k, ref in _OWNERS.items() if ref() is None]:
-            del _OWNERS[key]
+        for key in [k for k, ref in list(_OWNERS.items()) if ref() is None]:   # list(): atomic under threads
+            _OWNERS.pop(key, None)
         _PRUNE_AT[0] = max(1024, 2 * len(_OWNERS))
 
 

@@ -251,7 +251,12 @@ class Tensor:
         self._grad = value
 
     def retain_grad(self):
-        self._retains_grad = True
+        from .autograd.engine import retain_grad
+        retain_grad(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         from .autograd.engine import backward

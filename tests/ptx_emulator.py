@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -166,6 +167,7 @@ class EmulatedExecutable(DeviceCalls):
         self.run = EmulatedProgram(program)
         self.bound: dict = {}            # slot -> HostDeviceBuffer
         self.out_specs = output_specs(program)
+        self.lock = threading.RLock()     # DeviceCalls binds and calls under it
 
     def bind(self, slot, buf) -> None:
         assert isinstance(buf, HostDeviceBuffer), f"slot {slot}: a {type(buf).__name__} is not a device buffer"

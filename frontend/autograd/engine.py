@@ -9,6 +9,8 @@ be differentiated again.
 """
 from __future__ import annotations
 
+import weakref
+
 from .. import ops
 from ..compiler.passes.autodiff import node_emit, vjp
 from ..source import user_loc
@@ -68,6 +70,22 @@ class _Emitters:
         return self.emit("add", a, b)
 
 
+RETAINED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # grad_fn -> [weakref to tensor]
+
+
+def retain_grad(tensor) -> None:
+    """Make backward() fill `tensor.grad` although it is not a leaf (PyTorch's retain_grad)."""
+    if not tensor.requires_grad:
+        raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+    if tensor.is_leaf:
+        return
+    fn = tensor._value()[1]
+    refs = RETAINED.setdefault(fn, [])
+    if not any(r() is tensor for r in refs):
+        refs.append(weakref.ref(tensor))
+    tensor._retains_grad = True
+
+
 def run(roots, seeds, retain_graph: bool, create_graph: bool, capture=None) -> dict:
     """Propagate `seeds` from the `roots` functions; accumulate into leaves or, with `capture`
     (a set of function ids), return the cotangents reaching those functions instead."""
@@ -82,6 +100,11 @@ def run(roots, seeds, retain_graph: bool, create_graph: bool, capture=None) -> d
             g = ct.pop(id(fn), None)
             if g is None:
                 continue
+            if capture is None and fn in RETAINED:
+                for ref in RETAINED[fn]:
+                    t = ref()
+                    if t is not None:
+                        accumulate(t, g, create_graph)     # retain_grad(): the non-leaf's .grad
             if capture is not None and id(fn) in capture:
                 captured[id(fn)] = g
                 if isinstance(fn, AccumulateGrad):
