@@ -3,7 +3,7 @@
 `realize(storages)` walks back from the storages' pending nodes to nodes that already have
 buffers (leaves), builds a structural key of what it saw (ops, attributes, types, and how
 nodes connect, leaves numbered by first use: never buffer contents or identities), and
-looks the key up in the program cache. Only on a miss does it build a Graph and run the
+looks the key up in the program cache (LRU, MAX_PROGRAMS entries). Only on a miss does it build a Graph and run the
 compiler; either way it binds the leaf buffers and makes one native call.
 
 A storage that already has a buffer is updated in place: its old value becomes a param of
@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections import OrderedDict
 
 from . import compiler, runtime, trace_hooks
 from . import cuda as _cuda
@@ -26,9 +27,10 @@ from .internal_errors import compile_reporting
 LOCK = threading.RLock()        # held while realizing or replaying a compiled function
 MAX_PENDING_DEPTH = 4096        # a chain of pending ops longer than this realizes as it is built
 
-STATS = {"hits": 0, "misses": 0, "runs": 0}
+STATS = {"hits": 0, "misses": 0, "runs": 0, "evictions": 0}
 DUMPING = [bool(os.environ.get("FUSEGRAD_DUMP") or os.environ.get("FUSEGRAD_DUMP_DIR"))]
-_PROGRAMS: dict = {}
+MAX_PROGRAMS = 1024           # eager programs kept (least recently used dropped first)
+_PROGRAMS: OrderedDict = OrderedDict()
 register_buffer = _storage_module._register_buffer
 buffer_owner = _storage_module.buffer_owner
 
@@ -125,8 +127,12 @@ def program_for(targets):
             from .jit import dump
             dump(program, "realize")
         entry = _PROGRAMS[key] = (runtime.load(program), program)
+        while len(_PROGRAMS) > MAX_PROGRAMS:
+            _PROGRAMS.popitem(last=False)
+            STATS["evictions"] += 1
     else:
         STATS["hits"] += 1
+        _PROGRAMS.move_to_end(key)
     inputs = [_cuda.bindable(n.buffer, entry[1].target) for n, kind in leaves if kind == "I"]
     params = [n.buffer for n, kind in leaves if kind == "P"]
     bound = {id(b) for b in params}
