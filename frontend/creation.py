@@ -239,24 +239,28 @@ def _frames(owner, memory, a, steps, sizes):
     dim strides divide a's strides (a few dozen at most; the first that fits is used)."""
     if owner.itemsize == a.itemsize and owner.ndim > 1:
         yield tuple(owner.shape)
-    for strides in itertools.islice(_frame_strides(steps, sizes, len(steps) - 1, ()), _MAX_FRAMES):
+    for strides in itertools.islice(_frame_strides(steps, sizes, len(steps) - 1, (), [_MAX_VISITS]), _MAX_FRAMES):
         inner = tuple(x // y for x, y in zip(strides, strides[1:])) + ((strides[-1],) if strides[-1] > 1 else ())
         yield (memory.size // strides[0],) + inner
 
 
 _MAX_FRAMES = 64
+_MAX_VISITS = 4096     # candidates looked at, at most (overlapping strides could make the search long)
 
 
-def _frame_strides(steps, sizes, j, inner):
+def _frame_strides(steps, sizes, j, inner, budget):
     """Frame dim strides for a's dims j, j-1, ... (outermost last chosen): each divides a's
     stride there, is a multiple of the next inner one, and leaves room for the inner dim's extent."""
     if j < 0:
         yield inner
         return
     for t in _divisors(steps[j]):
+        budget[0] -= 1
+        if budget[0] < 0:
+            return
         if inner and (t % inner[0] or t // inner[0] <= (sizes[j + 1] - 1) * (steps[j + 1] // inner[0])):
             continue
-        yield from _frame_strides(steps, sizes, j - 1, (t,) + inner)
+        yield from _frame_strides(steps, sizes, j - 1, (t,) + inner, budget)
 
 
 def _divisors(n: int) -> list:
