@@ -225,13 +225,15 @@ def _strided_view(a: np.ndarray):
 
 
 def _contiguous_owners(a: np.ndarray):
-    """The arrays `a` is a view of, innermost first, that are contiguous runs of whole elements before it."""
+    """The arrays `a` is a view of, innermost first, that are contiguous runs of whole elements
+    before it (through the non-array holders that as_strided and broadcast_to put between)."""
     owner = a.base
-    while isinstance(owner, np.ndarray):
-        gap = a.ctypes.data - owner.ctypes.data
-        if owner.flags.c_contiguous and not owner.nbytes % a.itemsize and gap >= 0 and not gap % a.itemsize:
-            yield owner
-        owner = owner.base
+    while owner is not None:
+        if isinstance(owner, np.ndarray):
+            gap = a.ctypes.data - owner.ctypes.data
+            if owner.flags.c_contiguous and not owner.nbytes % a.itemsize and gap >= 0 and not gap % a.itemsize:
+                yield owner
+        owner = getattr(owner, "base", None)
 
 
 def _frames(owner, memory, a, steps, sizes):

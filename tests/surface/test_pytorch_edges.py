@@ -208,7 +208,9 @@ def _base(*shape):
     lambda: _base(5, 6).T[::2],
     lambda: _base(3, 1, 4)[:, :, ::2],
     lambda: np.arange(12, dtype=np.int32)[1::2],
-], ids=["1d", "1d tail", "columns", "block", "3d", "3d transposed", "transposed", "size-1 dim", "int32"])
+    lambda: np.lib.stride_tricks.as_strided(_base(12)[1:], shape=(3, 2), strides=(32, 16)),
+], ids=["1d", "1d tail", "columns", "block", "3d", "3d transposed", "transposed", "size-1 dim", "int32",
+        "as_strided"])
 def test_from_numpy_shares_the_memory_of_a_strided_array(make):
     a = make()
     with warnings.catch_warnings():
