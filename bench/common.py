@@ -143,6 +143,7 @@ done:
 
 def _jit(text: str, name: str, argtypes: list):
     import llvmlite.binding as llvm
+
     from fusegrad.runtime.cpu import _new_machine, optimized_module
     engine = llvm.create_mcjit_compiler(optimized_module(text), _new_machine())
     engine.finalize_object()

@@ -39,8 +39,8 @@ import sys
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import llvmlite.binding as llvm
+import numpy as np
 from llvmlite import ir
 
 from fusegrad.compiler.codegen.gemm import GemmSpec, define_gemm, host_vector_bytes

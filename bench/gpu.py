@@ -22,9 +22,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import Row, fmt_time, median_time, table  # noqa: E402
-
 import fusegrad  # noqa: E402
+from common import Row, fmt_time, median_time, table  # noqa: E402
 from fusegrad.compiler import compile  # noqa: E402
 from fusegrad.compiler.ir import Graph, Node, float32, make  # noqa: E402
 from fusegrad.runtime import cuda as rt  # noqa: E402

@@ -123,6 +123,7 @@ def machine_section() -> tuple[str, dict]:
     """The machine in Markdown, and its limits for the table."""
     import llvmlite.binding as llvm
     import numpy as np  # noqa: F401
+
     import common
     cpu = platform.processor() or "unknown CPU"
     mhz = ""

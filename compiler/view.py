@@ -102,7 +102,7 @@ class View:
         if self.mask is not None:
             return self._reshape_masked(shape)
         old = [(d, t) for d, t in zip(self.shape, self.strides) if d != 1]
-        strides, i = [], 0
+        i = 0
         new_real = [j for j, d in enumerate(shape) if d != 1]
         out = [0] * len(shape)
         j = 0

@@ -62,8 +62,8 @@ for epoch in range(EPOCHS):
         loss = train_step(x, y)
         step_times.append(time.perf_counter() - t)
         epoch_losses.append(loss)
-    epoch_loss = float(np.mean([l.item() for l in epoch_losses]))
-    losses.extend(l.item() for l in epoch_losses)
+    epoch_loss = float(np.mean([v.item() for v in epoch_losses]))
+    losses.extend(v.item() for v in epoch_losses)
     if epoch % 5 == 4 or epoch == 0:
         print(f"epoch {epoch + 1:2d}  loss {epoch_loss:.4f}")
 

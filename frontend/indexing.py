@@ -14,7 +14,6 @@ import numpy as np
 
 from . import dtypes as D
 from . import inplace, ops, shape_ops, trace_hooks
-from .source import user_loc
 
 
 def _as_index_list(index):
@@ -196,7 +195,6 @@ def setitem(x, index, value):
 
 def _index_put(v, tensor_at, value):
     """v[tensor indices] = value: scatter the values and a hit mask, then select."""
-    dims = [d for d, t in enumerate(tensor_at) if t is not None]
     dev = v._storage.device
     positions = _advanced(_iota_like(v), tensor_at)       # flat positions of the written elements
     target = tuple(positions.shape)

@@ -18,7 +18,8 @@ import contextvars
 import numpy as np
 
 from . import dtypes as D
-from . import ops, random as _random, shape_ops, trace_hooks
+from . import ops, shape_ops, trace_hooks
+from . import random as _random
 from .autograd.grad_mode import is_grad_enabled
 from .compiler.ir import make
 from .compiler.ir.dtypes import category
@@ -95,7 +96,6 @@ def tensor_emit(op, *inputs, **attrs):
 
 def _write_back(base, chain, new):
     """The base's new value after its view (through `chain`) takes the value `new`."""
-    from .tensor import Tensor
     values = [base]
     for op, attrs, _ in chain[:-1]:
         values.append(ops.prim(op, [values[-1]], attrs))

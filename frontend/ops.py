@@ -12,11 +12,11 @@ import builtins
 import math
 from collections import namedtuple
 
+from . import cuda as _cuda
 from . import dtypes as D
 from .autograd.function import Function
 from .autograd.grad_mode import is_grad_enabled
-from .compiler.ir import AxisError, Node, fmt_type, make
-from . import cuda as _cuda
+from .compiler.ir import AxisError, fmt_type, make
 from .cuda import check_devices
 from .source import user_loc
 
@@ -619,7 +619,7 @@ def mm(a, b):
 
 def bmm(a, b):
     if a.dim() != 3 or b.dim() != 3:
-        raise RuntimeError(f"batch1 must be a 3D tensor")
+        raise RuntimeError("batch1 must be a 3D tensor")
     return matmul(a, b)
 
 

@@ -110,7 +110,7 @@ def rand_tensor(shape, dtype, generator: Generator | None = None):
     Eagerly, the key is a fresh (seed, offset) buffer and the generator advances at once;
     inside a trace the key is the generator's state tensor itself, advanced in place, so
     every call of the compiled function draws new numbers."""
-    from . import ops, trace_hooks
+    from . import trace_hooks
     from .compiler.ir import make
     from .source import user_loc
     from .tensor import Tensor

@@ -367,7 +367,7 @@ class ObjectCache:
 
 
 def _load_program(payload: bytes):
-    from ..compiler.program import Program     # the runtime depends on the Program type only
+    from ..compiler.program import Program  # the runtime depends on the Program type only
     return Program.from_json(payload)
 
 

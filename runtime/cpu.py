@@ -157,9 +157,9 @@ class CpuExecutable:
         gomp = _gomp()
         if gomp is None:
             return
-        for name, address in zip(("fg_gomp_parallel", "fg_omp_thread_num", "fg_omp_num_threads"), gomp):
+        for name, fn_address in zip(("fg_gomp_parallel", "fg_omp_thread_num", "fg_omp_num_threads"), gomp):
             slot = self._engine.get_global_value_address(name)
-            ctypes.c_void_p.from_address(slot).value = address
+            ctypes.c_void_p.from_address(slot).value = fn_address
 
     def __call__(self, inputs, params, outputs=None) -> dict:
         """Run with numpy buffers for the inputs and params (C-contiguous, the program's

@@ -50,7 +50,8 @@ def _movement(x):
 
 def _indexing(x, idx):
     src = fusegrad.zeros(4, 6)
-    return (x[idx], x[:, idx % 6], x.index_select(1, idx), src.scatter_add(1, (idx % 6).reshape(4, 1).expand(4, 3), x[:, :3]),
+    return (x[idx], x[:, idx % 6], x.index_select(1, idx),
+            src.scatter_add(1, (idx % 6).reshape(4, 1).expand(4, 3), x[:, :3]),
             x.gather(1, (idx % 6).reshape(4, 1).expand(4, 3)))
 
 
@@ -76,7 +77,8 @@ def _random(x):
 
 
 def _casts(x, i, b):
-    return x.to(fusegrad.int32), i.to(fusegrad.float64) / 3, b.to(fusegrad.float32) + x, (i // 2) % 3, i.to(fusegrad.uint8)
+    return (x.to(fusegrad.int32), i.to(fusegrad.float64) / 3, b.to(fusegrad.float32) + x, (i // 2) % 3,
+            i.to(fusegrad.uint8))
 
 
 def _training_step(optimizer_type, **options):

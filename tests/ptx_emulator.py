@@ -186,6 +186,7 @@ def install_emulated_device(monkeypatch) -> None:
     """Make fusegrad see one CUDA device, emulated on the CPU, for one test."""
     import sys
     import types
+
     import fusegrad
     from fusegrad import cuda as frontend_cuda
     from fusegrad.runtime import cuda as rt

@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 
 import fusegrad as torch
+from fusegrad import runtime
 from fusegrad.compiler import compile
 from fusegrad.compiler.ir import Graph, Node, float64, make
 from fusegrad.compiler.passes.autodiff import differentiate
-from fusegrad import runtime
-
 from helpers import gradcheck
 
 R = np.random.default_rng(7)

@@ -143,5 +143,5 @@ def test_each_mutation_kind_retraces_or_replays_correctly():
         what, _ = _mutation(r)
         kinds.add(what.split("(")[0].split("=")[0].strip())
     assert len(kinds) >= 7
-    for seed in range(8):
+    for _ in range(8):
         run_sequence(10_000 + int(rng.integers(0, 1 << 20)))

@@ -14,7 +14,8 @@ import fusegrad as torch
 import fusegrad.nn as nn
 from fusegrad.jit import TracingError
 from helpers import mlp_training
-from ptx_emulator import compiler as c_compiler, install_emulated_device
+from ptx_emulator import compiler as c_compiler
+from ptx_emulator import install_emulated_device
 
 pytestmark = pytest.mark.skipif(c_compiler() is None, reason="no C compiler for the PTX emulator")
 
@@ -218,8 +219,8 @@ def test_lower_and_dumps_of_a_cuda_variant_give_ptx(capsys):
 
 
 def test_the_program_cache_keeps_cpu_and_cuda_programs_of_one_graph_apart():
-    from fusegrad.jit import compile_cached
     from fusegrad.compiler.ir import parse_graph
+    from fusegrad.jit import compile_cached
     graph = parse_graph(torch.compile(lambda x: x * 2 + 1).lower(torch.ones(3)).text("graph"))
     assert compile_cached(graph).target == "cpu"
     assert compile_cached(graph, target="cuda", arch="sm_80").target == "cuda"

@@ -1,6 +1,5 @@
 """Differential tests against numpy: every op, every dtype numpy defines it for, random shapes
 with broadcasting (size-1 and size-0 dims included). Results must agree in value and dtype."""
-import itertools
 
 import numpy as np
 import pytest

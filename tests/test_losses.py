@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import gradcheck
 
 import fusegrad as torch
 import fusegrad.nn as nn
 import fusegrad.nn.functional as F
+from helpers import gradcheck
 
 REDUCTIONS = ["mean", "sum", "none"]
 

@@ -7,13 +7,12 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
-from helpers import gradcheck
 
 import fusegrad as torch
 import fusegrad.nn as nn
 import fusegrad.nn.functional as F
 from fusegrad.random import uniform
-
+from helpers import gradcheck
 
 # ---------------------------------------------------------------- gradchecks of the composites
 
@@ -222,7 +221,7 @@ def test_module_attribute_rules():
     assert [n for n, _ in net.named_parameters()] == ["fc1.weight", "fc1.bias"]
     del net.fc1
     with pytest.raises(AttributeError, match="'Net' object has no attribute 'fc1'"):
-        net.fc1
+        net.fc1  # noqa: B018  (the attribute read is what raises)
     with pytest.raises(KeyError, match="contain"):
         net.register_parameter("a.b", None)
     with pytest.raises(AttributeError, match="before Module.__init__"):

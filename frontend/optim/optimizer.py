@@ -18,14 +18,13 @@ from collections import defaultdict
 
 import numpy as np
 
+from .. import trace_hooks
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..creation import zeros, zeros_like
-from .. import trace_hooks
 from ..inplace import defer, deferred
 from ..nn._grads import zero_grads
 from ..ops import _torch_name
 from ..tensor import Tensor
-
 
 _INVALID = {"lr": "learning rate", "eps": "epsilon value", "momentum": "momentum value",
             "weight_decay": "weight_decay value", "alpha": "alpha value"}

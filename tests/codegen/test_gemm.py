@@ -9,9 +9,9 @@ from __future__ import annotations
 import ctypes
 import threading
 
+import llvmlite.binding as llvm
 import numpy as np
 import pytest
-import llvmlite.binding as llvm
 from llvmlite import ir
 
 from fusegrad.compiler.codegen.gemm import GemmSpec, define_gemm, host_vector_bytes

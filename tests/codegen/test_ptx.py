@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from fusegrad.compiler import compile
-from fusegrad.compiler.ir import Graph, Node, float32, float64, int64, make
 from fusegrad.compiler.codegen import ptx_gemm, ptx_rows
-
-from ptx_emulator import EmulatedProgram, compiler as c_compiler
+from fusegrad.compiler.ir import Graph, Node, float32, float64, int64, make
+from ptx_emulator import EmulatedProgram
+from ptx_emulator import compiler as c_compiler
 
 needs_ptxas = pytest.mark.skipif(shutil.which("ptxas") is None, reason="ptxas not installed")
 needs_cc = pytest.mark.skipif(c_compiler() is None, reason="no C compiler for the PTX emulator")
@@ -248,8 +248,8 @@ def test_batched_matmul_with_a_shared_operand_and_int64(rng):
 def test_large_tiling_runs_like_numpy(rng, monkeypatch):
     monkeypatch.setattr(ptx_gemm, "MIN_LARGE_TILES", 1)
     a, b = inp("a", (200, 24)), inp("b", (24, 150))
-    prog = lower({"c": make("matmul", [make("permute", [make("permute", [a], {"perm": (1, 0)})], {"perm": (1, 0)}), b])},
-                 [a, b])
+    twice = make("permute", [make("permute", [a], {"perm": (1, 0)})], {"perm": (1, 0)})
+    prog = lower({"c": make("matmul", [twice, b])}, [a, b])
     assert prog.launches[0].block == ptx_gemm.LARGE.threads
     av, bv = rng.standard_normal((200, 24)).astype(np.float32), rng.standard_normal((24, 150)).astype(np.float32)
     np.testing.assert_allclose(emulate(prog, av, bv)[0]["c"], av @ bv, rtol=1e-4, atol=1e-4)

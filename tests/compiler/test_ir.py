@@ -3,8 +3,22 @@ import math
 
 import pytest
 
-from fusegrad.compiler.ir import (AxisError, DTypeError, Graph, Node, ShapeError, float32, float64, int32, int64,
-                                  make, parse_graph, print_graph, structurally_equal, uint8)
+from fusegrad.compiler.ir import (
+    AxisError,
+    DTypeError,
+    Graph,
+    Node,
+    ShapeError,
+    float32,
+    float64,
+    int32,
+    int64,
+    make,
+    parse_graph,
+    print_graph,
+    structurally_equal,
+    uint8,
+)
 from fusegrad.compiler.ir import bool_ as b8
 from fusegrad.compiler.ir.dtypes import promote
 

@@ -2,7 +2,7 @@
 import pytest
 
 from fusegrad.compiler import compile
-from fusegrad.compiler.ir import Graph, Node, ShapeError, float32, int64, make, parse_graph, print_graph
+from fusegrad.compiler.ir import Graph, Node, ShapeError, float32, make, parse_graph
 from fusegrad.compiler.passes import broadcast, fuse, schedule, shapes, simplify
 
 

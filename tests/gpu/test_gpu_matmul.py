@@ -26,4 +26,5 @@ def test_batched_and_float64_and_int64(rng):
     got = torch.bmm(torch.tensor(a, device="cuda"), torch.tensor(b, device="cuda")).cpu().numpy()
     np.testing.assert_allclose(got, a @ b, rtol=1e-12)
     i, j = rng.integers(-5, 5, (40, 30)), rng.integers(-5, 5, (30, 1))
-    np.testing.assert_array_equal((torch.tensor(i, device="cuda") @ torch.tensor(j, device="cuda")).cpu().numpy(), i @ j)
+    got = (torch.tensor(i, device="cuda") @ torch.tensor(j, device="cuda")).cpu().numpy()
+    np.testing.assert_array_equal(got, i @ j)

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import fusegrad as torch
-
 from helpers import gradcheck
 
 from .support import check

@@ -59,7 +59,8 @@ def test_randint_follows_manual_seed():
     (lambda: torch.randint(10, 3), TypeError, "argument 'size' (position 2) must be tuple of ints, not int"),
     (lambda: torch.randint(2.5, (2,)), TypeError, "argument 'high' (position 1) must be int, not float"),
     (lambda: torch.randint(10), TypeError, "randint()"),
-    (lambda: torch.randint(5, 5, (3,)), RuntimeError, "random_ expects 'from' to be less than 'to', but got from=5 >= to=5"),
+    (lambda: torch.randint(5, 5, (3,)), RuntimeError,
+     "random_ expects 'from' to be less than 'to', but got from=5 >= to=5"),
     (lambda: torch.randint(10, (3,), requires_grad=True), RuntimeError,
      "Only Tensors of floating point and complex dtype can require gradients"),
 ])

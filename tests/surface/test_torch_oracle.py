@@ -199,7 +199,7 @@ def test_basic_indexing_reads_and_writes():
 
 def test_advanced_indexing_reads():
     rng = np.random.default_rng(SEED + 6)
-    for trial in range(12):
+    for _trial in range(12):
         shape = _shape(rng, rng.integers(1, 4))
         a = _values(rng, shape, "float32")
         fa, ta = _pair(a)
@@ -215,7 +215,7 @@ def test_advanced_indexing_reads():
 
 def test_mask_writes():
     rng = np.random.default_rng(SEED + 7)
-    for trial in range(10):
+    for _trial in range(10):
         shape = _shape(rng, rng.integers(1, 4))
         a = _values(rng, shape, "int64")
         fa, ta = _pair(a)
