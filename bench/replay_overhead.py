@@ -36,13 +36,8 @@ def _per_call(fn, calls: int, rounds: int = 7) -> float:
     return statistics.median(times)
 
 
-def linreg_step():
-    rng = np.random.default_rng(0)
-    x = fusegrad.tensor((rng.random((100, 1)) * 10).astype(np.float32))
-    y = fusegrad.tensor((2.5 * x.numpy() + 1.0).astype(np.float32))
-    model, loss_fn = nn.Linear(1, 1), nn.MSELoss()
-    opt = fusegrad.optim.SGD(model.parameters(), lr=0.01)
-
+def _compiled_step(model, loss_fn, opt):
+    """The usual training step (zero_grad, forward, backward, update), compiled."""
     @fusegrad.compile
     def step(x, y):
         opt.zero_grad()
@@ -51,6 +46,15 @@ def linreg_step():
         opt.step()
         return loss
 
+    return step
+
+
+def linreg_step():
+    rng = np.random.default_rng(0)
+    x = fusegrad.tensor((rng.random((100, 1)) * 10).astype(np.float32))
+    y = fusegrad.tensor((2.5 * x.numpy() + 1.0).astype(np.float32))
+    model = nn.Linear(1, 1)
+    step = _compiled_step(model, nn.MSELoss(), fusegrad.optim.SGD(model.parameters(), lr=0.01))
     return lambda: step(x, y)
 
 
@@ -59,17 +63,8 @@ def mlp_step():
     x = fusegrad.tensor(rng.random((128, 784), dtype=np.float32))
     y = fusegrad.tensor(rng.integers(0, 10, 128))
     model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
-    loss_fn = nn.CrossEntropyLoss()
     opt = fusegrad.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-    @fusegrad.compile
-    def step(x, y):
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
+    step = _compiled_step(model, nn.CrossEntropyLoss(), opt)
     return lambda: step(x, y)
 
 
