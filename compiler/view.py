@@ -144,6 +144,7 @@ class View:
             return self._with(shape, [0] * len(shape), 0, [(0, 0)] * len(shape))
         if [d for d in shape if d != 1] != [d for d in self.shape if d != 1]:
             return None
+        assert self.mask is not None
         real = [(t, m) for d, t, m in zip(self.shape, self.strides, self.mask) if d != 1]
         strides, mask, k = [], [], 0
         for d in shape:

@@ -7,7 +7,11 @@ asked for, by compiling the pending graph into fused LLVM kernels run by fusegra
 `fusegrad.compile` traces a whole function (a training step) once per signature and
 replays it as one native call.
 """
+from __future__ import annotations
+
+import builtins as _builtins
 from importlib.metadata import PackageNotFoundError as _NotFound, version as _version
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from . import accelerator, autograd, compiler, cuda, runtime
 from .autograd import enable_grad, no_grad, set_grad_enabled
@@ -33,6 +37,9 @@ from . import nn, optim  # noqa: E402  (they build on everything above)
 from .internal_errors import InternalError
 from .jit import compile
 
+if _TYPE_CHECKING:
+    from .compiler.program import Program
+
 try:
     __version__ = _version("fusegrad")
 except _NotFound:
@@ -45,26 +52,29 @@ true_divide = divide = div
 multiply = mul
 subtract = sub
 absolute = abs
-square = lambda x: mul(x, x)  # noqa: E731
 
 
-def is_tensor(x) -> bool:
+def square(x: Tensor) -> Tensor:
+    return mul(x, x)
+
+
+def is_tensor(x: object) -> _builtins.bool:
     return isinstance(x, Tensor)
 
 
-def numel(x) -> int:
+def numel(x: Tensor) -> _builtins.int:
     return x.numel()
 
 
-def result_type(a, b):
+def result_type(a: object, b: object) -> dtype:
     return _result_type(a, b)
 
 
-def gather(x, dim, index):
-    return x.gather(dim, index)
+def gather(x: Tensor, dim: _builtins.int, index: Tensor) -> Tensor:
+    return x.gather(dim, index)  # type: ignore[attr-defined]  # bound by methods.py
 
 
-def program_of(t):
+def program_of(t: Tensor) -> Program | None:
     """The compiled Program that computed `t`'s value. A pending tensor is realized first (as
     `.numpy()` would); None for a value no program computed (made from data, e.g. `tensor([1.])`)."""
     if not t._storage.realized:

@@ -90,7 +90,10 @@ def result_type(*operands) -> DType:
         else:
             dt = scalar_dtype(x)
             wrapped = dt if wrapped is None else promote(wrapped, dt)
-    return _combine(dim, _combine(zero, wrapped))
+    result = _combine(dim, _combine(zero, wrapped))
+    if result is None:
+        raise TypeError("result_type() needs at least one operand")
+    return result
 
 
 __all__ = ["DType", "float32", "float64", "int32", "int64", "uint8", "bool_", "float", "double", "long", "int",

@@ -121,7 +121,7 @@ def global_names(code) -> tuple:
 def plain_capture_guards(fn) -> list:
     """ValueGuards for the plain Python values (numbers, strings, tuples of them) that `fn`
     reads from its globals and closure cells: a trace bakes them in as constants."""
-    guards = []
+    guards: list[ValueGuard] = []
     code = getattr(fn, "__code__", None)
     if code is None:
         return guards

@@ -68,5 +68,9 @@ for _name, _fn in BINARY.items():
     setattr(Tensor, _name, _binary_dunder(_fn))
 for _name, _fn in METHODS.items():
     setattr(Tensor, _name, _fn)
-Tensor.T = property(lambda x: shape_ops.permute(x, tuple(reversed(range(x.dim())))) if x.dim() >= 2 else x)
-Tensor.mT = property(lambda x: shape_ops.transpose(x, -2, -1))
+PROPERTIES = {
+    "T": property(lambda x: shape_ops.permute(x, tuple(reversed(range(x.dim())))) if x.dim() >= 2 else x),
+    "mT": property(lambda x: shape_ops.transpose(x, -2, -1)),
+}
+for _name, _prop in PROPERTIES.items():
+    setattr(Tensor, _name, _prop)

@@ -8,7 +8,13 @@ from __future__ import annotations
 import os
 import sys
 
-_OWN = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (
+
+def _folder(module) -> str:
+    assert module.__file__ is not None      # fusegrad's packages are folders of .py files
+    return os.path.dirname(os.path.abspath(module.__file__)) + os.sep
+
+
+_OWN = tuple(_folder(m) for m in (
     sys.modules[__package__],
     __import__(f"{__package__}.compiler", fromlist=["_"]),
     __import__(f"{__package__}.runtime", fromlist=["_"]),

@@ -65,7 +65,11 @@ def address(a: np.ndarray) -> int:
 
 def _remember(a: np.ndarray, ptr: int) -> None:
     key = id(a)
-    _ADDRESSES[key] = (weakref.ref(a, lambda _, key=key: _ADDRESSES.pop(key, None)), ptr)
+
+    def forget(_: object) -> None:
+        _ADDRESSES.pop(key, None)
+
+    _ADDRESSES[key] = (weakref.ref(a, forget), ptr)
 
 
 class _Slab:
@@ -75,7 +79,7 @@ class _Slab:
         self.used = (-self.base) % ALIGN
 
 
-_SLAB = [None]
+_SLAB: list[_Slab | None] = [None]
 
 
 def new_buffer(shape, dtype: np.dtype, nbytes: int) -> tuple[np.ndarray, int]:

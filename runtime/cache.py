@@ -344,8 +344,10 @@ class ObjectCache:
     def _read_disk(self, key: str) -> bytes | None:
         """The verified payload of `key` on disk (its mtime refreshed), or None."""
         folder = open_folder()
+        if folder is None:
+            return None
         name = self._name(key)
-        data = folder.read(name) if folder is not None else None
+        data = folder.read(name)
         if data is None:
             return None
         payload = folder.unseal(name, data)

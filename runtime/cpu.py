@@ -181,7 +181,8 @@ class CpuExecutable:
         """Bind `outputs` (name -> array) where given and fresh buffers elsewhere. Names of one
         value (the compiler gave them one slot) share its fresh buffer; the program writes the
         buffer bound last for a slot."""
-        table, result, of_slot = self.table, {}, {}
+        table, result = self.table, {}
+        of_slot: dict[int, np.ndarray] = {}
         for name, slot, shape, dtype, nbytes in self.out_specs:
             a = outputs.get(name) if outputs else None
             if a is None:

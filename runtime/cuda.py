@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+from typing import Any, Callable
 
 import numpy as np
 
@@ -190,6 +191,14 @@ class DeviceCalls:
     """Calling a device program with buffers: `bind` each slot (the subclass says how), then
     `call`; or all at once. `out_specs` and `new_buffer` come from the subclass."""
 
+    # supplied by the subclass
+    program: Any
+    lock: Any
+    out_specs: list
+    new_buffer: Callable[..., Any]
+    bind: Callable[[int, Any], None]
+    call: Callable[[], None]
+
     def __call__(self, inputs, params, outputs=None) -> dict:
         """Run with device buffers for the inputs and params (the program's shapes and
         dtypes); returns the output buffers by name, written into `outputs` where given."""
@@ -205,7 +214,8 @@ class DeviceCalls:
     def bind_outputs(self, outputs=None) -> dict:
         """Bind `outputs` (name -> buffer) where given and fresh buffers elsewhere (one per
         slot: names of one value share it)."""
-        result, of_slot = {}, {}
+        result: dict = {}
+        of_slot: dict = {}
         for name, slot, shape, dtype in self.out_specs:
             buf = outputs.get(name) if outputs else None
             if buf is None:

@@ -195,7 +195,8 @@ class Optimizer:
 
     def state_dict(self) -> dict:
         """PyTorch's layout: parameters are numbered across groups in order."""
-        index, groups = {}, []
+        index: dict[int, int] = {}
+        groups = []
         for group in self.param_groups:
             numbers = []
             for p in group["params"]:
