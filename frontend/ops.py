@@ -80,7 +80,7 @@ def _py(value, dtype):
 def cast(t, dtype):
     if t.dtype is dtype:
         return t
-    return prim("cast", [t], shape=t.shape, dtype=dtype, name="ToCopyBackward0")
+    return prim("cast", [t], shape=t.shape, dtype=dtype)
 
 
 def operand(x, dtype):
@@ -127,7 +127,7 @@ def binary(op: str, a, b, *, name=None, dtype=None, opname=None):
 def add(a, b, alpha=1):
     if alpha != 1:
         b = mul(b, alpha)
-    return binary("add", a, b, name="AddBackward0", opname="add")
+    return binary("add", a, b, opname="add")
 
 
 def sub(a, b, alpha=1):
@@ -149,7 +149,7 @@ def _check_not_bool_sub(a, b):
 
 
 def mul(a, b):
-    return binary("mul", a, b, name="MulBackward0", opname="mul")
+    return binary("mul", a, b, opname="mul")
 
 
 def div(a, b, rounding_mode=None):
@@ -164,7 +164,7 @@ def div(a, b, rounding_mode=None):
     dt = D.result_type(a, b)
     if not dt.is_floating_point:
         dt = D.get_default_dtype()
-    return binary("div", a, b, dtype=dt, name="DivBackward0", opname="div")
+    return binary("div", a, b, dtype=dt, opname="div")
 
 
 def floor_divide(a, b):
@@ -219,11 +219,11 @@ def pow(a, b):
 
 
 def maximum(a, b):
-    return binary("max", a, b, name="MaximumBackward0", opname="maximum")
+    return binary("max", a, b, opname="maximum")
 
 
 def minimum(a, b):
-    return binary("min", a, b, name="MinimumBackward0", opname="minimum")
+    return binary("min", a, b, opname="minimum")
 
 
 def _compare(op, a, b, swap=False):
@@ -284,24 +284,25 @@ def bitwise(op, a, b):
 
 def where(condition, x, y):
     dt = D.result_type(x, y)
-    return prim("where", [cast(condition, D.bool_), operand(x, dt), operand(y, dt)], name="WhereBackward0")
+    return prim("where", [cast(condition, D.bool_), operand(x, dt), operand(y, dt)])
 
 
-def _float_unary(op, x, name):
+def _float_unary(op, x):
+    """A float-only primitive (its grad_fn name declared with it), ints promoted to the default dtype."""
     dt = x.dtype if x.dtype.is_floating_point else D.get_default_dtype()
-    return prim(op, [cast(x, dt)], name=name)
+    return prim(op, [cast(x, dt)])
 
 
 def exp(x):
-    return _float_unary("exp", x, "ExpBackward0")
+    return _float_unary("exp", x)
 
 
 def log(x):
-    return _float_unary("log", x, "LogBackward0")
+    return _float_unary("log", x)
 
 
 def sqrt(x):
-    return _float_unary("sqrt", x, "SqrtBackward0")
+    return _float_unary("sqrt", x)
 
 
 def rsqrt(x):
@@ -309,24 +310,24 @@ def rsqrt(x):
 
 
 def reciprocal(x):
-    return _float_unary("recip", x, "ReciprocalBackward0")
+    return _float_unary("recip", x)
 
 
 def sin(x):
-    return _float_unary("sin", x, "SinBackward0")
+    return _float_unary("sin", x)
 
 
 def cos(x):
-    return _float_unary("cos", x, "CosBackward0")
+    return _float_unary("cos", x)
 
 
 def tanh(x):
-    return _float_unary("tanh", x, "TanhBackward0")
+    return _float_unary("tanh", x)
 
 
 def floor(x):
     _check_not_bool(x, "floor", "floor_vml_cpu")
-    return x if not x.dtype.is_floating_point else prim("floor", [x], name="FloorBackward0")
+    return x if not x.dtype.is_floating_point else prim("floor", [x])
 
 
 def ceil(x):
@@ -340,7 +341,7 @@ def round(x, decimals=0):
     if not x.dtype.is_floating_point:
         return x
     if decimals == 0:
-        return prim("round", [x], name="RoundBackward0")
+        return prim("round", [x])
     if decimals > 0:
         scale = 10.0 ** decimals
         return named(div(round(mul(x, scale)), scale), "RoundBackward1")
@@ -352,12 +353,12 @@ def neg(x):
     if x.dtype.is_bool:
         raise op_error(RuntimeError, "neg", "Negation, the `-` operator, on a bool tensor is not supported. If you "
                        "are trying to invert a mask, use the `~` or `logical_not()` operator instead.", [x])
-    return prim("neg", [x], name="NegBackward0")
+    return prim("neg", [x])
 
 
 def abs(x):
     _check_not_bool(x, "abs", "abs_cpu")
-    return prim("abs", [x], name="AbsBackward0")
+    return prim("abs", [x])
 
 
 def sign(x):

@@ -13,6 +13,11 @@ index of each iteration space; the Emitter then produces any node's value there:
 
 Reductions are computed by the backend's loop drivers; their finished values are handed to
 the Emitter in `acc`, keyed by node, as are matmul accumulators for epilogues.
+
+Each primitive's lowering is registered here against its declaration (ir/registry.py `CPU`,
+at the end of this module): an `ElementwiseRule` for elementwise ops, an `IndexRule` for
+sources, movement and gather, `planned(...)` for the kinds the loop drivers generate. The
+Emitter looks a node's rule up in its target's table (`RULES`; the GPU's is `PTX`).
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from ..ir import Node, dtypes
+from ..ir.registry import CPU, ElementwiseRule, IndexRule, Marker, planned
 from ..passes.fuse import Kernel, movement_base
 from ..passes.schedule import Schedule
 from ..view import ViewStack, row_major_strides
@@ -72,6 +78,8 @@ def recursion_for(sched: Schedule):
 
 
 class Emitter:
+    RULES = CPU          # the lowering of each primitive for this target
+
     def __init__(self, b: ir.IRBuilder, kernel: Kernel, pointers: dict, error_ptr, checks: list):
         self.b = b
         self.kernel = kernel
@@ -142,27 +150,20 @@ class Emitter:
     def _compute(self, n: Node, path: tuple, space: Space) -> ir.Value:
         if id(n) in self.acc:
             return self.acc[id(n)]
-        if id(n) in self.loaded or n.op in ("input", "param"):
+        if id(n) in self.loaded:
             return self.load(n, path, space)
-        kind = n.kind
-        if n.op == "const":
-            return const(n.dtype, n.attrs["value"])
-        if n.op == "iota":
-            return self.iota(n, path, space)
-        if n.op == "rand":
-            return self.rand(n, path, space)
-        if n.op == "pad":
-            v = self.value(n.inputs[0], path + (n,), space)
-            off, valid = self.offset(path_view(n.inputs[0].shape, path + (n,)), space)
-            return self.b.select(valid, v, const(n.dtype, 0)) if valid is not None else v
-        if n.op == "concat":
-            return self.concat(n, path, space)
-        if kind == "movement":
-            return self.value(n.inputs[0], path + (n,), space)
-        if kind == "gather":
-            return self.gather(n, path, space)
+        rule = self.RULES[n.op]
+        if isinstance(rule, IndexRule):
+            return rule.fn(self, n, path, space)
+        if isinstance(rule, Marker):
+            raise NotImplementedError(f"{n.op} has no value at an index ({rule.what})")
         args = [self.value(x, path, space) for x in n.inputs]
         return self.elementwise(n, args)
+
+    def pad(self, n: Node, path: tuple, space: Space) -> ir.Value:
+        v = self.value(n.inputs[0], path + (n,), space)
+        off, valid = self.offset(path_view(n.inputs[0].shape, path + (n,)), space)
+        return self.b.select(valid, v, const(n.dtype, 0)) if valid is not None else v
 
     def load(self, n: Node, path: tuple, space: Space) -> ir.Value:
         b = self.b
@@ -256,19 +257,7 @@ class Emitter:
     # ------------------------------------------------------------ scalar ops
 
     def elementwise(self, n: Node, args: list) -> ir.Value:
-        b, op = self.b, n.op
-        if n.kind == "cast":
-            return self.cast_value(args[0], n.inputs[0].dtype, n.dtype)
-        if op == "where":
-            return b.select(*args)
-        if n.kind == "compare":
-            return compare(b, op, args[0], args[1], n.inputs[0].dtype)
-        dt = n.dtype
-        if dt.is_floating_point:
-            return float_op(b, op, args)
-        if op in ("div", "pow"):
-            return self.int_div_or_pow(n, args)
-        return int_op(b, op, args, dt)
+        return self.RULES[n.op].fn(self, n, args)
 
     def int_div_or_pow(self, n: Node, args: list) -> ir.Value:
         b, dt = self.b, n.dtype
@@ -341,58 +330,6 @@ def compare(b: ir.IRBuilder, op: str, x, y, dt) -> ir.Value:
     if dt.is_signed:
         return b.icmp_signed(sym, x, y)
     return b.icmp_unsigned(sym, x, y)
-
-
-def float_op(b: ir.IRBuilder, op: str, args: list) -> ir.Value:
-    ty = args[0].type
-    if op == "add":
-        return b.fadd(*args)
-    if op == "sub":
-        return b.fsub(*args)
-    if op == "mul":
-        return b.fmul(*args)
-    if op == "div":
-        return b.fdiv(*args)
-    if op == "neg":
-        return b.fneg(args[0])
-    if op == "recip":
-        return b.fdiv(ir.Constant(ty, 1.0), args[0])
-    if op == "sqrt":
-        return intrinsic(b, "llvm.sqrt", [ty], args)
-    if op == "abs":
-        return intrinsic(b, "llvm.fabs", [ty], args)
-    if op == "floor":
-        return intrinsic(b, "llvm.floor", [ty], args)
-    if op == "round":
-        return intrinsic(b, "llvm.roundeven", [ty], args)
-    if op == "fmod":
-        return b.frem(*args)
-    if op == "max":
-        return intrinsic(b, "llvm.maximum", [ty], args)
-    if op == "min":
-        return intrinsic(b, "llvm.minimum", [ty], args)
-    return mathlib.emit_math(b, op, *args)   # exp log sin cos tanh pow
-
-
-def int_op(b: ir.IRBuilder, op: str, args: list, dt) -> ir.Value:
-    ty = reg_type(dt)
-    if dt.is_bool:   # PyTorch: + on bools is "or", * is "and"
-        return {"add": b.or_, "max": b.or_, "mul": b.and_, "min": b.and_}[op](*args)
-    if op == "add":
-        return b.add(*args)
-    if op == "sub":
-        return b.sub(*args)
-    if op == "mul":
-        return b.mul(*args)
-    if op == "neg":
-        return b.sub(ir.Constant(ty, 0), args[0])
-    if op == "abs":
-        return intrinsic(b, "llvm.abs", [ty], [args[0], ir.Constant(I1, 0)], ret=ty) if dt.is_signed else args[0]
-    if op in ("max", "min"):
-        name = ("llvm.smax" if op == "max" else "llvm.smin") if dt.is_signed else \
-               ("llvm.umax" if op == "max" else "llvm.umin")
-        return intrinsic(b, name, [ty], args)
-    raise NotImplementedError(f"{op} on {dt.name}")
 
 
 def int_pow_function(module: ir.Module, ty: ir.IntType) -> ir.Function:
@@ -478,3 +415,149 @@ def philox4x32(b: ir.IRBuilder, counter: ir.Value, seed: ir.Value) -> list:
         if r < 9:
             k = [b.add(k[0], ir.Constant(I32, _PHILOX_W[0])), b.add(k[1], ir.Constant(I32, _PHILOX_W[1]))]
     return c
+
+
+# ---------------------------------------------------------------- lowerings, one per primitive
+
+def cpu_elementwise(*ops: str):
+    """Register `fn(emitter, node, args)` as the CPU lowering of each elementwise op in `ops`."""
+    def deco(fn):
+        for op in ops:
+            CPU.register(op, ElementwiseRule(fn))
+        return fn
+    return deco
+
+
+def cpu_at_index(*ops: str):
+    """Register `fn(emitter, node, path, space)` as the CPU lowering of each op in `ops`."""
+    def deco(fn):
+        for op in ops:
+            CPU.register(op, IndexRule(fn))
+        return fn
+    return deco
+
+
+def _method(name: str):
+    """The Emitter's method `name` as an index rule (looked up on the emitter, so a target's
+    Emitter subclass may override it)."""
+    return lambda em, n, path, space: getattr(em, name)(n, path, space)
+
+
+cpu_at_index("input", "param")(_method("load"))
+cpu_at_index("const")(lambda em, n, path, space: const(n.dtype, n.attrs["value"]))
+cpu_at_index("iota")(_method("iota"))
+cpu_at_index("rand")(_method("rand"))
+cpu_at_index("pad")(_method("pad"))
+cpu_at_index("concat")(_method("concat"))
+cpu_at_index("gather")(_method("gather"))
+
+
+@cpu_at_index("reshape", "permute", "expand", "slice")
+def _movement(em, n, path, space):
+    return em.value(n.inputs[0], path + (n,), space)     # a view: the path, no code
+
+
+for _op in ("sum", "reduce_max", "reduce_min", "prod"):
+    CPU.register(_op, planned("reduction loops (cpu.py, row_loops.py) combining with emit.combine"))
+CPU.register("scatter_add", planned("scatter loop (cpu.py)"))
+CPU.register("matmul", planned("GEMM kernels (gemm.py) with elementwise epilogues"))
+
+
+def _float(n: Node) -> bool:
+    return n.dtype.is_floating_point
+
+
+def _intrinsic(name: str):
+    """An LLVM intrinsic on the float operand (sqrt, fabs, floor, ...)."""
+    return lambda em, n, args: intrinsic(em.b, name, [args[0].type], args)
+
+
+def _math(em, n, args):
+    return mathlib.emit_math(em.b, n.op, *args)       # straight-line LLVM IR, no libm
+
+
+cpu_elementwise("exp", "log", "sin", "cos", "tanh")(_math)
+cpu_elementwise("sqrt")(_intrinsic("llvm.sqrt"))
+cpu_elementwise("floor")(_intrinsic("llvm.floor"))
+cpu_elementwise("round")(_intrinsic("llvm.roundeven"))
+
+
+@cpu_elementwise("recip")
+def _recip(em, n, args):
+    return em.b.fdiv(ir.Constant(args[0].type, 1.0), args[0])
+
+
+@cpu_elementwise("neg")
+def _neg(em, n, args):
+    b = em.b
+    return b.fneg(args[0]) if _float(n) else b.sub(ir.Constant(args[0].type, 0), args[0])
+
+
+@cpu_elementwise("abs")
+def _abs(em, n, args):
+    b, dt, ty = em.b, n.dtype, args[0].type
+    if _float(n):
+        return intrinsic(b, "llvm.fabs", [ty], args)
+    return intrinsic(b, "llvm.abs", [ty], [args[0], ir.Constant(I1, 0)], ret=ty) if dt.is_signed else args[0]
+
+
+@cpu_elementwise("add")
+def _add(em, n, args):      # PyTorch: + on bools is "or"
+    b = em.b
+    return b.fadd(*args) if _float(n) else b.or_(*args) if n.dtype.is_bool else b.add(*args)
+
+
+@cpu_elementwise("sub")
+def _sub(em, n, args):
+    return em.b.fsub(*args) if _float(n) else em.b.sub(*args)
+
+
+@cpu_elementwise("mul")
+def _mul(em, n, args):      # * on bools is "and"
+    b = em.b
+    return b.fmul(*args) if _float(n) else b.and_(*args) if n.dtype.is_bool else b.mul(*args)
+
+
+@cpu_elementwise("div")
+def _div(em, n, args):
+    return em.b.fdiv(*args) if _float(n) else em.int_div_or_pow(n, args)
+
+
+@cpu_elementwise("pow")
+def _pow(em, n, args):
+    return mathlib.emit_math(em.b, "pow", *args) if _float(n) else em.int_div_or_pow(n, args)
+
+
+@cpu_elementwise("fmod")
+def _fmod(em, n, args):
+    return em.b.frem(*args)
+
+
+def _extreme(fname: str, bool_fn: str, signed: str, unsigned: str):
+    def lower(em, n, args):
+        b, dt = em.b, n.dtype
+        if _float(n):
+            return intrinsic(b, fname, [args[0].type], args)
+        if dt.is_bool:
+            return getattr(b, bool_fn)(*args)
+        return intrinsic(b, signed if dt.is_signed else unsigned, [args[0].type], args)
+    return lower
+
+
+cpu_elementwise("max")(_extreme("llvm.maximum", "or_", "llvm.smax", "llvm.umax"))
+cpu_elementwise("min")(_extreme("llvm.minimum", "and_", "llvm.smin", "llvm.umin"))
+
+
+@cpu_elementwise("lt", "le", "eq", "ne")
+def _compare(em, n, args):
+    return compare(em.b, n.op, args[0], args[1], n.inputs[0].dtype)
+
+
+@cpu_elementwise("where")
+def _where(em, n, args):
+    return em.b.select(*args)
+
+
+@cpu_elementwise("cast")
+def _cast(em, n, args):
+    return em.cast_value(args[0], n.inputs[0].dtype, n.dtype)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from ..ir import dtypes
+from ..ir.registry import CPU, PTX, ElementwiseRule, planned
 from ..passes.fuse import Kernel
 from ..passes.schedule import Schedule
 from ..program import Launch
@@ -25,11 +26,40 @@ from .llvm_util import I64, elem_ptr, i64
 from . import nvptx
 
 
+# ---------------------------------------------------------------- PTX lowerings, one per primitive
+#
+# The GPU backend emits the same LLVM IR as the CPU's (NVPTX then makes PTX of it), so most
+# primitives register the CPU rule itself; each is named here, so a new primitive has no PTX
+# lowering until someone checks that its CPU rule is valid on NVPTX (no libm, no frem, ...).
+
+PTX.same_as(CPU, "input", "param", "const", "iota", "rand")                         # sources
+PTX.same_as(CPU, "neg", "exp", "log", "sqrt", "recip", "sin", "cos", "tanh", "abs", "floor", "round")
+PTX.same_as(CPU, "add", "sub", "mul", "div", "pow", "max", "min")
+PTX.same_as(CPU, "lt", "le", "eq", "ne", "where", "cast")
+PTX.same_as(CPU, "reshape", "permute", "expand", "slice", "pad", "concat", "gather")  # views, indexing
+for _op in ("sum", "reduce_max", "reduce_min", "prod"):
+    PTX.register(_op, planned("row and block reductions (ptx.py, ptx_rows.py, nvptx.block_reduce)"))
+PTX.register("scatter_add", planned("atomic scatter kernel (ptx.py)"))
+PTX.register("matmul", planned("tiled GEMM kernels (ptx_gemm.py) with elementwise epilogues"))
+
+
+def ptx_elementwise(*ops: str):
+    """Register `fn(emitter, node, args)` as the PTX lowering of each elementwise op in `ops`."""
+    def deco(fn):
+        for op in ops:
+            PTX.register(op, ElementwiseRule(fn))
+        return fn
+    return deco
+
+
+@ptx_elementwise("fmod")
+def _fmod(em, n, args):
+    """NVPTX's frem is not exact: call the long-division fmod."""
+    return em.b.call(nvptx.exact_fmod(em.b.module, args[0].type), args)
+
+
 class GpuEmitter(Emitter):
-    def elementwise(self, n, args: list) -> ir.Value:
-        if n.op == "fmod":      # NVPTX's frem is not exact: call the long-division fmod
-            return self.b.call(nvptx.exact_fmod(self.b.module, args[0].type), args)
-        return super().elementwise(n, args)
+    RULES = PTX
 
     def record_failure(self, code: int, check_id: int) -> None:
         """Many threads may fail at once: the first to swap the code into the zero error

@@ -1,38 +1,52 @@
-"""The primitive op set of the IR, with one shape rule and one dtype rule per op.
+"""The primitive op set of the IR: each primitive declared once, with its rules.
 
-Everything a user can write is composed from these in the frontend, so autodiff, fusion and
-both backends need rules only here. A rule receives the input nodes (anything with `.shape`
-and `.dtype`) and the attributes, and returns the output shape or dtype, raising an IRError
-that names the op and the operand types when the inputs are not acceptable.
+A declaration (`declare`, the table at the end) gives the op's kind, arity, attribute types,
+shape rule, dtype rule, fold rule and autograd name. Its VJP and its CPU and PTX lowerings
+register against it by name in their own modules (registry.py). Everything a user can write
+is composed from these in the frontend, so autodiff, fusion and both backends need rules
+only here.
+
+A shape or dtype rule receives the input nodes (anything with `.shape` and `.dtype`) and the
+attributes, and returns the output shape or dtype, raising an IRError that names the op and
+the operand types when the inputs are not acceptable.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from . import dtypes
 from .errors import AxisError, DTypeError, IRError, ShapeError, fmt_type
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class OpDef:
+    """One primitive, declared once (by `declare`, at the end of this module).
+
+    Rules of other layers (VJP, CPU and PTX lowerings) register against it in registry.py."""
     name: str
     kind: str           # source | unary | binary | compare | where | cast | reduce | movement | gather | scatter | matmul
     arity: int | None   # None: variadic (concat)
-    shape: Callable
-    dtype: Callable
+    shape: Callable | str    # shape rule (op, inputs, loc, **attrs) -> shape; DECLARED for sources
+    dtype: Callable | str    # dtype rule (op, inputs, loc) -> dtype; DECLARED for sources and cast
+    attrs: dict         # attribute name -> its value type (INT, INTS, SCALAR, NAME)
+    fold: Callable | None     # (dtype, [(value, dtype), ...]) -> value | None, for constant folding
+    grad_name: str      # the grad_fn name autograd shows for it ("MulBackward0")
+    float_only: bool    # operands must be floating point (exp, fmod, ...)
+    fallible: Callable | None   # dtype -> bool: does the kernel check something at run time?
+
+    @property
+    def elementwise(self) -> bool:
+        return self.kind in ELEMENTWISE_KINDS
+
+    def may_fail(self, dtype) -> bool:
+        """Can this op's kernel code record an error (index out of range, integer division by 0)?"""
+        return self.fallible is not None and self.fallible(dtype)
 
 
 OPS: dict[str, OpDef] = {}
-
-SOURCES = ("input", "param", "const", "iota", "rand")
-UNARY = ("neg", "exp", "log", "sqrt", "recip", "sin", "cos", "tanh", "abs", "floor", "round")
-FLOAT_ONLY_UNARY = frozenset({"exp", "log", "sqrt", "recip", "sin", "cos", "tanh", "floor", "round"})
-BINARY = ("add", "sub", "mul", "div", "pow", "max", "min", "fmod")
-FLOAT_ONLY_BINARY = frozenset({"fmod"})     # C's fmod: the remainder with the dividend's sign
-COMPARE = ("lt", "le", "eq", "ne")
-REDUCE = ("sum", "reduce_max", "reduce_min", "prod")
-MOVEMENT = ("reshape", "permute", "expand", "slice", "pad", "concat")
 ELEMENTWISE_KINDS = frozenset({"unary", "binary", "compare", "where", "cast"})
 
 
@@ -262,38 +276,160 @@ def _numel(shape) -> int:
     return n
 
 
+# ---------------------------------------------------------------- fold rules
+#
+# A fold rule computes the op on constant operands as the kernel would: it receives the
+# result dtype and the operands as (Python value, dtype) pairs, and returns the result as a
+# Python value, or None to leave the node to the kernel.
+
+def _ufunc(fn, floats_only=False):
+    """Fold by a NumPy function on arrays of the operand dtypes, rounded to the result dtype."""
+    def fold(dtype, operands):
+        if floats_only and not dtype.is_floating_point:
+            return None          # integer division / power: checks and C semantics in the kernel
+        args = [np.array(v, dtype=d.np) for v, d in operands]
+        with np.errstate(all="ignore"):
+            return fn(*args).astype(dtype.np).item()
+    return fold
+
+
+def _fold_where(dtype, operands):
+    return operands[1 if operands[0][0] else 2][0]
+
+
+def _fold_fill(dtype, operands):
+    """A movement of a constant is the same constant of another shape."""
+    return operands[0][0]
+
+
+def _fold_cast(dtype, operands):
+    value = operands[0][0]
+    if dtype.is_int and not _exact_in(value, dtype):
+        return None  # truncation, NaN, inf, out of range: leave to the kernel's defined cast
+    return np.array(value).astype(dtype.np).item()
+
+
+def _exact_in(value, dt) -> bool:
+    """True when `value` is an integer that `dt` holds (casting it needs no rounding rule)."""
+    if not float(value).is_integer():
+        return False
+    info = np.iinfo(dt.np)
+    return info.min <= value <= info.max
+
+
 # ---------------------------------------------------------------- the table
 
-def _define(names, kind, arity, shape, dtype):
-    for n in names:
-        OPS[n] = OpDef(n, kind, arity, shape, dtype)
+#: attribute value types, as the text parser checks them
+INT, INTS, SCALAR, NAME = "an integer", "a list of integers", "a number or a bool", "a name"
+
+#: the shape/dtype rule of an op whose node declares its type (sources; cast's dtype)
+DECLARED = "declared at the node"
+
+
+def declare(name: str, kind: str, arity, shape, dtype, *, attrs=None, fold=None, grad_name=None,
+            float_only=False, fallible=None) -> OpDef:
+    """Declare one primitive (once): see OpDef."""
+    if name in OPS:
+        raise ValueError(f"primitive {name!r} declared twice")
+    d = OpDef(name, kind, arity, shape, dtype, dict(attrs or {}), fold,
+              grad_name or f"{name.capitalize()}Backward0", float_only, fallible)
+    OPS[name] = d
+    return d
 
 
 def _unary_dtype(op, inputs, loc):
-    return _float_dtype(op, inputs, loc) if op in FLOAT_ONLY_UNARY else _numeric_dtype(op, inputs, loc)
+    return _float_dtype(op, inputs, loc) if OPS[op].float_only else _numeric_dtype(op, inputs, loc)
 
 
-def _binary_dtype(op, inputs, loc):
-    return _float_dtype(op, inputs, loc) if op in FLOAT_ONLY_BINARY else _numeric_dtype(op, inputs, loc)
+_binary_dtype = _unary_dtype
 
 
-_define(SOURCES, "source", 0, None, None)
-OPS["rand"] = OpDef("rand", "source", 1, None, None)          # input: the i64[2] key (seed, offset)
-_define(UNARY, "unary", 1, _elementwise_shape, _unary_dtype)
-_define(BINARY, "binary", 2, _elementwise_shape, _binary_dtype)
-_define(COMPARE, "compare", 2, _elementwise_shape, _bool_dtype)
-_define(("where",), "where", 3, _where_shape, _where_dtype)
-_define(("cast",), "cast", 1, _cast_shape, None)               # the node declares the target dtype
-_define(REDUCE, "reduce", 1, _reduce_shape, _numeric_dtype)
-OPS["reshape"] = OpDef("reshape", "movement", 1, _reshape_shape, _same_dtype)
-OPS["permute"] = OpDef("permute", "movement", 1, _permute_shape, _same_dtype)
-OPS["expand"] = OpDef("expand", "movement", 1, _expand_shape, _same_dtype)
-OPS["slice"] = OpDef("slice", "movement", 1, _slice_shape, _same_dtype)
-OPS["pad"] = OpDef("pad", "movement", 1, _pad_shape, _same_dtype)
-OPS["concat"] = OpDef("concat", "movement", None, _concat_shape, _concat_dtype)
-OPS["gather"] = OpDef("gather", "gather", 2, _gather_shape, _gather_dtype)
-OPS["scatter_add"] = OpDef("scatter_add", "scatter", 3, _scatter_shape, _scatter_dtype)
-OPS["matmul"] = OpDef("matmul", "matmul", 2, _matmul_shape, _matmul_dtype)
+def _ints(dtype) -> bool:
+    return dtype.is_int
+
+
+def _always(dtype) -> bool:
+    return True
+
+
+# sources: the node declares its shape and dtype
+declare("input", "source", 0, DECLARED, DECLARED, attrs={"name": NAME})
+declare("param", "source", 0, DECLARED, DECLARED, attrs={"name": NAME})
+declare("const", "source", 0, DECLARED, DECLARED, attrs={"value": SCALAR})
+declare("iota", "source", 0, DECLARED, DECLARED, attrs={"axis": INT})
+declare("rand", "source", 1, DECLARED, DECLARED)          # input: the i64[2] key (seed, offset)
+
+# elementwise unary: name, fold, autograd name, float only
+for _name, _fn, _grad, _float_only in (
+        ("neg", np.negative, "NegBackward0", False),
+        ("exp", np.exp, "ExpBackward0", True),
+        ("log", np.log, "LogBackward0", True),
+        ("sqrt", np.sqrt, "SqrtBackward0", True),
+        ("recip", np.reciprocal, "ReciprocalBackward0", True),
+        ("sin", np.sin, "SinBackward0", True),
+        ("cos", np.cos, "CosBackward0", True),
+        ("tanh", np.tanh, "TanhBackward0", True),
+        ("abs", np.abs, "AbsBackward0", False),
+        ("floor", np.floor, "FloorBackward0", True),
+        ("round", np.round, "RoundBackward0", True)):
+    declare(_name, "unary", 1, _elementwise_shape, _unary_dtype, fold=_ufunc(_fn), grad_name=_grad,
+            float_only=_float_only)
+
+# elementwise binary; div and pow fold for floats only (integer ones check in the kernel)
+for _name, _fold, _grad, _float_only, _fallible in (
+        ("add", _ufunc(np.add), "AddBackward0", False, None),
+        ("sub", _ufunc(np.subtract), "SubBackward0", False, None),
+        ("mul", _ufunc(np.multiply), "MulBackward0", False, None),
+        ("div", _ufunc(np.divide, floats_only=True), "DivBackward0", False, _ints),
+        ("pow", _ufunc(np.power, floats_only=True), "PowBackward1", False, _ints),
+        ("max", _ufunc(np.maximum), "MaximumBackward0", False, None),
+        ("min", _ufunc(np.minimum), "MinimumBackward0", False, None),
+        ("fmod", _ufunc(np.fmod, floats_only=True), "FmodBackward0", True, None)):  # C's fmod
+    declare(_name, "binary", 2, _elementwise_shape, _binary_dtype, fold=_fold, grad_name=_grad,
+            float_only=_float_only, fallible=_fallible)
+
+for _name, _fn in (("lt", np.less), ("le", np.less_equal), ("eq", np.equal), ("ne", np.not_equal)):
+    declare(_name, "compare", 2, _elementwise_shape, _bool_dtype, fold=_ufunc(_fn))
+
+declare("where", "where", 3, _where_shape, _where_dtype, fold=_fold_where, grad_name="WhereBackward0")
+declare("cast", "cast", 1, _cast_shape, DECLARED, fold=_fold_cast,   # the node declares the target dtype
+        grad_name="ToCopyBackward0")
+
+for _name, _grad in (("sum", "SumBackward1"), ("reduce_max", "AmaxBackward0"),
+                     ("reduce_min", "AminBackward0"), ("prod", "ProdBackward1")):
+    declare(_name, "reduce", 1, _reduce_shape, _numeric_dtype, attrs={"axes": INTS}, grad_name=_grad)
+
+declare("reshape", "movement", 1, _reshape_shape, _same_dtype, attrs={"shape": INTS}, fold=_fold_fill,
+        grad_name="ViewBackward0")
+declare("permute", "movement", 1, _permute_shape, _same_dtype, attrs={"perm": INTS}, fold=_fold_fill,
+        grad_name="PermuteBackward0")
+declare("expand", "movement", 1, _expand_shape, _same_dtype, attrs={"shape": INTS}, fold=_fold_fill,
+        grad_name="ExpandBackward0")
+declare("slice", "movement", 1, _slice_shape, _same_dtype, attrs={"starts": INTS, "stops": INTS, "steps": INTS},
+        fold=_fold_fill, grad_name="SliceBackward0")
+declare("pad", "movement", 1, _pad_shape, _same_dtype, attrs={"low": INTS, "high": INTS},
+        grad_name="ConstantPadNdBackward0")
+declare("concat", "movement", None, _concat_shape, _concat_dtype, attrs={"axis": INT}, grad_name="CatBackward0")
+declare("gather", "gather", 2, _gather_shape, _gather_dtype, attrs={"axis": INT}, grad_name="GatherBackward0",
+        fallible=_always)
+declare("scatter_add", "scatter", 3, _scatter_shape, _scatter_dtype, attrs={"axis": INT},
+        grad_name="ScatterAddBackward0", fallible=_always)
+declare("matmul", "matmul", 2, _matmul_shape, _matmul_dtype, grad_name="MmBackward0")
+
+
+def _names(kind: str) -> tuple:
+    return tuple(n for n, d in OPS.items() if d.kind == kind)
+
+
+# the op set by kind, derived from the declarations above
+SOURCES = _names("source")
+UNARY = _names("unary")
+FLOAT_ONLY_UNARY = frozenset(n for n in UNARY if OPS[n].float_only)
+BINARY = _names("binary")
+FLOAT_ONLY_BINARY = frozenset(n for n in BINARY if OPS[n].float_only)
+COMPARE = _names("compare")
+REDUCE = _names("reduce")
+MOVEMENT = _names("movement")
 
 
 def infer(op: str, inputs, attrs: dict, loc=None):

@@ -189,18 +189,12 @@ def read_type(cur: Cursor) -> tuple[Token, tuple, dtypes.DType]:
 
 # ---------------------------------------------------------------- attributes
 
-INT, INTS, SCALAR = "an integer", "a list of integers", "a number or a bool"
-_ATTRS_BY_OP = {
-    "const": {"value": SCALAR}, "iota": {"axis": INT}, "concat": {"axis": INT},
-    "reshape": {"shape": INTS}, "expand": {"shape": INTS}, "permute": {"perm": INTS},
-    "slice": {"starts": INTS, "stops": INTS, "steps": INTS}, "pad": {"low": INTS, "high": INTS},
-}
-_ATTRS_BY_KIND = {"reduce": {"axes": INTS}, "gather": {"axis": INT}, "scatter": {"axis": INT}}
+INT, INTS, SCALAR, NAME = _ops.INT, _ops.INTS, _ops.SCALAR, _ops.NAME
 
 
 def attr_schema(op: str) -> dict:
-    """Attribute name -> expected kind of value, for `op`."""
-    return _ATTRS_BY_OP.get(op, _ATTRS_BY_KIND.get(_ops.OPS[op].kind, {}))
+    """Attribute name -> expected kind of value, for `op` (its declaration in ops.py)."""
+    return _ops.OPS[op].attrs
 
 
 def is_int(v) -> bool:
@@ -212,6 +206,8 @@ def fits(kind: str, v) -> bool:
         return is_int(v)
     if kind == INTS:
         return isinstance(v, tuple) and all(is_int(x) for x in v)
+    if kind == NAME:
+        return isinstance(v, str)
     return isinstance(v, (int, float))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..ir import Graph, make, topo_order
+from ..ir.registry import NOT_DIFFERENTIABLE, VJP, vjp_rule
 
 Emit = Callable[..., object]
 
@@ -71,8 +72,8 @@ def unslice(emit: Emit, g, in_shape, starts, stops, steps):
 
 def vjp(emit: Emit, op: str, attrs: dict, inputs: tuple, out, g, needs: tuple) -> tuple:
     """Cotangents of `inputs` for the primitive `op` whose output `out` has cotangent `g`."""
-    rule = _RULES.get(op)
-    if rule is None:
+    rule = VJP[op]
+    if rule is NOT_DIFFERENTIABLE:
         return (None,) * len(inputs)
     cts = rule(emit, attrs, inputs, out, g)
     return tuple(c if need else None for c, need in zip(cts, needs))
@@ -220,7 +221,7 @@ def _abs_grad(emit, x, out, g):
     return emit("mul", g, sign)
 
 
-_RULES = {
+for _op, _rule in {
     "neg": _unary(lambda e, x, out, g: e("neg", g)),
     "exp": _unary(lambda e, x, out, g: e("mul", g, out)),
     "log": _unary(lambda e, x, out, g: e("div", g, x)),
@@ -258,7 +259,11 @@ _RULES = {
     "gather": _gather,
     "scatter_add": _scatter_add,
     "matmul": _matmul,
-}
+}.items():
+    vjp_rule(_op)(_rule)
+
+for _op in ("input", "param", "const", "iota", "rand", "lt", "le", "eq", "ne"):
+    VJP.register(_op, NOT_DIFFERENTIABLE)
 
 #: ops whose VJP reads input or output values (PyTorch's "saved tensors"); the others need shapes only
 NEEDS_VALUES = frozenset({"exp", "log", "sqrt", "recip", "sin", "cos", "tanh", "abs", "mul", "div", "pow",

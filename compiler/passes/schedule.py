@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from ..ir import Graph, Node, int64
+from ..ir.ops import ELEMENTWISE_KINDS, OPS
 from .fuse import Fused, Kernel
 
 ARENA_ALIGN = 64
@@ -72,7 +73,7 @@ def _reads_only_in_place(kernel: Kernel, param: Node) -> bool:
         return False
     if kernel.anchor is not None and any(x is param for x in kernel.anchor.inputs):
         return False
-    return all(n.kind in ("unary", "binary", "compare", "where", "cast")
+    return all(n.kind in ELEMENTWISE_KINDS
                for n in kernel.nodes if any(x is param for x in n.inputs))
 
 
@@ -148,8 +149,7 @@ def schedule(fused: Fused) -> Schedule:
 
     sched = Schedule(graph, kernels, buffers, read_slot, outputs)
     sched.arena_bytes = _plan_arena(sched)
-    sched.fallible = {k.name for k in kernels if any(
-        n.kind in ("gather", "scatter") or (n.op in ("div", "pow") and n.dtype.is_int) for n in k.nodes)}
+    sched.fallible = {k.name for k in kernels if any(OPS[n.op].may_fail(n.dtype) for n in k.nodes)}
     return sched
 
 

@@ -6,18 +6,8 @@ rebuilt graph holds only what its outputs and assigns reach.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..ir import Graph, Node, clone, make, rewrite
-from ..ir.ops import ELEMENTWISE_KINDS
-
-_NUMPY_FOLD = {
-    "neg": np.negative, "abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
-    "sin": np.sin, "cos": np.cos, "tanh": np.tanh, "floor": np.floor, "round": np.round, "recip": np.reciprocal,
-    "add": np.add, "sub": np.subtract, "mul": np.multiply, "max": np.maximum, "min": np.minimum,
-    "lt": np.less, "le": np.less_equal, "eq": np.equal, "ne": np.not_equal,
-}
-_FLOAT_ONLY_FOLD = {"div": np.divide, "pow": np.power, "fmod": np.fmod}
+from ..ir.ops import OPS
 
 
 def _const_value(n: Node):
@@ -33,33 +23,16 @@ def const_like(n: Node, value) -> Node:
     return Node("const", (), {"value": value}, n.shape, n.dtype, n.loc)
 
 
-def _exact_in(value, dt) -> bool:
-    """True when `value` is an integer that `dt` holds (casting it needs no rounding rule)."""
-    if not float(value).is_integer():
-        return False
-    info = np.iinfo(dt.np)
-    return info.min <= value <= info.max
-
-
 def _fold(n: Node, inputs: tuple) -> Node | None:
-    """A constant for an op whose operands are all constants, computed as the kernel would."""
+    """A constant for an op whose operands are all constants, computed as the kernel would
+    (the op's fold rule, declared with it in ir/ops.py)."""
     if not inputs or any(x.op != "const" for x in inputs):
         return None
-    if n.op in ("expand", "reshape", "permute", "slice") or (n.op == "cast"):
-        value = inputs[0].attrs["value"]
-        if n.op == "cast":
-            if n.dtype.is_int and not _exact_in(value, n.dtype):
-                return None  # truncation, NaN, inf, out of range: leave to the kernel's defined cast
-            value = np.array(value).astype(n.dtype.np).item()
-        return const_like(n, value)
-    fn = _NUMPY_FOLD.get(n.op) or (_FLOAT_ONLY_FOLD.get(n.op) if n.dtype.is_floating_point else None)
-    if n.op == "where":
-        return const_like(n, inputs[1 if inputs[0].attrs["value"] else 2].attrs["value"])
-    if fn is None or n.kind not in ELEMENTWISE_KINDS:
+    rule = OPS[n.op].fold
+    if rule is None:
         return None
-    args = [np.array(x.attrs["value"], dtype=x.dtype.np) for x in inputs]
-    with np.errstate(all="ignore"):
-        return const_like(n, fn(*args).astype(n.dtype.np).item())
+    value = rule(n.dtype, [(x.attrs["value"], x.dtype) for x in inputs])
+    return None if value is None else const_like(n, value)
 
 
 def _identity(n: Node, inputs: tuple) -> Node | None:

@@ -8,26 +8,15 @@ Leaves that require grad end in an `AccumulateGrad` holding the leaf tensor.
 """
 from __future__ import annotations
 
+from ..compiler.ir.ops import OPS
 from ..compiler.passes.autodiff import NEEDS_VALUES
-
-_DEFAULT_NAMES = {
-    "add": "AddBackward0", "sub": "SubBackward0", "mul": "MulBackward0", "div": "DivBackward0",
-    "neg": "NegBackward0", "exp": "ExpBackward0", "log": "LogBackward0", "sqrt": "SqrtBackward0",
-    "recip": "ReciprocalBackward0", "sin": "SinBackward0", "cos": "CosBackward0", "tanh": "TanhBackward0",
-    "abs": "AbsBackward0", "floor": "FloorBackward0", "pow": "PowBackward1", "max": "MaximumBackward0",
-    "min": "MinimumBackward0", "where": "WhereBackward0", "cast": "ToCopyBackward0", "sum": "SumBackward1",
-    "reduce_max": "AmaxBackward0", "reduce_min": "AminBackward0", "prod": "ProdBackward1",
-    "reshape": "ViewBackward0", "permute": "PermuteBackward0", "expand": "ExpandBackward0",
-    "slice": "SliceBackward0", "pad": "ConstantPadNdBackward0", "concat": "CatBackward0",
-    "gather": "GatherBackward0", "scatter_add": "ScatterAddBackward0", "matmul": "MmBackward0",
-}
 
 
 class Function:
     __slots__ = ("_name", "op", "attrs", "inputs", "output", "next", "freed", "__weakref__")
 
     def __init__(self, op: str, attrs: dict, inputs: tuple, output, next_fns: tuple):
-        self._name = _DEFAULT_NAMES.get(op, f"{op.capitalize()}Backward0")
+        self._name = OPS[op].grad_name     # declared with the primitive
         self.op, self.attrs, self.inputs, self.output, self.next = op, attrs, inputs, output, next_fns
         self.freed = False
 
