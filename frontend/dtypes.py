@@ -8,6 +8,7 @@ raise the result's category (bool < integer < float), never its width within a c
 from __future__ import annotations
 
 import builtins
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ def set_default_dtype(dt: DType) -> None:
     _DEFAULT[0] = dt
 
 
-def as_dtype(value) -> DType:
+def as_dtype(value: Any) -> DType:
     """A DType from a DType, a numpy dtype, a Python type or a name; TypeError otherwise."""
     if isinstance(value, DType):
         return value
@@ -57,7 +58,7 @@ def as_dtype(value) -> DType:
                     f"{', '.join('fusegrad.' + d.name for d in ALL)}")
 
 
-def scalar_dtype(value) -> DType:
+def scalar_dtype(value: object) -> DType:
     """The dtype a Python scalar takes in an op (PyTorch's 'wrapped number')."""
     if isinstance(value, (builtins.bool, np.bool_)):
         return bool_
@@ -78,7 +79,7 @@ def _combine(higher: DType | None, lower: DType | None) -> DType | None:
     return higher
 
 
-def result_type(*operands) -> DType:
+def result_type(*operands: object) -> DType:
     """PyTorch's result type for tensors (anything with .dtype and .dim()) and Python scalars."""
     dim = zero = wrapped = None
     for x in operands:

@@ -58,8 +58,9 @@ _PROFILES: dict[str, dict[str, float]] = {
 }
 
 
-def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None,
-                     profile=None, sci_mode=None) -> None:
+def set_printoptions(precision: int | None = None, threshold: float | None = None, edgeitems: int | None = None,
+                     linewidth: int | None = None, profile: str | None = None,
+                     sci_mode: bool | None = None) -> None:
     """Set the print options, like ``torch.set_printoptions``.
 
     A ``profile`` ("default", "short" or "full") is applied first, then any
@@ -69,10 +70,11 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
     if profile is not None:
         for name, value in _PROFILES[profile].items():
             setattr(_OPTIONS, name, value)
-    for name, value in (("precision", precision), ("threshold", threshold),
-                        ("edgeitems", edgeitems), ("linewidth", linewidth)):
-        if value is not None:
-            setattr(_OPTIONS, name, value)
+    explicit: dict[str, float | None] = {"precision": precision, "threshold": threshold,
+                                         "edgeitems": edgeitems, "linewidth": linewidth}
+    for name, given in explicit.items():
+        if given is not None:
+            setattr(_OPTIONS, name, given)
     _OPTIONS.sci_mode = sci_mode
 
 
@@ -118,7 +120,7 @@ class _ElementFormatter:
             return len(f"{value:.0f}") + 1  # room for the trailing "."
         return len(f"{value:.{_OPTIONS.precision}f}")
 
-    def format(self, value) -> str:
+    def format(self, value: float) -> str:
         """One element (a Python scalar), right-aligned to the common width."""
         if not self.is_float:
             text = str(value)

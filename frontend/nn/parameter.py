@@ -13,7 +13,7 @@ from ..tensor import Tensor
 
 
 class Parameter(Tensor):
-    def __new__(cls, data=None, requires_grad=True):
+    def __new__(cls, data: Tensor | None = None, requires_grad: bool = True) -> Parameter:
         if data is None:
             from ..creation import empty
             data = empty(0)
@@ -21,7 +21,7 @@ class Parameter(Tensor):
             raise TypeError(f"Parameter(): argument 'data' must be Tensor, not {type(data).__name__}")
         if data._base is not None or data._storage.grad_fn is not None:
             with no_grad():   # a view or a computed value: the parameter gets a storage of its own
-                data = data.clone()
+                data = data.clone()  # type: ignore[attr-defined]  # bound by methods.py
         storage = data._storage
         storage.state = True
         realize([storage])
@@ -30,10 +30,10 @@ class Parameter(Tensor):
             p.requires_grad_(True)
         return p
 
-    def __init__(self, data=None, requires_grad=True):
+    def __init__(self, data: Tensor | None = None, requires_grad: bool = True) -> None:
         pass   # everything happens in __new__ (Tensor.__init__ is the legacy constructor)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
 
     __str__ = __repr__

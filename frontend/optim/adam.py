@@ -6,14 +6,14 @@ computed from it by tensor ops (in float64), so a step is one graph with no valu
 from __future__ import annotations
 
 from .. import ops
-from .optimizer import Optimizer, require, require_nonnegative, step_counter, zeros_state
+from .optimizer import Optimizer, ParamsT, TensorT, require, require_nonnegative, step_counter, zeros_state
 
 
 class Adam(Optimizer):
     decoupled_weight_decay = False
 
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
-                 amsgrad: bool = False, *, maximize: bool = False):
+    def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, amsgrad: bool = False, *, maximize: bool = False) -> None:
         require_nonnegative(lr=lr, eps=eps)
         for i, beta in enumerate(betas):
             require(0.0 <= beta < 1.0, f"Invalid beta parameter at index {i}: {beta}")
@@ -21,7 +21,7 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize))
 
-    def _update(self, p, grad, state, group, lr):
+    def _update(self, p: TensorT, grad: TensorT, state: dict, group: dict, lr: TensorT) -> None:
         if not state:
             state["step"] = step_counter()
             state["exp_avg"] = zeros_state(p)

@@ -15,12 +15,15 @@ and retraces when one changes.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any, Union
 
 import numpy as np
 
 from .. import trace_hooks
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..creation import zeros, zeros_like
+from ..dtypes import DType
 from ..inplace import defer, deferred
 from ..nn._grads import zero_grads
 from ..ops import _torch_name
@@ -29,6 +32,12 @@ from ..tensor import Tensor
 _INVALID = {"lr": "learning rate", "eps": "epsilon value", "momentum": "momentum value",
             "weight_decay": "weight_decay value", "alpha": "alpha value"}
 
+# What an optimizer takes: tensors, or dicts (param groups) with a "params" entry and options.
+ParamsT = Union[Iterable[Tensor], Iterable[dict[str, Any]]]
+# A Tensor in update rules: its operators and in-place methods are bound at import time
+# (methods.py), which mypy cannot see, so update arithmetic is typed Any until Tensor declares them.
+TensorT = Any
+
 
 def require(condition: bool, message: str) -> None:
     """PyTorch's hyperparameter checks: a ValueError with its message unless `condition`."""
@@ -36,13 +45,13 @@ def require(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
-def require_nonnegative(**hyperparameters) -> None:
+def require_nonnegative(**hyperparameters: float) -> None:
     """`lr=..., eps=...` must not be negative, checked in the order given (PyTorch's messages)."""
     for name, value in hyperparameters.items():
         require(value >= 0.0, f"Invalid {_INVALID[name]}: {value}")
 
 
-def state_tensor(value):
+def state_tensor(value: Tensor) -> Tensor:
     """A new optimizer state tensor holding `value` (a tensor): its storage is `state`, and it is
     computed with the current step's program."""
     t = value.detach().clone()
@@ -51,18 +60,18 @@ def state_tensor(value):
     return t
 
 
-def zeros_state(p):
+def zeros_state(p: Tensor) -> Tensor:
     """A new state tensor of zeros shaped like parameter `p` (moments, momentum buffers)."""
     return _initial_state(lambda: zeros_like(p))
 
 
-def step_counter():
+def step_counter() -> Tensor:
     """The step count as a 0-d float32 state tensor, as PyTorch 2 keeps it: updated in place,
     so a compiled step reads it instead of baking the count in as a constant."""
     return _initial_state(lambda: zeros(()))
 
 
-def _initial_state(make):
+def _initial_state(make: Callable[[], Tensor]) -> Tensor:
     """A state tensor computed now, outside any trace: a compiled step's first trace then reads
     it as captured state, as every later one does, so the first step's program serves them all."""
     with trace_hooks.outside_trace():
@@ -72,7 +81,7 @@ def _initial_state(make):
     return t
 
 
-def scalar(value: float, dtype):
+def scalar(value: float, dtype: DType) -> Tensor:
     """A 0-d input tensor: a hyperparameter that may change without recompiling."""
     return Tensor._from_array(np.array(value, dtype=dtype.np))
 
@@ -80,7 +89,7 @@ def scalar(value: float, dtype):
 class LearningRate:
     """A group's learning rate as a 0-d state tensor of one dtype, refreshed from group["lr"]."""
 
-    def __init__(self, group: dict, dtype):
+    def __init__(self, group: dict, dtype: DType) -> None:
         self.group, self.value = group, group["lr"]
         with trace_hooks.outside_trace():
             self.tensor = scalar(self.value, dtype)
@@ -99,7 +108,7 @@ def _baked(group: dict) -> tuple:
 
 
 class Optimizer:
-    def __init__(self, params, defaults: dict):
+    def __init__(self, params: ParamsT, defaults: dict) -> None:
         self.defaults = defaults
         self.state: defaultdict = defaultdict(dict)
         self.param_groups: list = []
@@ -107,7 +116,7 @@ class Optimizer:
         if isinstance(params, Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, but "
                             f"got torch.{_torch_name(params.dtype)}Tensor")
-        groups = list(params)
+        groups: list[Any] = list(params)
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
         if not isinstance(groups[0], dict):
@@ -151,7 +160,7 @@ class Optimizer:
         self._guard_membership()
         zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter that has a gradient, realized as one program."""
         loss = None
         if closure is not None:
@@ -172,7 +181,7 @@ class Optimizer:
                     self._update(p, grad, self.state[p], group, self._learning_rates[index, p.dtype].tensor)
         return loss
 
-    def _refresh_learning_rate(self, index: int, group: dict, dtype) -> None:
+    def _refresh_learning_rate(self, index: int, group: dict, dtype: DType) -> None:
         """Before the update: the group's lr tensor for `dtype` holds group["lr"] (realized now,
         so the update's program is the same whatever the lr), and so it does before each replay."""
         lr = self._learning_rates.get((index, dtype))
@@ -181,12 +190,12 @@ class Optimizer:
         lr.refresh()
         trace_hooks.before_replay(lr.refresh)
 
-    def _update(self, p, grad, state: dict, group: dict, lr) -> None:
+    def _update(self, p: TensorT, grad: TensorT, state: dict, group: dict, lr: TensorT) -> None:
         """Update parameter `p` in place, given its gradient, state and group (lr: a 0-d tensor of p's dtype)."""
         raise NotImplementedError
 
     @staticmethod
-    def _coupled_decay(p, grad, group: dict):
+    def _coupled_decay(p: TensorT, grad: TensorT, group: dict) -> TensorT:
         """L2 regularization folded into the gradient: grad + weight_decay * p."""
         wd = group["weight_decay"]
         return grad if wd == 0 else grad + wd * p
@@ -222,7 +231,7 @@ class Optimizer:
         self.param_groups = [dict(s, params=g["params"]) for s, g in zip(saved, self.param_groups)]
 
     @staticmethod
-    def _loaded(p, key: str, value):
+    def _loaded(p: Tensor, key: str, value: Any) -> Any:
         """A private copy of a saved state value; moments take the parameter's dtype (step stays)."""
         if not isinstance(value, Tensor):
             return value
@@ -230,7 +239,7 @@ class Optimizer:
             value = value.to(p.dtype)
         return state_tensor(value)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         text = type(self).__name__ + " ("
         for i, group in enumerate(self.param_groups):
             text += f"\nParameter Group {i}\n"

@@ -1,17 +1,18 @@
 """`RMSprop`: gradients scaled by a running RMS, optionally centered and with momentum (PyTorch's order)."""
 from __future__ import annotations
 
-from .optimizer import Optimizer, require_nonnegative, step_counter, zeros_state
+from .optimizer import Optimizer, ParamsT, TensorT, require_nonnegative, step_counter, zeros_state
 
 
 class RMSprop(Optimizer):
-    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0,
-                 momentum: float = 0, centered: bool = False, *, maximize: bool = False):
+    def __init__(self, params: ParamsT, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0, momentum: float = 0, centered: bool = False, *,
+                 maximize: bool = False) -> None:
         require_nonnegative(lr=lr, eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                                       centered=centered, maximize=maximize))
 
-    def _update(self, p, grad, state, group, lr):
+    def _update(self, p: TensorT, grad: TensorT, state: dict, group: dict, lr: TensorT) -> None:
         if not state:
             state["step"] = step_counter()
             state["square_avg"] = zeros_state(p)

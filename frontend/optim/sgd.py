@@ -2,19 +2,19 @@
 in PyTorch's exact order (the momentum buffer starts as the first gradient)."""
 from __future__ import annotations
 
-from .optimizer import Optimizer, require, require_nonnegative, state_tensor, zeros_state
+from .optimizer import Optimizer, ParamsT, TensorT, require, require_nonnegative, state_tensor, zeros_state
 
 
 class SGD(Optimizer):
-    def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
-                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False):
+    def __init__(self, params: ParamsT, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False) -> None:
         require_nonnegative(lr=lr, momentum=momentum, weight_decay=weight_decay)
         require(not nesterov or (momentum > 0 and dampening == 0),
                 "Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                                       nesterov=nesterov, maximize=maximize))
 
-    def _update(self, p, grad, state, group, lr):
+    def _update(self, p: TensorT, grad: TensorT, state: dict, group: dict, lr: TensorT) -> None:
         grad = self._coupled_decay(p, grad, group)
         momentum = group["momentum"]
         if momentum != 0:

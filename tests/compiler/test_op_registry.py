@@ -11,8 +11,16 @@ import pytest
 import fusegrad  # noqa: F401  (registers the frontend's use of the table)
 from fusegrad.compiler.codegen import cpu, emit, ptx, ptx_kernel  # noqa: F401  (register the lowerings)
 from fusegrad.compiler.ir import ops
-from fusegrad.compiler.ir.registry import (CPU, NOT_DIFFERENTIABLE, PTX, VJP, ElementwiseRule, IndexRule, Marker,
-                                           RuleTable)
+from fusegrad.compiler.ir.registry import (
+    CPU,
+    NOT_DIFFERENTIABLE,
+    PTX,
+    VJP,
+    ElementwiseRule,
+    IndexRule,
+    Marker,
+    RuleTable,
+)
 from fusegrad.compiler.passes import autodiff  # noqa: F401  (registers the VJPs)
 
 ALL = sorted(ops.OPS)

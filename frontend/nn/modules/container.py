@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import operator
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from typing import Any, SupportsIndex
 
 from ... import trace_hooks
 from .module import Module, _addindent
 
 
-def _position(index, length: int) -> int:
+def _position(index: SupportsIndex, length: int) -> int:
     i = operator.index(index)
     if not -length <= i < length:
         raise IndexError(f"index {i} is out of range")
@@ -16,7 +18,7 @@ def _position(index, length: int) -> int:
 
 
 class Sequential(Module):
-    def __init__(self, *args):
+    def __init__(self, *args: Any) -> None:
         super().__init__()
         if len(args) == 1 and isinstance(args[0], OrderedDict):
             for name, module in args[0].items():
@@ -25,16 +27,16 @@ class Sequential(Module):
             for i, module in enumerate(args):
                 self.add_module(str(i), module)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
             return type(self)(OrderedDict(list(self._modules.items())[index]))
         return list(self._modules.values())[_position(index, len(self))]
 
-    def __setitem__(self, index, module) -> None:
+    def __setitem__(self, index: int, module: Module) -> None:
         name = list(self._modules)[_position(index, len(self))]
         setattr(self, name, module)
 
-    def __delitem__(self, index) -> None:
+    def __delitem__(self, index: int | slice) -> None:
         names = list(self._modules)
         for name in names[index] if isinstance(index, slice) else [names[_position(index, len(self))]]:
             delattr(self, name)
@@ -47,34 +49,34 @@ class Sequential(Module):
     def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def append(self, module):
+    def append(self, module: Module) -> Sequential:
         self.add_module(str(len(self)), module)
         return self
 
-    def forward(self, input):
+    def forward(self, input: Any) -> Any:
         for module in self:
             input = module(input)
         return input
 
 
 class ModuleList(Module):
-    def __init__(self, modules=None):
+    def __init__(self, modules: Iterable[Module] | None = None) -> None:
         super().__init__()
         if modules is not None:
             self.extend(modules)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
             return type(self)(list(self._modules.values())[index])
         return self._modules[str(_position(index, len(self)))]
 
-    def __setitem__(self, index, module) -> None:
+    def __setitem__(self, index: int, module: Module) -> None:
         setattr(self, str(_position(index, len(self))), module)
 
-    def __delitem__(self, index) -> None:
+    def __delitem__(self, index: int | slice) -> None:
         modules = list(self._modules.values())
         del modules[index if isinstance(index, slice) else _position(index, len(self))]
         self._modules.clear()
@@ -85,22 +87,22 @@ class ModuleList(Module):
     def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def __iadd__(self, modules):
+    def __iadd__(self, modules: Iterable[Module]) -> ModuleList:
         return self.extend(modules)
 
-    def append(self, module):
+    def append(self, module: Module) -> ModuleList:
         self.add_module(str(len(self)), module)
         return self
 
-    def extend(self, modules):
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
         for module in modules:
             self.append(module)
         return self
 
-    def insert(self, index: int, module) -> None:
+    def insert(self, index: int, module: Module) -> None:
         modules = list(self._modules.values())
         modules.insert(index, module)
         self._modules.clear()
@@ -108,12 +110,12 @@ class ModuleList(Module):
         for i, m in enumerate(modules):
             self.add_module(str(i), m)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         """PyTorch's: runs of identical children print once, as `(0-2): 3 x Linear(...)`."""
         reprs = [repr(m) for m in self]
         if not reprs:
             return self._get_name() + "()"
-        runs = []    # [first index, last index, repr]
+        runs: list[list] = []    # [first index, last index, repr]
         for i, r in enumerate(reprs):
             if runs and runs[-1][2] == r:
                 runs[-1][1] = i

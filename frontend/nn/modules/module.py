@@ -8,6 +8,8 @@ The repr nests the children's reprs as PyTorch prints them.
 from __future__ import annotations
 
 from collections import OrderedDict, namedtuple
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from ... import dtypes as D
 from ... import trace_hooks
@@ -21,7 +23,7 @@ from ..parameter import Parameter
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
-    def __repr__(self):
+    def __repr__(self) -> str:
         if not self.missing_keys and not self.unexpected_keys:
             return "<All keys matched successfully>"
         return super().__repr__()
@@ -37,32 +39,35 @@ def _addindent(text: str, spaces: int) -> str:
     return lines[0] + "\n" + "\n".join(" " * spaces + line for line in lines[1:])
 
 
-def _typename(value) -> str:
+def _typename(value: object) -> str:
     if isinstance(value, Tensor):
         return f"torch.{_torch_name(value.dtype)}Tensor"
     return type(value).__name__
 
 
+_M = TypeVar("_M", bound="Module")
+
+
 class Module:
     training: bool
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         if args or kwargs:
             raise TypeError(f"{type(self).__name__}.__init__() takes no arguments")
         for name, value in (("training", True), ("_parameters", OrderedDict()), ("_buffers", OrderedDict()),
                             ("_non_persistent_buffers_set", set()), ("_modules", OrderedDict())):
             object.__setattr__(self, name, value)
 
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         trace_hooks.module_used(self)      # a trace bakes in its slots and flags (guards.py)
         return self.forward(*args, **kwargs)
 
     # ------------------------------------------------------------ registration
 
-    def register_parameter(self, name: str, param) -> None:
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
         trace_hooks.state_changed()
         if "_parameters" not in self.__dict__:
             raise AttributeError("cannot assign parameter before Module.__init__() call")
@@ -72,7 +77,7 @@ class Module:
                             "(torch.nn.Parameter or None required)")
         self._parameters[name] = param
 
-    def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         trace_hooks.state_changed()
         if "_buffers" not in self.__dict__:
             raise AttributeError("cannot assign buffer before Module.__init__() call")
@@ -88,7 +93,7 @@ class Module:
         else:
             self._non_persistent_buffers_set.add(name)
 
-    def add_module(self, name: str, module) -> None:
+    def add_module(self, name: str, module: Module | None) -> None:
         trace_hooks.state_changed()
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{_typename(module)} is not a Module subclass")
@@ -97,7 +102,7 @@ class Module:
 
     register_module = add_module
 
-    def _check_name(self, name, kind: str, table) -> None:
+    def _check_name(self, name: object, kind: str, table: dict) -> None:
         if not isinstance(name, str):
             raise TypeError(f"{kind} name should be a string. Got {type(name).__name__}")
         if "." in name:
@@ -107,7 +112,7 @@ class Module:
         if hasattr(self, name) and name not in table:
             raise KeyError(f"attribute '{name}' already exists")
 
-    def __setattr__(self, name: str, value) -> None:
+    def __setattr__(self, name: str, value: Any) -> None:
         trace_hooks.state_changed()        # compiled functions recheck what their traces read
         params, modules, buffers = (self.__dict__.get(k) for k in ("_parameters", "_modules", "_buffers"))
         if isinstance(value, Parameter):
@@ -140,7 +145,7 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _forget(self, name: str, keep=None) -> None:
+    def _forget(self, name: str, keep: str | None = None) -> None:
         """Drop `name` from every table but `keep` and from the instance dict (before it is
         registered anew; in `keep` it stays where it is, so the order of children holds)."""
         self.__dict__.pop(name, None)
@@ -149,7 +154,7 @@ class Module:
                 table.pop(name, None)
         self._non_persistent_buffers_set.discard(name)
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         for table in ("_parameters", "_buffers", "_modules"):
             entries = self.__dict__.get(table)
             if entries is not None and name in entries:
@@ -166,13 +171,14 @@ class Module:
                 return
         object.__delattr__(self, name)
 
-    def __dir__(self):
+    def __dir__(self) -> list[str]:
         keys = list(super().__dir__()) + list(self._parameters) + list(self._modules) + list(self._buffers)
         return sorted(k for k in set(keys) if not k[0].isdigit())
 
     # ------------------------------------------------------------ walking the tree
 
-    def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True):
+    def named_modules(self, memo: set | None = None, prefix: str = "",
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, Module]]:
         if memo is None:
             memo = set()
         if self in memo and remove_duplicate:
@@ -184,22 +190,23 @@ class Module:
             if module is not None:
                 yield from module.named_modules(memo, prefix + ("." if prefix else "") + name, remove_duplicate)
 
-    def modules(self):
+    def modules(self) -> Iterator[Module]:
         for _, module in self.named_modules():
             yield module
 
-    def named_children(self):
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         seen = set()
         for name, module in self._modules.items():
             if module is not None and module not in seen:
                 seen.add(module)
                 yield name, module
 
-    def children(self):
+    def children(self) -> Iterator[Module]:
         for _, module in self.named_children():
             yield module
 
-    def _named_members(self, table: str, prefix: str, recurse: bool, remove_duplicate: bool = True):
+    def _named_members(self, table: str, prefix: str, recurse: bool,
+                       remove_duplicate: bool = True) -> Iterator[tuple[str, Any]]:
         owners = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
         seen = set()
         for owner_prefix, owner in owners:
@@ -209,21 +216,23 @@ class Module:
                 seen.add(id(value))
                 yield owner_prefix + ("." if owner_prefix else "") + name, value
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True) -> Iterator[tuple[str, Parameter]]:
         yield from self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
-    def parameters(self, recurse: bool = True):
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+    def named_buffers(self, prefix: str = "", recurse: bool = True,
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, Tensor]]:
         yield from self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
-    def buffers(self, recurse: bool = True):
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
-    def apply(self, fn):
+    def apply(self: _M, fn: Callable[[Module], object]) -> _M:
         for module in self.children():
             module.apply(fn)
         fn(self)
@@ -231,7 +240,7 @@ class Module:
 
     # ------------------------------------------------------------ modes and gradients
 
-    def train(self, mode: bool = True):
+    def train(self: _M, mode: bool = True) -> _M:
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
         for module in self.modules():
@@ -239,10 +248,10 @@ class Module:
         trace_hooks.state_changed()
         return self
 
-    def eval(self):
+    def eval(self: _M) -> _M:
         return self.train(False)
 
-    def requires_grad_(self, requires_grad: bool = True):
+    def requires_grad_(self: _M, requires_grad: bool = True) -> _M:
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
@@ -252,7 +261,7 @@ class Module:
 
     # ------------------------------------------------------------ conversions
 
-    def _apply(self, convert):
+    def _apply(self: _M, convert: Callable[[Tensor], Tensor]) -> _M:
         """Replace every parameter's and buffer's value by `convert(value)` (PyTorch's `_apply`):
         parameters keep their identity (optimizers hold them), only their data changes."""
         with no_grad():
@@ -273,7 +282,7 @@ class Module:
         trace_hooks.state_changed()
         return self
 
-    def to(self, *args, **kwargs):
+    def to(self: _M, *args: Any, **kwargs: Any) -> _M:
         dtype, device = None, None
         for a in list(args) + [kwargs.get("dtype"), kwargs.get("device")]:
             if a is None:
@@ -288,27 +297,28 @@ class Module:
             raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, but got desired dtype="
                             f"{dtype}")
 
-        def convert(t):
+        def convert(t: Tensor) -> Tensor:
             if dtype is not None and t.is_floating_point():
                 t = t.to(dtype)
             return t.to(device) if device is not None else t
         return self._apply(convert)
 
-    def cpu(self):
+    def cpu(self: _M) -> _M:
         return self._apply(lambda t: t.cpu())
 
-    def cuda(self, device=None):
+    def cuda(self: _M, device: Any = None) -> _M:
         return self._apply(lambda t: t.cuda(device))
 
-    def double(self):
+    def double(self: _M) -> _M:
         return self._apply(lambda t: t.double() if t.is_floating_point() else t)
 
-    def float(self):
+    def float(self: _M) -> _M:
         return self._apply(lambda t: t.float() if t.is_floating_point() else t)
 
     # ------------------------------------------------------------ state dicts
 
-    def state_dict(self, *, destination=None, prefix: str = "", keep_vars: bool = False):
+    def state_dict(self, *, destination: dict | None = None, prefix: str = "",
+                   keep_vars: bool = False) -> dict[str, Any]:
         if destination is None:
             destination = OrderedDict()
         for name, p in self._parameters.items():
@@ -322,7 +332,7 @@ class Module:
                 module.state_dict(destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars)
         return destination
 
-    def load_state_dict(self, state_dict, strict: bool = True):
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> _IncompatibleKeys:
         """Copy `state_dict`'s tensors into the parameters and buffers, all in one program."""
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
@@ -359,7 +369,7 @@ class Module:
     def _get_name(self) -> str:
         return type(self).__name__
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         extra = self.extra_repr()
         extra_lines = extra.split("\n") if extra else []
         child_lines = [f"({name}): {_addindent(repr(module), 2)}" for name, module in self._modules.items()]
@@ -373,7 +383,7 @@ class Module:
         return text + ")"
 
 
-def _as_state(t):
+def _as_state(t: Tensor) -> Tensor:
     """`t` with its storage marked as state and computed now (a converted parameter or buffer)."""
     t._storage.state = True
     realize([t._storage])
