@@ -9,6 +9,8 @@ import builtins
 import itertools
 import math
 import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
@@ -20,8 +22,20 @@ from .compiler.ir import make
 from .runtime import aligned_empty
 from .source import user_loc
 
+if TYPE_CHECKING:
+    from .device import device as _device
+    from .random import Generator
 
-def _sizes(size) -> tuple:
+# What the creation functions take: a dtype is a DType or anything `dtypes.as_dtype` reads (a
+# numpy dtype, a Python type, a name); a device is a device, a string ("cuda:0") or a CUDA index;
+# a size is an int or a sequence of ints (also spread over the arguments: zeros(2, 3)).
+DTypeLike = Union["D.DType", str, type, "np.dtype[Any]"]
+DeviceLike = Union["_device", str, int]
+SizeLike = Union[int, Sequence[int]]
+Scalar = Union[bool, int, float]
+
+
+def _sizes(size: Sequence[Any]) -> tuple[int, ...]:
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
     if len(size) == 1 and hasattr(size[0], "__iter__") and not isinstance(size[0], str):
@@ -34,13 +48,13 @@ def _sizes(size) -> tuple:
     return tuple(builtins.int(s) for s in size)
 
 
-def _aligned_copy(a: np.ndarray, dtype=None) -> np.ndarray:
+def _aligned_copy(a: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
     out = aligned_empty(a.shape, dtype or a.dtype)
     np.copyto(out, a, casting="unsafe")
     return out
 
 
-def _infer_dtype(data) -> D.DType:
+def _infer_dtype(data: object) -> D.DType:
     """PyTorch's dtype for nested Python data: bools < ints < floats (the default dtype)."""
     kinds = set()
     stack = [data]
@@ -67,7 +81,7 @@ def _infer_dtype(data) -> D.DType:
     return D.get_default_dtype()
 
 
-def _to_array(data, dtype) -> np.ndarray:
+def _to_array(data: Any, dtype: D.DType | None) -> np.ndarray:
     if isinstance(data, Tensor):
         a = data._host_values()
         return _aligned_copy(a, (dtype or data.dtype).np)
@@ -86,21 +100,21 @@ def _to_array(data, dtype) -> np.ndarray:
         raise ValueError(str(e)) from None
 
 
-def _check_native_byte_order(a: np.ndarray):
+def _check_native_byte_order(a: np.ndarray) -> None:
     """PyTorch takes numpy arrays in the machine's byte order only ('>f4' on x86: ValueError)."""
     if not a.dtype.isnative:
         raise ValueError("given numpy array has byte order different from the native byte order. "
                          "Conversion between byte orders is currently not supported.")
 
 
-def _not_data(x) -> Exception:
+def _not_data(x: object) -> Exception:
     """PyTorch's error for an element that is not a number: TypeError for strings, else RuntimeError."""
     if isinstance(x, (str, bytes)):
         return TypeError(f"new(): invalid data type '{type(x).__name__}'")
     return RuntimeError(f"Could not infer dtype of {type(x).__name__}")
 
 
-def _plain(data):
+def _plain(data: Any) -> Any:
     if isinstance(data, Tensor):
         return data._host_values().tolist()
     if isinstance(data, (list, tuple)):
@@ -108,7 +122,7 @@ def _plain(data):
     return data
 
 
-def _nested_shape(data) -> tuple:
+def _nested_shape(data: Any) -> tuple[int, ...]:
     """The shape of nested sequences, read (as PyTorch reads it) from the first element of each level."""
     shape = []
     while isinstance(data, (list, tuple)):
@@ -119,7 +133,7 @@ def _nested_shape(data) -> tuple:
     return tuple(shape)
 
 
-def _check_nesting(data, shape, dim=0):
+def _check_nesting(data: Any, shape: tuple[int, ...], dim: int = 0) -> None:
     """Every sequence at depth `dim` has length shape[dim] and numbers sit only at the last depth."""
     is_seq = isinstance(data, (list, tuple))
     if dim == len(shape):
@@ -134,7 +148,8 @@ def _check_nesting(data, shape, dim=0):
         _check_nesting(x, shape, dim + 1)
 
 
-def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False):
+def tensor(data: Any, dtype: DTypeLike | None = None, device: DeviceLike | None = None, requires_grad: bool = False,
+           pin_memory: bool = False) -> Tensor:
     dtype = D.as_dtype(dtype) if dtype is not None else None
     t = Tensor._from_array(_to_array(data, dtype))
     if requires_grad:
@@ -142,13 +157,13 @@ def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False)
     return _placed(t, device)
 
 
-def _placed(t, device):
+def _placed(t: Tensor, device: DeviceLike | None) -> Tensor:
     if device is None:
         return t
     return t.to(device)
 
 
-def as_tensor(data, dtype=None, device=None):
+def as_tensor(data: Any, dtype: DTypeLike | None = None, device: DeviceLike | None = None) -> Tensor:
     if isinstance(data, np.ndarray) and (dtype is None or D.as_dtype(dtype).np == data.dtype):
         return _placed(from_numpy(data), device)
     if isinstance(data, Tensor) and (dtype is None or D.as_dtype(dtype) is data.dtype):
@@ -156,7 +171,7 @@ def as_tensor(data, dtype=None, device=None):
     return tensor(data, dtype=dtype, device=device)
 
 
-def from_numpy(a: np.ndarray):
+def from_numpy(a: np.ndarray) -> Tensor:
     """A tensor sharing `a`'s memory: writes through either are seen by the other."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(a).__name__})")
@@ -177,7 +192,7 @@ _NOT_WRITABLE = ("The given NumPy array is not writable, and PyTorch does not su
                  "through the tensor copies the data first, and leaves the array unchanged.)")
 
 
-def _check_strides(a: np.ndarray):
+def _check_strides(a: np.ndarray) -> None:
     """PyTorch's errors for strides a tensor cannot have: negative, or not whole elements."""
     if any(s < 0 for s in a.strides):
         raise ValueError("At least one stride in the given numpy array is negative, and tensors with negative "
@@ -188,7 +203,7 @@ def _check_strides(a: np.ndarray):
                          "array to reallocate the memory.")
 
 
-def _sharing(a: np.ndarray):
+def _sharing(a: np.ndarray) -> Tensor:
     """A tensor over `a`'s memory: the array itself when contiguous, else a view of the memory
     around it (`_strided_view`); a copy, with a warning, for layouts no view can express."""
     if a.flags.c_contiguous:
@@ -207,7 +222,7 @@ def _sharing(a: np.ndarray):
 
 # ---------------------------------------------------------------- strided numpy arrays
 
-def _strided_view(a: np.ndarray):
+def _strided_view(a: np.ndarray) -> Tensor | None:
     """`a` as a view (reshape, slices, permute, expand) of a contiguous run of the memory it lies
     in, or None. The run is an array `a` is a view of, read as a row-major "frame": that array's
     shape, else one built from a's strides; each dim of `a` is a strided slice of one frame dim."""
@@ -224,7 +239,7 @@ def _strided_view(a: np.ndarray):
     return None
 
 
-def _contiguous_owners(a: np.ndarray):
+def _contiguous_owners(a: np.ndarray) -> Iterator[np.ndarray]:
     """The arrays `a` is a view of, innermost first, that are contiguous runs of whole elements
     before it (through the non-array holders that as_strided and broadcast_to put between)."""
     owner = a.base
@@ -236,7 +251,8 @@ def _contiguous_owners(a: np.ndarray):
         owner = getattr(owner, "base", None)
 
 
-def _frames(owner, memory, a, steps, sizes):
+def _frames(owner: np.ndarray, memory: np.ndarray, a: np.ndarray, steps: list[int],
+            sizes: list[int]) -> Iterator[tuple[int, ...]]:
     """Candidate frame shapes over `memory`: the owner's own shape, then row-major frames whose
     dim strides divide a's strides (a few dozen at most; the first that fits is used)."""
     if owner.itemsize == a.itemsize and owner.ndim > 1:
@@ -250,7 +266,8 @@ _MAX_FRAMES = 64
 _MAX_VISITS = 4096     # candidates looked at, at most (overlapping strides could make the search long)
 
 
-def _frame_strides(steps, sizes, j, inner, budget):
+def _frame_strides(steps: list[int], sizes: list[int], j: int,
+                   inner: tuple[int, ...], budget: list[int]) -> Iterator[tuple[int, ...]]:
     """Frame dim strides for a's dims j, j-1, ... (outermost last chosen): each divides a's
     stride there, is a multiple of the next inner one, and leaves room for the inner dim's extent."""
     if j < 0:
@@ -265,12 +282,13 @@ def _frame_strides(steps, sizes, j, inner, budget):
         yield from _frame_strides(steps, sizes, j - 1, (t,) + inner, budget)
 
 
-def _divisors(n: int) -> list:
+def _divisors(n: int) -> list[int]:
     small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
     return sorted(set(small + [n // d for d in small]))
 
 
-def _place(frame, offset, sizes, steps):
+def _place(frame: tuple[int, ...], offset: int, sizes: list[int],
+           steps: list[int]) -> list[tuple[int, int, int]] | None:
     """Per frame dim, (start, count, step) of a's elements, or None when a's dims (sorted by
     stride) do not fall on distinct frame dims inside the frame."""
     strides = _row_major(frame)
@@ -292,7 +310,7 @@ def _place(frame, offset, sizes, steps):
     return picks
 
 
-def _row_major(shape) -> tuple:
+def _row_major(shape: Sequence[int]) -> tuple[int, ...]:
     out, acc = [], 1
     for n in reversed(shape):
         out.append(acc)
@@ -300,7 +318,9 @@ def _row_major(shape) -> tuple:
     return tuple(reversed(out))
 
 
-def _frame_view(memory, frame, picks, a, dims):
+def _frame_view(memory: np.ndarray, frame: tuple[int, ...],
+                picks: list[tuple[int, int, int]], a: np.ndarray,
+                dims: list[int]) -> Tensor:
     """The tensor: the frame rows that `a` touches are the storage, sliced and arranged as `a`."""
     first, rows, _ = picks[0]
     rows = (rows - 1) * picks[0][2] + 1
@@ -318,7 +338,7 @@ def _frame_view(memory, frame, picks, a, dims):
     return v.expand(a.shape) if kept != a.shape else v
 
 
-def legacy_constructor_array(args, dtype) -> np.ndarray:
+def legacy_constructor_array(args: tuple, dtype: D.DType) -> np.ndarray:
     """Tensor(2, 3) / Tensor([1, 2]) / Tensor(ndarray) / Tensor(): PyTorch's legacy forms."""
     if not args:
         return aligned_empty((0,), dtype.np)
@@ -329,8 +349,8 @@ def legacy_constructor_array(args, dtype) -> np.ndarray:
     return out
 
 
-def _typed_constructor(dtype, name):
-    def make_tensor(*args, device=None):
+def _typed_constructor(dtype: D.DType, name: str) -> Callable[..., Tensor]:
+    def make_tensor(*args: Any, device: DeviceLike | None = None) -> Tensor:
         return _placed(Tensor._from_array(legacy_constructor_array(args, dtype)), device)
     make_tensor.__name__ = name
     return make_tensor
@@ -344,7 +364,8 @@ ByteTensor = _typed_constructor(D.uint8, "ByteTensor")
 BoolTensor = _typed_constructor(D.bool_, "BoolTensor")
 
 
-def _filled(size, value, dtype, device, requires_grad):
+def _filled(size: Sequence[Any], value: Scalar, dtype: DTypeLike | None, device: DeviceLike | None,
+            requires_grad: bool) -> Tensor:
     dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
     a = aligned_empty(_sizes(size), dt.np)
     a.fill(value)
@@ -354,27 +375,32 @@ def _filled(size, value, dtype, device, requires_grad):
     return _placed(t, device)
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False):
+def zeros(*size: SizeLike, dtype: DTypeLike | None = None, device: DeviceLike | None = None,
+          requires_grad: bool = False) -> Tensor:
     return _filled(size, 0, dtype, device, requires_grad)
 
 
-def ones(*size, dtype=None, device=None, requires_grad=False):
+def ones(*size: SizeLike, dtype: DTypeLike | None = None, device: DeviceLike | None = None,
+         requires_grad: bool = False) -> Tensor:
     return _filled(size, 1, dtype, device, requires_grad)
 
 
-def empty(*size, dtype=None, device=None, requires_grad=False):
+def empty(*size: SizeLike, dtype: DTypeLike | None = None, device: DeviceLike | None = None,
+          requires_grad: bool = False) -> Tensor:
     return _filled(size, 0, dtype, device, requires_grad)
 
 
-def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+def full(size: SizeLike, fill_value: Scalar, dtype: DTypeLike | None = None, device: DeviceLike | None = None,
+         requires_grad: bool = False) -> Tensor:
     if dtype is None:
         dtype = D.scalar_dtype(fill_value)
     return _filled((size,) if isinstance(size, builtins.int) else tuple(size), fill_value, dtype, device,
                    requires_grad)
 
 
-def _like(fn):
-    def like(t, dtype=None, device=None, requires_grad=False, **kw):
+def _like(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    def like(t: Tensor, dtype: DTypeLike | None = None, device: DeviceLike | None = None, requires_grad: bool = False,
+             **kw: Any) -> Tensor:
         return fn(tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad, **kw)
     return like
 
@@ -382,11 +408,13 @@ def _like(fn):
 zeros_like, ones_like, empty_like = _like(zeros), _like(ones), _like(empty)
 
 
-def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
+def full_like(t: Tensor, fill_value: Scalar, dtype: DTypeLike | None = None, device: DeviceLike | None = None,
+              requires_grad: bool = False) -> Tensor:
     return full(tuple(t.shape), fill_value, dtype=dtype or t.dtype, device=device, requires_grad=requires_grad)
 
 
-def _random(size, dtype, device, requires_grad, generator, draw):
+def _random(size: Sequence[Any], dtype: DTypeLike | None, device: DeviceLike | None, requires_grad: bool,
+            generator: Generator | None, draw: Callable[..., np.ndarray]) -> Tensor:
     dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
     shape = _sizes(size)
     if trace_hooks.active():    # inside @compile: new numbers on every call
@@ -399,23 +427,27 @@ def _random(size, dtype, device, requires_grad, generator, draw):
     return _placed(t, device)
 
 
-def rand(*size, dtype=None, device=None, requires_grad=False, generator=None):
+def rand(*size: SizeLike, dtype: DTypeLike | None = None, device: DeviceLike | None = None,
+         requires_grad: bool = False, generator: Generator | None = None) -> Tensor:
     return _random(size, dtype, device, requires_grad, generator, _rng.uniform)
 
 
-def randn(*size, dtype=None, device=None, requires_grad=False, generator=None):
+def randn(*size: SizeLike, dtype: DTypeLike | None = None, device: DeviceLike | None = None,
+          requires_grad: bool = False, generator: Generator | None = None) -> Tensor:
     return _random(size, dtype, device, requires_grad, generator, _rng.normal)
 
 
-def rand_like(t, dtype=None, device=None):
+def rand_like(t: Tensor, dtype: DTypeLike | None = None, device: DeviceLike | None = None) -> Tensor:
     return rand(tuple(t.shape), dtype=dtype or t.dtype, device=device)
 
 
-def randn_like(t, dtype=None, device=None):
+def randn_like(t: Tensor, dtype: DTypeLike | None = None, device: DeviceLike | None = None) -> Tensor:
     return randn(tuple(t.shape), dtype=dtype or t.dtype, device=device)
 
 
-def randint(*args, low=None, high=None, size=None, dtype=None, device=None, requires_grad=False, generator=None):
+def randint(*args: Any, low: int | None = None, high: int | None = None, size: SizeLike | None = None,
+            dtype: DTypeLike | None = None, device: DeviceLike | None = None, requires_grad: bool = False,
+            generator: Generator | None = None) -> Tensor:
     """PyTorch's randint(high, size) and randint(low, high, size): integers in [low, high),
     int64 unless `dtype` says otherwise."""
     low, high, size = _rng.randint_args(args, low, high, size)
@@ -431,20 +463,26 @@ def randint(*args, low=None, high=None, size=None, dtype=None, device=None, requ
     return _placed(t, device)
 
 
-def randperm(n, dtype=None, device=None, generator=None):
+def randperm(n: int, dtype: DTypeLike | None = None, device: DeviceLike | None = None,
+             generator: Generator | None = None) -> Tensor:
     keys = _rng.uniform(n, np.float64, generator)
     return _placed(Tensor._from_array(_aligned_copy(np.argsort(keys, kind="stable"),
                                                     (D.as_dtype(dtype) if dtype else D.int64).np)), device)
 
 
-def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None, device=None):
-    if isinstance(mean, Tensor) or isinstance(std, Tensor):
-        shape = (mean if isinstance(mean, Tensor) else std).shape
-        return mean + std * randn(tuple(shape), generator=generator)
-    return mean + std * randn(*(size or ()), dtype=dtype, device=device, generator=generator)
+def normal(mean: Tensor | float = 0.0, std: Tensor | float = 1.0, size: Sequence[int] | None = None,
+           generator: Generator | None = None, dtype: DTypeLike | None = None,
+           device: DeviceLike | None = None) -> Tensor:
+    m: Any = mean      # Any: Tensor's operators are bound at import time (methods.py)
+    s: Any = std
+    if isinstance(m, Tensor) or isinstance(s, Tensor):
+        shape = (m if isinstance(m, Tensor) else s).shape
+        return m + s * randn(tuple(shape), generator=generator)
+    return m + s * randn(*(size or ()), dtype=dtype, device=device, generator=generator)
 
 
-def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+def arange(start: Scalar | Tensor, end: Scalar | Tensor | None = None, step: Scalar | Tensor = 1,
+           dtype: DTypeLike | None = None, device: DeviceLike | None = None, requires_grad: bool = False) -> Tensor:
     if end is None:
         start, end = 0, start
     values = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
@@ -463,7 +501,8 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     return _placed(t, device)
 
 
-def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+def linspace(start: float, end: float, steps: int, dtype: DTypeLike | None = None, device: DeviceLike | None = None,
+             requires_grad: bool = False) -> Tensor:
     """PyTorch's linspace: the first half counts up from start, the second down from end."""
     dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
     work = dt.np if dt.is_floating_point else np.dtype(np.float64)
@@ -480,7 +519,8 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     return _placed(t, device)
 
 
-def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+def eye(n: int, m: int | None = None, dtype: DTypeLike | None = None, device: DeviceLike | None = None,
+        requires_grad: bool = False) -> Tensor:
     dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
     t = Tensor._from_array(_aligned_copy(np.eye(n, m if m is not None else n), dt.np))
     if requires_grad:
@@ -488,7 +528,7 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     return _placed(t, device)
 
 
-def iota(shape, axis: int, dtype=None, device=None):
+def iota(shape: Sequence[int], axis: int, dtype: D.DType | None = None, device: Any = None) -> Tensor:
     """Lazy index values along `axis` (an IR iota node: free inside a fused kernel), computed
     on `device` (a device object, None: the CPU)."""
     node = make("iota", (), {"axis": axis}, user_loc(), shape=tuple(shape), dtype=dtype or D.int64)
@@ -496,7 +536,7 @@ def iota(shape, axis: int, dtype=None, device=None):
     return Tensor._from_value(node)
 
 
-def manual_seed(seed: int):
+def manual_seed(seed: int) -> Generator:
     return _rng.manual_seed(seed)
 
 
