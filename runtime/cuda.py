@@ -228,7 +228,7 @@ class DeviceCalls:
 class CudaExecutable(DeviceCalls):
     new_buffer = staticmethod(lambda shape, dtype: DeviceBuffer(shape, dtype))
 
-    def __init__(self, program):
+    def __init__(self, program: Any) -> None:
         if program.target != "cuda":
             raise ValueError(f"a {program.target!r} program cannot run on CUDA")
         drv = driver()
