@@ -7,7 +7,14 @@ drawn in a fused dropout mask equals the one numpy would have drawn at that coun
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from .compiler.ir.dtypes import DType
+    from .tensor import Tensor
 
 _M = (np.uint64(0xD2511F53), np.uint64(0xCD9E8D57))
 _W = (np.uint64(0x9E3779B9), np.uint64(0xBB67AE85))
@@ -19,12 +26,12 @@ class Generator:
     """(seed, offset) of the Philox stream, held in a small int64 tensor so that a traced
     function captures it as state and advances it in place on every call."""
 
-    def __init__(self, seed: int = _DEFAULT_SEED):
-        self._state = None
+    def __init__(self, seed: int = _DEFAULT_SEED) -> None:
+        self._state: Tensor | None = None
         self.manual_seed(seed)
 
     @property
-    def state(self):
+    def state(self) -> Tensor:
         if self._state is None:
             from .tensor import Tensor
             self._state = Tensor._from_array(np.zeros(2, np.int64))
@@ -59,10 +66,10 @@ class Generator:
         words[1] += int(n)
         return self.seed, start
 
-    def get_state(self):
+    def get_state(self) -> np.ndarray:
         return self._words().copy()
 
-    def set_state(self, state) -> None:
+    def set_state(self, state: Any) -> None:
         self._words()[:] = np.asarray(state, dtype=np.int64)
 
 
@@ -73,7 +80,7 @@ def manual_seed(seed: int) -> Generator:
     return default_generator.manual_seed(seed)
 
 
-def randint_args(args: tuple, low, high, size) -> tuple:
+def randint_args(args: tuple, low: Any, high: Any, size: Any) -> tuple[int, int, tuple[int, ...]]:
     """(low, high, size) of PyTorch's randint(high, size) / randint(low, high, size), each
     argument given by position or keyword, checked as PyTorch checks them."""
     given = {k: v for k, v in (("low", low), ("high", high), ("size", size)) if v is not None}
@@ -94,7 +101,7 @@ def randint_args(args: tuple, low, high, size) -> tuple:
     return lo, hi, tuple(given["size"])
 
 
-def _check_randint_arg(name: str, position: int, value) -> None:
+def _check_randint_arg(name: str, position: int, value: object) -> None:
     is_int = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)
     ok = all(map(is_int, value)) if name == "size" and isinstance(value, (tuple, list)) else \
         name != "size" and is_int(value)
@@ -104,7 +111,7 @@ def _check_randint_arg(name: str, position: int, value) -> None:
                         f"not {type(value).__name__}")
 
 
-def rand_tensor(shape, dtype, generator: Generator | None = None):
+def rand_tensor(shape: Sequence[int], dtype: DType, generator: Generator | None = None) -> Tensor:
     """Lazy uniform numbers in [0, 1): an IR `rand` node, fused into whatever consumes it.
 
     Eagerly, the key is a fresh (seed, offset) buffer and the generator advances at once;
@@ -118,14 +125,14 @@ def rand_tensor(shape, dtype, generator: Generator | None = None):
     n = int(np.prod(shape, dtype=np.int64))
     if trace_hooks.active():
         key = gen.state._value()[0]
-        gen.state.add_(Tensor._from_array(np.array([0, n], np.int64)))
+        gen.state.add_(Tensor._from_array(np.array([0, n], np.int64)))  # type: ignore[attr-defined]  # methods.py
     else:
         seed_, start = gen.take(n)
         key = Tensor._from_array(np.array([seed_, start], np.uint64).view(np.int64))._value()[0]
     return Tensor._from_value(make("rand", (key,), {}, user_loc(), shape=tuple(shape), dtype=dtype))
 
 
-def randn_tensor(shape, dtype, generator: Generator | None = None):
+def randn_tensor(shape: Sequence[int], dtype: DType, generator: Generator | None = None) -> Tensor:
     """Lazy standard normals by Box-Muller on two lazy uniforms (for traced code)."""
     from . import ops
     u1, u2 = rand_tensor(shape, dtype, generator), rand_tensor(shape, dtype, generator)
@@ -142,7 +149,7 @@ def initial_seed() -> int:
     return default_generator.seed
 
 
-def philox_words(seed: int, start: int, n: int):
+def philox_words(seed: int, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The first two output words of Philox-4x32-10 for counters start .. start+n-1."""
     with np.errstate(over="ignore"):
         ctr = np.arange(n, dtype=np.uint64) + np.uint64(start)
@@ -158,7 +165,7 @@ def philox_words(seed: int, start: int, n: int):
     return c0, c1
 
 
-def uniform(n: int, dtype, generator: Generator | None = None) -> np.ndarray:
+def uniform(n: int, dtype: Any, generator: Generator | None = None) -> np.ndarray:
     """n uniform numbers in [0, 1) of a float numpy dtype, from the generator's stream."""
     seed_, start = (generator or default_generator).take(n)
     w0, w1 = philox_words(seed_, start, n)
@@ -168,7 +175,7 @@ def uniform(n: int, dtype, generator: Generator | None = None) -> np.ndarray:
     return bits.astype(np.float64) * 2.0 ** -53
 
 
-def normal(n: int, dtype, generator: Generator | None = None) -> np.ndarray:
+def normal(n: int, dtype: Any, generator: Generator | None = None) -> np.ndarray:
     """n standard normal numbers (Box-Muller on pairs of uniforms)."""
     u = uniform(2 * ((n + 1) // 2), np.float64, generator)
     u1, u2 = u[0::2], u[1::2]
