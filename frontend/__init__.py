@@ -24,7 +24,7 @@ from .dtypes import (bool_ as bool, double, float, float32, float64, get_default
                      set_default_dtype, uint8)
 from .dtypes import DType as dtype
 from .dtypes import result_type as _result_type
-from .ops import (abs, add, all, amax, amin, any, argmax, argmin, bmm, ceil, clamp, cos, div, dot, eq, exp, floor,
+from .ops import (abs, add, all, amax, amin, any, argmax, argmin, bmm, ceil, clamp, cos, div, dot, eq, erf, exp, floor,
                   floor_divide, fmod, ge, gt, le, log, log_softmax, logical_and, logical_not, logical_or, logical_xor,
                   logsumexp, lt, matmul, max, maximum, mean, min, minimum, mm, mul, ne, neg, pow, prod, reciprocal,
                   relu, remainder, round, rsqrt, sigmoid, sign, sin, softmax, sqrt, sub, sum, tanh, where)
@@ -36,7 +36,6 @@ from . import methods as _methods  # noqa: F401  (binds Tensor methods)
 from . import nn, optim  # noqa: E402  (they build on everything above)
 from .internal_errors import InternalError
 from .jit import compile
-from .realize import program_cache_info
 
 if _TYPE_CHECKING:
     from .compiler.program import Program

@@ -26,7 +26,6 @@ from .compiler.ir.dtypes import category
 from .compiler.ir.ops import broadcast_shapes
 from .compiler.passes.autodiff import unslice
 from .realize import realize
-from .storage import buffer_of
 from .source import user_loc
 
 _BATCHES: contextvars.ContextVar = contextvars.ContextVar("fusegrad_deferred", default=None)
@@ -133,8 +132,7 @@ def assign(t, value, opname: str = "copy_"):
         base = t._base if t._track and not t._detached else t._base._alias(detached=True)
         value = ops.named(_write_back(base, t._view, value), "CopySlices")
     node, fn = value._value()
-    buf = buffer_of(node)
-    if buf is not None and buf is not s.buffer:
+    if node.buffer is not None and node.buffer is not s.buffer:
         node = make("reshape", (node,), {"shape": tuple(node.shape)}, user_loc())   # copy into t's own memory
     before = (s.node, s.grad_fn)
     s.set_value(node, fn)

@@ -325,6 +325,10 @@ def tanh(x):
     return _float_unary("tanh", x)
 
 
+def erf(x):
+    return _float_unary("erf", x)
+
+
 def floor(x):
     _check_not_bool(x, "floor", "floor_vml_cpu")
     return x if not x.dtype.is_floating_point else prim("floor", [x])

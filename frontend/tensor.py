@@ -22,7 +22,7 @@ from .compiler.ir import Node
 from .device import CPU, as_device
 from .printing import format_tensor
 from .realize import MAX_PENDING_DEPTH, realize
-from .storage import Storage, computed, set_buffer
+from .storage import Storage
 
 
 class Size(tuple):
@@ -59,7 +59,7 @@ class Size(tuple):
 def leaf_node(array: np.ndarray, dtype=None) -> Node:
     """A node whose value is already computed: `array` (C-contiguous, a supported dtype)."""
     node = Node("input", (), _NO_ATTRS, array.shape, dtype or D.from_numpy(array.dtype))
-    set_buffer(node, array)
+    node.buffer = array
     return node
 
 
@@ -98,7 +98,7 @@ class Tensor:
     @classmethod
     def _from_value(cls, node, fn=None):
         t = cls._new(Storage(node, grad_fn=fn, device=_cuda.value_device(node)))
-        if node.height > MAX_PENDING_DEPTH and not _trace_hooks.active() and computed(node) is None:
+        if node.depth > MAX_PENDING_DEPTH and not _trace_hooks.active():
             realize([t._storage])
         return t
 

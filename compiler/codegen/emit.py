@@ -476,7 +476,7 @@ def _math(em, n, args):
     return mathlib.emit_math(em.b, n.op, *args)       # straight-line LLVM IR, no libm
 
 
-cpu_elementwise("exp", "log", "sin", "cos", "tanh")(_math)
+cpu_elementwise("exp", "log", "sin", "cos", "tanh", "erf")(_math)
 cpu_elementwise("sqrt")(_intrinsic("llvm.sqrt"))
 cpu_elementwise("floor")(_intrinsic("llvm.floor"))
 cpu_elementwise("round")(_intrinsic("llvm.roundeven"))

@@ -33,7 +33,7 @@ from . import nvptx
 # lowering until someone checks that its CPU rule is valid on NVPTX (no libm, no frem, ...).
 
 PTX.same_as(CPU, "input", "param", "const", "iota", "rand")                         # sources
-PTX.same_as(CPU, "neg", "exp", "log", "sqrt", "recip", "sin", "cos", "tanh", "abs", "floor", "round")
+PTX.same_as(CPU, "neg", "exp", "log", "sqrt", "recip", "sin", "cos", "tanh", "abs", "floor", "round", "erf")
 PTX.same_as(CPU, "add", "sub", "mul", "div", "pow", "max", "min")
 PTX.same_as(CPU, "lt", "le", "eq", "ne", "where", "cast")
 PTX.same_as(CPU, "reshape", "permute", "expand", "slice", "pad", "concat", "gather")  # views, indexing

@@ -12,6 +12,7 @@ the operand types when the inputs are not acceptable.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -371,7 +372,8 @@ for _name, _fn, _grad, _float_only in (
         ("tanh", np.tanh, "TanhBackward0", True),
         ("abs", np.abs, "AbsBackward0", False),
         ("floor", np.floor, "FloorBackward0", True),
-        ("round", np.round, "RoundBackward0", True)):
+        ("round", np.round, "RoundBackward0", True),
+        ("erf", np.vectorize(math.erf, otypes=[np.float64]), "ErfBackward0", True)):
     declare(_name, "unary", 1, _elementwise_shape, _unary_dtype, fold=_ufunc(_fn), grad_name=_grad,
             float_only=_float_only)
 

@@ -13,6 +13,7 @@ with the forward pass, and can be differentiated again.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from ..ir import Graph, make, topo_order
@@ -231,6 +232,8 @@ for _op, _rule in {
     "cos": _unary(lambda e, x, out, g: e("neg", e("mul", g, e("sin", x)))),
     "tanh": _unary(lambda e, x, out, g: e("mul", g, e("sub", const(e, 1.0, out), e("mul", out, out)))),
     "abs": _unary(_abs_grad),
+    "erf": _unary(lambda e, x, out, g: e("mul", g, e("mul", const(e, 2.0 / math.sqrt(math.pi), x),
+                                                     e("exp", e("neg", e("mul", x, x)))))),
     "floor": _unary(lambda e, x, out, g: const(e, 0.0, x)),
     "round": _unary(lambda e, x, out, g: const(e, 0.0, x)),
     "add": _binary(lambda e, a, b, out, g: g, lambda e, a, b, out, g: g),
@@ -266,7 +269,7 @@ for _op in ("input", "param", "const", "iota", "rand", "lt", "le", "eq", "ne"):
     VJP.register(_op, NOT_DIFFERENTIABLE)
 
 #: ops whose VJP reads input or output values (PyTorch's "saved tensors"); the others need shapes only
-NEEDS_VALUES = frozenset({"exp", "log", "sqrt", "recip", "sin", "cos", "tanh", "abs", "mul", "div", "pow",
+NEEDS_VALUES = frozenset({"erf", "exp", "log", "sqrt", "recip", "sin", "cos", "tanh", "abs", "mul", "div", "pow",
                           "fmod", "max", "min", "where", "reduce_max", "reduce_min", "prod", "gather", "scatter_add",
                           "matmul"})
 

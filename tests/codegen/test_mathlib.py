@@ -10,6 +10,7 @@ in ulp (distance in representable values); special values must match
 exactly, including the sign of zero.
 """
 import ctypes
+import math
 import re
 import shutil
 import subprocess
@@ -27,7 +28,8 @@ llvm.initialize_native_asmprinter()
 TYPES = {np.float32: ir.FloatType(), np.float64: ir.DoubleType()}
 REFERENCE_TYPE = {np.float32: np.float64, np.float64: np.longdouble}
 NUMPY_FUNCTION = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p,
-                  "sin": np.sin, "cos": np.cos, "tanh": np.tanh, "pow": np.power}
+                  "sin": np.sin, "cos": np.cos, "tanh": np.tanh, "pow": np.power,
+                  "erf": np.vectorize(math.erf, otypes=[np.float64])}   # f64 reference: libm's erf (< 1 ulp)
 ARITY = {"pow": 2}
 SEED = 20240611
 N = 1 << 17  # inputs per range; each function sees 4-8 ranges
@@ -220,6 +222,7 @@ def unary_inputs(name, dtype, rng):
                   -1 + _log_uniform(rng, 1e-12, 1, N, signed=False)],
         "sin": trig_inputs(dtype, rng),
         "tanh": [rng.uniform(-25, 25, N), rng.uniform(-1, 1, N), small],
+        "erf": [rng.uniform(-6.5, 6.5, N), rng.uniform(-1.25, 1.25, N), small],
     }
     ranges["cos"] = ranges["sin"]
     with np.errstate(over="ignore"):
@@ -249,6 +252,8 @@ DOCUMENTED_VALUES = [
     ("cos", 0.0, 1.0), ("cos", np.inf, np.nan),
     ("tanh", np.inf, 1.0), ("tanh", -np.inf, -1.0), ("tanh", 30.0, 1.0), ("tanh", -0.0, -0.0),
     ("tanh", 1e-30, 1e-30),
+    ("erf", 0.0, 0.0), ("erf", -0.0, -0.0), ("erf", np.inf, 1.0), ("erf", -np.inf, -1.0), ("erf", 6.0, 1.0),
+    ("erf", -30.0, -1.0),
 ]
 
 
@@ -352,7 +357,7 @@ def test_trig_through_the_public_api(dtype):
 
 
 def test_definitions_are_reused_and_typed():
-    assert MATH_FUNCTIONS == {"exp", "expm1", "log", "log1p", "sin", "cos", "tanh", "pow"}
+    assert MATH_FUNCTIONS == {"exp", "expm1", "log", "log1p", "sin", "cos", "tanh", "pow", "erf"}
     module = ir.Module()
     fn = ir.Function(module, ir.FunctionType(ir.FloatType(), [ir.FloatType()]), "f")
     builder = ir.IRBuilder(fn.append_basic_block())
