@@ -296,7 +296,6 @@ METHODS = {
     "clamp_": clamp_, "clip_": clamp_, "zero_": zero_, "fill_": fill_, "copy_": copy_,
     "random_": random_, "uniform_": uniform_, "normal_": normal_, "masked_fill_": masked_fill_,
     "neg_": _unary_inplace(ops.neg, "neg_"), "exp_": _unary_inplace(ops.exp, "exp_"),
-    "erf_": _unary_inplace(ops.erf, "erf_"),
     "log_": _unary_inplace(ops.log, "log_"), "sqrt_": _unary_inplace(ops.sqrt, "sqrt_"),
     "abs_": _unary_inplace(ops.abs, "abs_"), "relu_": _unary_inplace(ops.relu, "relu_"),
     "sigmoid_": _unary_inplace(ops.sigmoid, "sigmoid_"), "tanh_": _unary_inplace(ops.tanh, "tanh_"),
