@@ -36,6 +36,7 @@ from . import methods as _methods  # noqa: F401  (binds Tensor methods)
 from . import nn, optim  # noqa: E402  (they build on everything above)
 from .internal_errors import InternalError
 from .jit import compile
+from .realize import program_cache_info
 
 if _TYPE_CHECKING:
     from .compiler.program import Program

@@ -24,6 +24,7 @@ import weakref
 import numpy as np
 
 from .device import CPU, as_device, device
+from .storage import buffer_of
 
 IN_USE = [False]              # a tensor has moved to a GPU in this process
 CUDA0 = device("cuda", 0)
@@ -143,10 +144,12 @@ def value_device(node):
         seen.add(id(n))
         if n is not node and n in _VALUE_DEVICE:
             found = _VALUE_DEVICE[n]
-        elif n.buffer is not None:
-            found = None if isinstance(n.buffer, np.ndarray) else CUDA0
         else:
-            stack.extend(n.inputs)
+            buf = buffer_of(n)
+            if buf is not None:
+                found = None if isinstance(buf, np.ndarray) else CUDA0
+            else:
+                stack.extend(n.inputs)
     _VALUE_DEVICE[node] = found
     return found
 
@@ -279,7 +282,7 @@ class HostScalars:
         """Bind the device copies of the captured scalars; the arguments, on the device."""
         from .realize import realize
         for k, (slot, s, _) in enumerate(self.params):
-            if s.node.buffer is not s.buffer:
+            if buffer_of(s.node) is not s.buffer:
                 realize([s])             # updated eagerly since the last call
             value = s.buffer.tobytes()
             mirror = self.mirrors[k]

@@ -26,6 +26,7 @@ from .compiler.ir.dtypes import category
 from .compiler.ir.ops import broadcast_shapes
 from .compiler.passes.autodiff import unslice
 from .realize import realize
+from .storage import buffer_of
 from .source import user_loc
 
 _BATCHES: contextvars.ContextVar = contextvars.ContextVar("fusegrad_deferred", default=None)
@@ -132,7 +133,8 @@ def assign(t, value, opname: str = "copy_"):
         base = t._base if t._track and not t._detached else t._base._alias(detached=True)
         value = ops.named(_write_back(base, t._view, value), "CopySlices")
     node, fn = value._value()
-    if node.buffer is not None and node.buffer is not s.buffer:
+    buf = buffer_of(node)
+    if buf is not None and buf is not s.buffer:
         node = make("reshape", (node,), {"shape": tuple(node.shape)}, user_loc())   # copy into t's own memory
     before = (s.node, s.grad_fn)
     s.set_value(node, fn)
@@ -296,6 +298,7 @@ METHODS = {
     "clamp_": clamp_, "clip_": clamp_, "zero_": zero_, "fill_": fill_, "copy_": copy_,
     "random_": random_, "uniform_": uniform_, "normal_": normal_, "masked_fill_": masked_fill_,
     "neg_": _unary_inplace(ops.neg, "neg_"), "exp_": _unary_inplace(ops.exp, "exp_"),
+    "erf_": _unary_inplace(ops.erf, "erf_"),
     "log_": _unary_inplace(ops.log, "log_"), "sqrt_": _unary_inplace(ops.sqrt, "sqrt_"),
     "abs_": _unary_inplace(ops.abs, "abs_"), "relu_": _unary_inplace(ops.relu, "relu_"),
     "sigmoid_": _unary_inplace(ops.sigmoid, "sigmoid_"), "tanh_": _unary_inplace(ops.tanh, "tanh_"),

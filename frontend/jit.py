@@ -52,7 +52,7 @@ from .guards import (ModuleGuard, TensorGuard, ValueGuard, first_failing, plain_
 from .realize import LOCK, buffer_owner, realize, register_buffer
 from .runtime.cache import PROGRAMS, VERSION
 from .source import user_loc
-from .storage import Storage
+from .storage import Storage, buffer_of, computed, set_buffer
 from .tensor import Tensor, leaf_node
 
 log = logging.getLogger("fusegrad")
@@ -227,7 +227,7 @@ class Variant:
         bound = self.bound_params
         for i, slot, s, const in self.binds:
             if s is not None:
-                if s.node.buffer is not s.buffer:
+                if buffer_of(s.node) is not s.buffer:
                     realize([s])         # updated eagerly since the last call
                 a = s.buffer
             else:
@@ -284,7 +284,7 @@ def _copy_old_value_for_others(s: Storage) -> None:
     pending eager tensor, a saved autograd value) keeps a copy of it (copy-on-write)."""
     node = s.node
     if sys.getrefcount(node) > 3:        # s.node, this local, getrefcount's argument
-        node.buffer = node.buffer.copy()
+        set_buffer(node, buffer_of(node).copy())
         _settle(s)
 
 
@@ -303,7 +303,7 @@ def _input_buffers(leaves, static: frozenset, names) -> list:
         for x in arg_leaves:
             if isinstance(x, Tensor):
                 s = x._storage
-                if x._base is None and s.node.buffer is s.buffer and s.buffer is not None:
+                if x._base is None and s.buffer is not None and buffer_of(s.node) is s.buffer:
                     out.append(s.buffer)                  # a computed base tensor: its buffer as it is
                     continue
                 out.append(_cuda.input_buffer(x))         # a view or pending value, made contiguous
@@ -488,7 +488,7 @@ class CompiledFunction:
             if s.buffer is None:
                 _compute_old_value(s, old_node)
         assigns = [(s, s.node) for s, _, _ in tracer.updated.values()]
-        assigns += [(s, s.node) for s in alive if s.buffer is not None and s.node.buffer is not s.buffer]
+        assigns += [(s, s.node) for s in alive if s.buffer is not None and buffer_of(s.node) is not s.buffer]
         escaped = [s for s in alive if s.buffer is None]
         for i, s in enumerate(escaped):
             outputs[f"state{i}"] = s.node
@@ -583,7 +583,7 @@ def _const_key(a):
 
 def _restore_old_leaf(s: Storage) -> None:
     holder = s.holder() if s.holder is not None else None
-    if holder is not None and holder.buffer is s.buffer:
+    if holder is not None and buffer_of(holder) is s.buffer:
         s.node, s.grad_fn = holder, None
     else:
         _settle(s)
@@ -631,16 +631,23 @@ def _graph_of(name, inputs, outputs: dict, assigns: list, names: dict):
         return p
 
     roots = list(outputs.values()) + [value for _, value in assigns]
-    for n in topo_order(roots):
+    for n in topo_order(roots, _is_computed):
         if id(n) in new:
             continue
-        if n.buffer is not None:
-            owner = buffer_owner(n.buffer)
-            live = owner is not None and owner.holder is not None and owner.holder() is n
+        leaf = computed(n)
+        if leaf is not None:
+            if id(leaf) in new:          # a pending node computed since: its leaf's param
+                new[id(n)] = new[id(leaf)]
+                continue
+            buf = buffer_of(leaf)
+            owner = buffer_owner(buf)
+            holder = owner.holder() if owner is not None and owner.holder is not None else None
+            live = holder is not None and computed(holder) is leaf
             if live:
                 new[id(n)] = add_param(names.get(id(owner), "state"), n.shape, n.dtype, (owner, None))
             else:
-                new[id(n)] = add_param("const", n.shape, n.dtype, (None, n.buffer))
+                new[id(n)] = add_param("const", n.shape, n.dtype, (None, buf))
+            new[id(leaf)] = new[id(n)]
         elif n.op == "input" and not n.inputs:
             raise TracingError(f"{name}: uses a tensor that belongs to another trace")
         else:
@@ -653,6 +660,10 @@ def _graph_of(name, inputs, outputs: dict, assigns: list, names: dict):
         graph_assigns.append((p, new[id(value)]))
     graph = Graph(name, list(inputs), params, {k: new[id(v)] for k, v in outputs.items()}, graph_assigns)
     return graph, sources
+
+
+def _is_computed(n) -> bool:
+    return computed(n) is not None
 
 
 def _unique(label: str, taken: set) -> str:

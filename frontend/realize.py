@@ -1,10 +1,14 @@
 """Realization: computing pending values by compiling the graph behind them.
 
-`realize(storages)` walks back from the storages' pending nodes to nodes that already have
-buffers (leaves), builds a structural key of what it saw (ops, attributes, types, and how
-nodes connect, leaves numbered by first use: never buffer contents or identities), and
-looks the key up in the program cache (LRU, MAX_PROGRAMS entries). Only on a miss does it build a Graph and run the
-compiler; either way it binds the leaf buffers and makes one native call.
+`realize(storages)` walks back from the storages' pending nodes to values already computed
+(leaves; storage.py's table says which nodes those are, IR nodes never change). The program
+key is the targets' node keys, which each node got once when it was built (compiler/ir/graph.py:
+op, attributes, type and its inputs' keys, interned), plus one int per step of the walk saying
+where it stopped and which leaf (numbered by first use) each stop reads: never buffer contents
+or identities. The key is looked up in the one eager program table (LRU, MAX_PROGRAMS entries,
+`program_cache_info()`); only on a miss does it build a Graph and run the compiler (whose
+machine code is cached in memory and on disk, runtime/cache.py); either way it binds the leaf
+buffers and makes one native call. Each realized storage's value becomes a fresh leaf node.
 
 A storage that already has a buffer is updated in place: its old value becomes a param of
 the program and the new one an assign, so the schedule decides how to overwrite it safely.
@@ -23,6 +27,7 @@ from . import cuda as _cuda
 from . import storage as _storage_module
 from .compiler.ir import Graph, Node
 from .internal_errors import compile_reporting
+from .storage import _VALUES, buffer_of, computed, set_buffer, set_computed
 
 LOCK = threading.RLock()        # held while realizing or replaying a compiled function
 MAX_PENDING_DEPTH = 4096        # a chain of pending ops longer than this realizes as it is built
@@ -33,10 +38,17 @@ MAX_PROGRAMS = 1024           # eager programs kept (least recently used dropped
 _PROGRAMS: OrderedDict = OrderedDict()
 register_buffer = _storage_module._register_buffer
 buffer_owner = _storage_module.buffer_owner
+_NO_ATTRS: dict = {}
 
 
 def clear_cache() -> None:
     _PROGRAMS.clear()
+
+
+def program_cache_info() -> dict:
+    """Statistics of the eager program table: hits, misses, evictions, size, maxsize (and runs)."""
+    return {"hits": STATS["hits"], "misses": STATS["misses"], "evictions": STATS["evictions"],
+            "size": len(_PROGRAMS), "maxsize": MAX_PROGRAMS, "runs": STATS["runs"]}
 
 
 def realize(storages) -> None:
@@ -45,7 +57,7 @@ def realize(storages) -> None:
     with LOCK:
         targets, seen = [], set()
         for s in storages:
-            if s.node.buffer is None and id(s) not in seen:
+            if id(s) not in seen and computed(s.node) is None:
                 seen.add(id(s))
                 targets.append(s)
         if not targets:
@@ -56,51 +68,74 @@ def realize(storages) -> None:
 
 
 def _walk(targets):
-    """Key, leaves (in first-use order, with kinds) and pending nodes behind `targets`."""
+    """Key, leaves (first-use order: (leaf node, kind, buffer)), pending nodes (inputs first)
+    and the code of every node seen, for the pending values of `targets`.
+
+    The walk goes depth first from the targets and stops at computed values. Each step it
+    takes gives one int code: a leaf's (-2i-1 read, -2i-2 overwritten, i its first-use number),
+    a pending node seen before (its number, from 1), or 0 for a pending node it goes into.
+    The targets' node keys (each fixes the structure behind it, as a tree) and these codes
+    (where the walk stopped, which leaf each stop reads, which nodes are shared) fix the
+    program up to the leaves' buffers, so they are the key, with no hashing of signatures."""
     overwritten = {id(s.buffer) for s in targets if s.buffer is not None}
+    values = _VALUES
     index: dict[int, int] = {}
-    entries, leaves, pending = [], [], []
+    codes: list[int] = []
+    leaves: list = []
+    pending: list = []
+    numbered = 0
     stack = [(s.node, False) for s in reversed(targets)]
     while stack:
         n, expanded = stack.pop()
-        if id(n) in index:
-            continue
-        if n.buffer is not None:
-            kind = "P" if id(n.buffer) in overwritten else "I"
-            index[id(n)] = len(entries)
-            entries.append((kind, n.shape, n.dtype.short))
-            leaves.append((n, kind))
-        elif expanded:
-            index[id(n)] = len(entries)
-            entries.append((n.sig, tuple(index[id(x)] for x in n.inputs)))
+        if expanded:
             pending.append(n)
-        else:
-            stack.append((n, True))
-            stack.extend((x, False) for x in reversed(n.inputs) if id(x) not in index)
-    holder_pos = {id(n.buffer): index[id(n)] for n, kind in leaves if kind == "P"}
-    roots = tuple((index[id(s.node)], holder_pos.get(id(s.buffer), -1) if s.buffer is not None else None)
-                  for s in targets)
-    return (tuple(entries), roots), leaves, pending
+            continue
+        c = index.get(id(n))
+        if c is None:
+            e = values.get(id(n))
+            if e is not None and e[0]() is n:           # computed: a leaf of this program
+                leaf = e[1] if e[1].__class__ is Node else n
+                c = index.get(id(leaf))
+                if c is None:
+                    buf = buffer_of(leaf)
+                    kind = "P" if id(buf) in overwritten else "I"
+                    c = -2 * len(leaves) - (2 if kind == "P" else 1)
+                    index[id(leaf)] = c
+                    leaves.append((leaf, kind, buf))
+                index[id(n)] = c
+            else:
+                numbered += 1
+                index[id(n)] = numbered
+                codes.append(0)
+                stack.append((n, True))
+                stack.extend([(x, False) for x in reversed(n.inputs)])
+                continue
+        codes.append(c)
+    holder_pos = {id(buf): index[id(leaf)] for leaf, kind, buf in leaves if kind == "P"}
+    roots = tuple(holder_pos.get(id(s.buffer), 0) if s.buffer is not None else None for s in targets)
+    key = (tuple([s.node.key for s in targets]), tuple(codes), roots)
+    return key, leaves, pending, index
 
 
-def _build_graph(leaves, pending, targets) -> Graph:
+def _build_graph(leaves, pending, targets, index) -> Graph:
     """The graph to compile: leaves become inputs (read) or params (overwritten in place)."""
     new: dict[int, Node] = {}
     inputs, params, param_of_buffer = [], [], {}
-    for n, kind in leaves:
+    for n, kind, buf in leaves:
         if kind == "I":
             x = Node("input", (), {"name": f"a{len(inputs)}"}, n.shape, n.dtype)
             inputs.append(x)
         else:
             x = Node("param", (), {"name": f"p{len(params)}"}, n.shape, n.dtype)
             params.append(x)
-            param_of_buffer[id(n.buffer)] = x
-        new[id(n)] = x
+            param_of_buffer[id(buf)] = x
+        new[index[id(n)]] = x
     for n in pending:
-        new[id(n)] = Node(n.op, tuple(new[id(x)] for x in n.inputs), n.attrs, n.shape, n.dtype, n.loc)
+        new[index[id(n)]] = Node(n.op, tuple([new[index[id(x)]] for x in n.inputs]), n.attrs, n.shape, n.dtype,
+                                 n.loc)
     outputs, assigns = {}, []
     for i, s in enumerate(targets):
-        value = new[id(s.node)]
+        value = new[index[id(s.node)]]
         if s.buffer is None:
             outputs[f"out{i}"] = value
             continue
@@ -115,14 +150,14 @@ def _build_graph(leaves, pending, targets) -> Graph:
 
 def program_for(targets):
     """(executable, program, input buffers, param buffers) for realizing `targets`."""
-    key, leaves, pending = _walk(targets)
+    key, leaves, pending, index = _walk(targets)
     options = _cuda.compile_options(targets)   # {} for the CPU
     if options:
         key = (options["target"], key)
     entry = _PROGRAMS.get(key)
     if entry is None:
         STATS["misses"] += 1
-        program = compile_reporting(compiler.compile, _build_graph(leaves, pending, targets), **options)
+        program = compile_reporting(compiler.compile, _build_graph(leaves, pending, targets, index), **options)
         if DUMPING[0]:
             from .jit import dump
             dump(program, "realize")
@@ -133,8 +168,8 @@ def program_for(targets):
     else:
         STATS["hits"] += 1
         _PROGRAMS.move_to_end(key)
-    inputs = [_cuda.bindable(n.buffer, entry[1].target) for n, kind in leaves if kind == "I"]
-    params = [n.buffer for n, kind in leaves if kind == "P"]
+    inputs = [_cuda.bindable(buf, entry[1].target) for n, kind, buf in leaves if kind == "I"]
+    params = [buf for n, kind, buf in leaves if kind == "P"]
     bound = {id(b) for b in params}
     params += [s.buffer for s in targets if s.buffer is not None and id(s.buffer) not in bound]
     return entry[0], entry[1], inputs, params
@@ -142,31 +177,39 @@ def program_for(targets):
 
 def _run(targets) -> None:
     exe, program, inputs, params = program_for(targets)
-    # Detach the pending values from their history first, so that whatever still holds an
-    # old value being overwritten is someone else: copy that value aside. A program that can
-    # fail keeps the history to restore (and so copies conservatively).
+    # Each storage's value becomes a fresh leaf now; the pending node it replaces is dropped,
+    # so that whatever still holds an old value being overwritten is someone else: copy that
+    # value aside. A program that can fail keeps the pending nodes to restore (and so copies
+    # conservatively). A pending node someone else still holds is recorded as computed.
     fallible = bool(program.checks)
-    history = [s.node.inputs for s in targets] if fallible else None
-    old_holders = [s.holder() if s.holder is not None else None for s in targets]
+    history = [s.node for s in targets] if fallible else None
+    old_nodes = [weakref.ref(s.node) for s in targets]
+    leaves = []
     for s in targets:
-        s.node.inputs = ()
+        n = s.node
+        leaf = Node("input", (), _NO_ATTRS, n.shape, n.dtype)
+        leaves.append(leaf)
+        s.node = leaf
+    del n
+    old_holders = [s.holder() if s.holder is not None else None for s in targets]
     copies = []
     for s, old in zip(targets, old_holders):
-        if old is not None and old is not s.node and old.buffer is s.buffer:
-            old.buffer = s.buffer.copy()
-            copies.append((s.buffer, old.buffer))
+        if old is not None and old is not s.node and buffer_of(old) is s.buffer:
+            copy = s.buffer.copy()
+            set_buffer(old, copy)
+            copies.append((s.buffer, copy))
     del old_holders
     try:
         outputs = exe(inputs, params)
     except Exception:
-        for s, node_inputs in zip(targets, history or ()):
-            s.node.inputs = node_inputs
+        for s, node in zip(targets, history or ()):
+            s.node = node
         for buf, copy in copies:
             _cuda.copy_into(buf, copy)   # never leave a half-updated value behind
         raise
     STATS["runs"] += 1
     taken = set()
-    for i, s in enumerate(targets):
+    for i, (s, leaf, old) in enumerate(zip(targets, leaves, old_nodes)):
         if s.buffer is None:
             arr = outputs[f"out{i}"]
             if id(arr) in taken:          # two storages of one value must not share memory
@@ -174,6 +217,9 @@ def _run(targets) -> None:
             taken.add(id(arr))
             s.buffer = arr
             register_buffer(s)
-        s.node.buffer = s.buffer
-        s.holder = weakref.ref(s.node)
+        set_buffer(leaf, s.buffer)
+        old = old()
+        if old is not None:
+            set_computed(old, leaf)
+        s.holder = weakref.ref(leaf)
         s.program = program

@@ -1,7 +1,14 @@
 """Storage: the value a tensor and all its views share, as a lazy IR node.
 
 PyTorch tensors share memory; fusegrad's share a Storage instead. Its `node` is the current
-value: a node with a buffer once computed, a pending node after lazy ops or in-place updates.
+value: a leaf node (op "input") whose buffer is computed, or a pending node after lazy ops or
+in-place updates.
+
+IR nodes never change (compiler/ir/graph.py), so what is known about their values at run time
+lives here, in one table keyed by node identity: `set_buffer(leaf, array)` records a leaf's
+buffer, `set_computed(node, leaf)` records that a pending node's value was computed and is now
+the value of `leaf`, and `computed(node)` gives the leaf holding a node's value (or None while
+it is pending). An entry lives as long as its node (a weak reference drops it).
 An in-place op replaces `node` by an updated value (functionalization), so every tensor that
 shares the storage (views, `.data`, `.detach()`) sees the update when it next reads it.
 
@@ -14,6 +21,61 @@ from __future__ import annotations
 import weakref
 
 from . import trace_hooks
+from .compiler.ir import Node as _Node
+
+_VALUES: dict = {}             # id(node) -> (weakref to node, its buffer or the leaf holding its value)
+
+
+def _forget(ref, _values=_VALUES):
+    key = ref.key
+    entry = _values.get(key)
+    if entry is not None and entry[0] is ref:
+        _values.pop(key, None)
+
+
+class _Ref(weakref.ref):
+    __slots__ = ("key",)
+
+
+def _entry_ref(node):
+    entry = _VALUES.get(id(node))
+    if entry is not None and entry[0]() is node:
+        return entry[0]
+    ref = _Ref(node, _forget)
+    ref.key = id(node)
+    return ref
+
+
+def set_buffer(leaf, array) -> None:
+    """`leaf`'s value is computed and is `array`."""
+    _VALUES[id(leaf)] = (_entry_ref(leaf), array)
+
+
+def set_computed(node, leaf) -> None:
+    """The pending `node` was computed: its value is `leaf`'s (a leaf with a buffer)."""
+    _VALUES[id(node)] = (_entry_ref(node), leaf)
+
+
+def buffer_of(node):
+    """The buffer holding `node`'s value, or None while it is pending."""
+    entry = _VALUES.get(id(node))
+    if entry is None or entry[0]() is not node:
+        return None
+    v = entry[1]
+    if v.__class__ is _Node:
+        entry = _VALUES.get(id(v))
+        return entry[1] if entry is not None and entry[0]() is v else None
+    return v
+
+
+def computed(node):
+    """The leaf whose buffer holds `node`'s value (`node` itself for a leaf), or None."""
+    entry = _VALUES.get(id(node))
+    if entry is None or entry[0]() is not node:
+        return None
+    v = entry[1]
+    return v if v.__class__ is _Node else node
+
 
 _OWNERS: dict = {}             # id(buffer) -> weakref to the storage whose memory it is
 _PRUNE_AT = [1024]
@@ -55,7 +117,7 @@ class Storage:
 
     @property
     def realized(self) -> bool:
-        return self.node.buffer is not None
+        return computed(self.node) is not None
 
     def set_value(self, node, grad_fn) -> None:
         """An in-place update: the storage now holds `node` (pending until realized)."""

@@ -22,7 +22,7 @@ from .compiler.ir import Node
 from .device import CPU, as_device
 from .printing import format_tensor
 from .realize import MAX_PENDING_DEPTH, realize
-from .storage import Storage
+from .storage import Storage, computed, set_buffer
 
 
 class Size(tuple):
@@ -59,7 +59,7 @@ class Size(tuple):
 def leaf_node(array: np.ndarray, dtype=None) -> Node:
     """A node whose value is already computed: `array` (C-contiguous, a supported dtype)."""
     node = Node("input", (), _NO_ATTRS, array.shape, dtype or D.from_numpy(array.dtype))
-    node.buffer = array
+    set_buffer(node, array)
     return node
 
 
@@ -98,7 +98,7 @@ class Tensor:
     @classmethod
     def _from_value(cls, node, fn=None):
         t = cls._new(Storage(node, grad_fn=fn, device=_cuda.value_device(node)))
-        if node.depth > MAX_PENDING_DEPTH and not _trace_hooks.active():
+        if node.height > MAX_PENDING_DEPTH and not _trace_hooks.active() and computed(node) is None:
             realize([t._storage])
         return t
 

@@ -2,9 +2,12 @@
 
 A `Node` is one primitive applied to input nodes, with its shape and dtype inferred when it is
 made (so a mistake raises at the user's line) and the user's source line kept for dumps.
-Nodes form a DAG and are never changed by passes: a pass builds new nodes. One field is the
-exception: `buffer`, a payload the frontend sets when the node's value has been computed; a
-node with a buffer is a leaf to whoever collects a graph from it.
+Nodes form a DAG and never change once made: a pass builds new nodes. A node holds its op,
+inputs, attributes, type (shape, dtype) and source line, nothing about values or buffers (the
+frontend keeps those in its own tables, frontend/storage.py). Three derived facts are computed
+once, when the node is made, from those fields alone: `sig` (op, attributes, type), `key` (an
+int naming the node's structure: its sig and its inputs' keys, interned so that equal keys
+mean equal structure, as a tree) and `height` (the longest chain of inputs behind it).
 
 A `Graph` names the roots of a computation: inputs (argument buffers), params (captured state
 with names such as "net.weight"), named outputs, and assigns (a param's buffer receives a new
@@ -12,12 +15,48 @@ value when the program ends).
 """
 from __future__ import annotations
 
+import itertools
+
 from . import ops as _ops
 from .errors import IRError
 
 
+_KEYS: dict = {}                # structure -> key; keys are never reused (see _intern)
+_NEXT_KEY = itertools.count(1)
+MAX_KEYS = 1 << 20
+
+
+def _intern(structure) -> int:
+    """The key of `structure` (a sig, or a sig with its inputs' keys). Past MAX_KEYS entries the
+    table starts afresh; keys keep counting up, so an old node's key never names new structure
+    (a structure seen again only gets a new key, which costs a cache miss, never a wrong hit)."""
+    k = _KEYS.get(structure)
+    if k is None:
+        if len(_KEYS) >= MAX_KEYS:
+            _KEYS.clear()
+        k = _KEYS.setdefault(structure, next(_NEXT_KEY))
+    return k
+
+
+def _token(v):
+    """An attribute value as a hashable token: equal tokens only for values of one type that
+    are the same (-0.0 and 0.0 differ, 1 and True and 1.0 differ)."""
+    t = type(v)
+    if t is int or t is str or v is None:
+        return v
+    if t is float:
+        return ("f", repr(v))
+    if t is tuple:
+        return ("t", tuple(map(_token, v)))
+    if t is bool:
+        return ("b", v)
+    if hasattr(v, "dtype") and hasattr(v, "tobytes"):       # a numpy scalar or array
+        return ("n", str(v.dtype), getattr(v, "shape", ()), v.tobytes())
+    return ("r", t.__name__, repr(v))
+
+
 class Node:
-    __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "loc", "buffer", "depth", "_sig", "__weakref__")
+    __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "loc", "sig", "key", "height", "__weakref__")
 
     def __init__(self, op: str, inputs: tuple, attrs: dict, shape: tuple, dtype, loc: str | None = None):
         self.op = op
@@ -26,9 +65,14 @@ class Node:
         self.shape = shape
         self.dtype = dtype
         self.loc = loc
-        self.buffer = None
-        self.depth = 1 + max([x.depth for x in inputs if x.buffer is None], default=0) if inputs else 1
-        self._sig = None
+        self.sig = sig = (op, tuple([(k, _token(v)) for k, v in sorted(attrs.items())]) if attrs else (), shape,
+                          dtype.short)
+        if inputs:
+            self.key = _intern((sig, tuple([x.key for x in inputs])))
+            self.height = 1 + max([x.height for x in inputs])
+        else:
+            self.key = _intern(sig)
+            self.height = 1
 
     @property
     def numel(self) -> int:
@@ -40,13 +84,6 @@ class Node:
     @property
     def kind(self) -> str:
         return _ops.OPS[self.op].kind
-
-    @property
-    def sig(self) -> tuple:
-        """Structural identity of the node itself (not of its inputs): op, attrs, type."""
-        if self._sig is None:
-            self._sig = (self.op, repr(sorted(self.attrs.items())) if self.attrs else "", self.shape, self.dtype.short)
-        return self._sig
 
     def __repr__(self):
         from .errors import fmt_type
@@ -68,8 +105,9 @@ def make(op: str, inputs=(), attrs=None, loc=None, shape=None, dtype=None) -> No
     return Node(op, inputs, attrs, shape_, dtype_, loc)
 
 
-def topo_order(roots) -> list[Node]:
-    """Nodes reachable from `roots`, each after its inputs; stops at nodes with a buffer."""
+def topo_order(roots, stop=None) -> list[Node]:
+    """Nodes reachable from `roots`, each after its inputs. `stop(node)` true: the walk takes the
+    node but not its inputs (the frontend stops at values it has already computed)."""
     order, seen = [], set()
     for root in roots:
         if id(root) in seen:
@@ -84,7 +122,7 @@ def topo_order(roots) -> list[Node]:
                 continue
             seen.add(id(node))
             stack.append((node, True))
-            if node.buffer is None:
+            if stop is None or not stop(node):
                 for x in reversed(node.inputs):
                     if id(x) not in seen:
                         stack.append((x, False))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import TYPE_CHECKING
 
 from .. import dtypes as D
 from .. import ops, shape_ops
@@ -17,18 +18,21 @@ from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..creation import iota
 from ..random import rand_tensor
 
+if TYPE_CHECKING:
+    from ..tensor import Tensor
+
 # ---------------------------------------------------------------- activations
 
 
-def relu(input, inplace: bool = False):
-    return input.relu_() if inplace else ops.relu(input)
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    return input.relu_() if inplace else ops.relu(input)  # type: ignore[attr-defined]  # bound by methods.py
 
 
-def sigmoid(input):
+def sigmoid(input: Tensor) -> Tensor:
     return ops.sigmoid(input)
 
 
-def tanh(input):
+def tanh(input: Tensor) -> Tensor:
     return ops.tanh(input)
 
 
@@ -38,13 +42,13 @@ def _softmax_dim(name: str, ndim: int, stacklevel: int) -> int:
     return 0 if ndim in (0, 1, 3) else 1
 
 
-def softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
+def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: D.DType | None = None) -> Tensor:
     if dim is None:
         dim = _softmax_dim("softmax", input.dim(), _stacklevel)
     return ops.softmax(input, dim, dtype=dtype)
 
 
-def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
+def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: D.DType | None = None) -> Tensor:
     if dim is None:
         dim = _softmax_dim("log_softmax", input.dim(), _stacklevel)
     return ops.log_softmax(input, dim, dtype=dtype)
@@ -53,21 +57,21 @@ def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
 # ---------------------------------------------------------------- layers
 
 
-def linear(input, weight, bias=None):
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """input @ weight.T (+ bias), leading dims folded into one matrix product as PyTorch does."""
     if input.dim() == 2:
-        out = ops.matmul(input, weight.t())
+        out = ops.matmul(input, weight.t())  # type: ignore[attr-defined]  # bound by methods.py
         return out if bias is None else ops.named(ops.add(out, bias), "AddmmBackward0")
     lead = tuple(input.shape[:-1])
     flat = shape_ops.reshape_value(input, (math.prod(lead), input.shape[-1]))
-    out = ops.matmul(flat, weight.t())
+    out = ops.matmul(flat, weight.t())  # type: ignore[attr-defined]  # bound by methods.py
     if bias is not None:
         out = ops.add(out, bias)
     name = "ViewBackward0" if bias is not None else "UnsafeViewBackward0" if lead else "SqueezeBackward4"
     return shape_ops.make_view(out, "reshape", {"shape": lead + (weight.shape[0],)}, name)
 
 
-def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero each element with probability p and scale the rest by 1/(1-p), in training mode.
 
     The mask is drawn inside the fused kernel by the IR's `rand` op from fusegrad's Philox
@@ -83,10 +87,10 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
         else:
             u = rand_tensor(tuple(input.shape), input.dtype)
             scale = ops.where(ops.lt(u, 1.0 - p), 1.0 / (1.0 - p), 0.0)
-    return input.mul_(scale) if inplace else ops.mul(input, scale)
+    return input.mul_(scale) if inplace else ops.mul(input, scale)  # type: ignore[attr-defined]  # bound by methods.py
 
 
-def one_hot(tensor, num_classes: int = -1):
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     if tensor.dtype is not D.int64:
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
     if num_classes == -1:
@@ -99,7 +103,7 @@ def one_hot(tensor, num_classes: int = -1):
 # ---------------------------------------------------------------- loss helpers
 
 
-def _reduction(size_average, reduce, reduction: str) -> str:
+def _reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
     """The reduction mode, from the legacy `size_average`/`reduce` flags when either is given."""
     if size_average is not None or reduce is not None:
         size_average = True if size_average is None else size_average
@@ -110,7 +114,7 @@ def _reduction(size_average, reduce, reduction: str) -> str:
     return reduction
 
 
-def _reduce(loss, reduction: str):
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
     if reduction == "mean":
         return ops.mean(loss)
     if reduction == "sum":
@@ -118,14 +122,14 @@ def _reduce(loss, reduction: str):
     return loss
 
 
-def _warn_size(input, target) -> None:
+def _warn_size(input: Tensor, target: Tensor) -> None:
     if tuple(target.shape) != tuple(input.shape):
         warnings.warn(f"Using a target size ({target.size()}) that is different to the input size ({input.size()}). "
                       "This will likely lead to incorrect results due to broadcasting. "
                       "Please ensure they have the same size.", stacklevel=3)
 
 
-def _pointwise_loss(errors, reduction: str, weight):
+def _pointwise_loss(errors: Tensor, reduction: str, weight: Tensor | None) -> Tensor:
     """Reduce elementwise `errors`; with weights, the mean is the weighted mean (PyTorch's)."""
     if weight is None:
         return _reduce(errors, reduction)
@@ -140,7 +144,8 @@ def _pointwise_loss(errors, reduction: str, weight):
 # ---------------------------------------------------------------- regression losses
 
 
-def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
+def mse_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+             reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
     _warn_size(input, target)
     reduction = _reduction(size_average, reduce, reduction)
     diff = ops.sub(input, target)
@@ -148,7 +153,8 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
     return loss if weight is not None else ops.named(loss, "MseLossBackward0")
 
 
-def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
+def l1_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+            reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
     _warn_size(input, target)
     reduction = _reduction(size_average, reduce, reduction)
     return _pointwise_loss(ops.abs(ops.sub(input, target)), reduction, weight)
@@ -157,11 +163,11 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mea
 # ---------------------------------------------------------------- classification losses
 
 
-def _class_dim(input) -> int:
+def _class_dim(input: Tensor) -> int:
     return 1 if input.dim() >= 2 else 0
 
 
-def _check_targets(input, target) -> None:
+def _check_targets(input: Tensor, target: Tensor) -> None:
     if target.dtype not in (D.int64, D.uint8):
         raise RuntimeError(f"expected target dtype to be Long or Byte, but got {ops._torch_name(target.dtype)}")
     if input.dim() >= 2 and target.dim() >= 1 and target.shape[0] != input.shape[0]:
@@ -172,7 +178,7 @@ def _check_targets(input, target) -> None:
         raise RuntimeError(f"Expected target size {list(expected)}, got {list(target.shape)}")
 
 
-def _picked(logp, target, weight, ignore_index: int):
+def _picked(logp: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int) -> tuple[Tensor, Tensor]:
     """Per-element -logp[target] * w and the weights w (0 where target == ignore_index)."""
     _check_targets(logp, target)
     target = ops.cast(target, D.int64)
@@ -190,28 +196,29 @@ def _picked(logp, target, weight, ignore_index: int):
     return ops.neg(ops.mul(picked, w)), w
 
 
-def _weighted_reduce(loss, w, reduction: str):
+def _weighted_reduce(loss: Tensor, w: Tensor | None, reduction: str) -> Tensor:
     if reduction == "mean":
         return ops.div(ops.sum(loss), ops.sum(w))
     return _reduce(loss, reduction)
 
 
-def _nll_name(input, reduction: str) -> str:
+def _nll_name(input: Tensor, reduction: str) -> str:
     """PyTorch's grad_fn name: inputs of 3 dims and more go through nll_loss2d (and a view)."""
     if input.dim() < 3:
         return "NllLossBackward0"
     return "ViewBackward0" if reduction == "none" and input.dim() != 4 else "NllLoss2DBackward0"
 
 
-def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
-             reduction: str = "mean"):
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+             ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean") -> Tensor:
     reduction = _reduction(size_average, reduce, reduction)
     loss, w = _picked(input, target, weight, ignore_index)
     return ops.named(_weighted_reduce(loss, w, reduction), _nll_name(input, reduction))
 
 
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
-                  reduction: str = "mean", label_smoothing: float = 0.0):
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+                  ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
     """log_softmax then nll_loss for class indices; -sum(target * log_softmax) for class probabilities."""
     reduction = _reduction(size_average, reduce, reduction)
     cdim = _class_dim(input)
@@ -236,12 +243,13 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     return ops.add(ops.mul(loss, 1.0 - label_smoothing), ops.mul(smooth, label_smoothing / classes))
 
 
-def _along(weight, cdim: int, rank: int):
+def _along(weight: Tensor, cdim: int, rank: int) -> Tensor:
     """Class weights shaped to broadcast along the class dim."""
     return shape_ops.reshape_value(weight, tuple(weight.shape[0] if d == cdim else 1 for d in range(rank)))
 
 
-def _soft_cross_entropy(logp, target, weight, reduction: str, label_smoothing: float, cdim: int):
+def _soft_cross_entropy(logp: Tensor, target: Tensor, weight: Tensor | None, reduction: str, label_smoothing: float,
+                        cdim: int) -> Tensor:
     classes = logp.shape[cdim]
     if label_smoothing > 0.0:
         target = ops.add(ops.mul(target, 1.0 - label_smoothing), label_smoothing / classes)
@@ -266,7 +274,7 @@ def _soft_cross_entropy(logp, target, weight, reduction: str, label_smoothing: f
 BCE_EPSILON = 9.999999960041972e-13     # PyTorch's EPSILON: 1e-12 as a float32, in float64 too
 
 
-def _with_input_grad(value, input, grad):
+def _with_input_grad(value: Tensor, input: Tensor, grad: Tensor) -> Tensor:
     """`value` (computed from input.detach()) whose gradient with respect to `input` is `grad`:
     value + (input - input.detach()) * grad.detach(), the second term being 0. First order
     only: the gradient itself is not differentiated again."""
@@ -275,28 +283,29 @@ def _with_input_grad(value, input, grad):
     return ops.add(value, ops.mul(ops.sub(input, input.detach()), grad.detach()))
 
 
-def _no_weight_grad(name: str, weight) -> None:
+def _no_weight_grad(name: str, weight: Tensor | None) -> None:
     if weight is not None and weight.requires_grad and is_grad_enabled():
         raise RuntimeError(f"The function '{name}' is not differentiable with respect to argument 'weight'. "
                            "This input cannot have requires_grad True.")
 
 
-def _clamped_log(x):
+def _clamped_log(x: Tensor) -> Tensor:
     """log(x) clamped below at -100, as PyTorch's BCE (log(0) = -inf becomes -100)."""
     return ops.clamp(ops.log(x), min=-100.0)
 
 
-def _bce_values(x, target):
+def _bce_values(x: Tensor, target: Tensor) -> Tensor:
     """PyTorch's elementwise BCE: (y - 1) max(log(1 - x), -100) - y max(log(x), -100)."""
     return ops.sub(ops.mul(ops.sub(target, 1.0), _clamped_log(ops.sub(1.0, x))), ops.mul(target, _clamped_log(x)))
 
 
-def _bce_input_grad(x, target):
+def _bce_input_grad(x: Tensor, target: Tensor) -> Tensor:
     """PyTorch's BCE backward: (x - y) / max((1 - x) x, BCE_EPSILON)."""
     return ops.div(ops.sub(x, target), ops.maximum(ops.mul(ops.sub(1.0, x), x), BCE_EPSILON))
 
 
-def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average: bool | None = None,
+                         reduce: bool | None = None, reduction: str = "mean") -> Tensor:
     reduction = _reduction(size_average, reduce, reduction)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Using a target size ({target.size()}) that is different to the input size "
@@ -309,19 +318,20 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return ops.named(_reduce(loss, reduction), "BinaryCrossEntropyBackward0")
 
 
-def _log1p(e):
+def _log1p(e: Tensor) -> Tensor:
     """log(1 + e), accurate for small e: log(u) e / (u - 1) with u = 1 + e, or e where u rounds to 1."""
     u = ops.add(e, 1.0)
     return ops.where(ops.eq(u, 1.0), e, ops.div(ops.mul(ops.log(u), e), ops.sub(u, 1.0)))
 
 
-def _log_sigmoid(x):
+def _log_sigmoid(x: Tensor) -> Tensor:
     """min(x, 0) - log1p(exp(-|x|)), PyTorch's log_sigmoid: no overflow for any x."""
     return ops.sub(ops.minimum(x, 0.0), _log1p(ops.exp(ops.neg(ops.abs(x)))))
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
-                                     reduction: str = "mean", pos_weight=None):
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                                     size_average: bool | None = None, reduce: bool | None = None,
+                                     reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
     """PyTorch's (1 - y) x - (1 + (pw - 1) y) log_sigmoid(x), with PyTorch's gradient
     (1 + (pw - 1) y) sigmoid(x) - pw y (sigmoid(x) - y without pos_weight)."""
     reduction = _reduction(size_average, reduce, reduction)
