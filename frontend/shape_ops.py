@@ -8,21 +8,26 @@ the result would not be expressible with strides, and `reshape` copies there ins
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from . import ops
 from .compiler.ir import ShapeError
 from .compiler.view import ViewStack
 from .source import user_loc
 
+if TYPE_CHECKING:
+    from .tensor import Tensor
 
-def _numel(shape) -> int:
+
+def _numel(shape: Iterable[int]) -> int:
     n = 1
     for d in shape:
         n *= d
     return n
 
 
-def infer_shape(shape, numel: int, op: str) -> tuple:
+def infer_shape(shape: Sequence[Any], numel: int, op: str) -> tuple[int, ...]:
     """PyTorch's size argument: ints or one tuple, at most one -1."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
@@ -39,13 +44,13 @@ def infer_shape(shape, numel: int, op: str) -> tuple:
     return shape
 
 
-def make_view(t, op: str, attrs: dict, name: str | None):
+def make_view(t: Tensor, op: str, attrs: dict, name: str | None) -> Tensor:
     """A new tensor viewing `t`'s storage through one more movement primitive."""
     base = t._base if t._base is not None else t
     return Tensor._view_of(base, t._view + ((op, attrs, name),))
 
 
-def _layout(t) -> ViewStack:
+def _layout(t: Tensor) -> ViewStack:
     """How `t` sits in its base's storage."""
     st = ViewStack.contiguous(t._storage.node.shape)
     for op, attrs, _ in t._view:
@@ -53,12 +58,12 @@ def _layout(t) -> ViewStack:
     return st
 
 
-def is_contiguous(t) -> bool:
+def is_contiguous(t: Tensor) -> bool:
     v = _layout(t).single
     return v is not None and v.is_contiguous
 
 
-def reshape_value(t, shape):
+def reshape_value(t: Tensor, shape: Sequence[int]) -> Tensor:
     """`t` as `shape`: a view where strides allow, else a lazy copy (reshape semantics)."""
     shape = tuple(shape)
     if shape == tuple(t.shape):
@@ -68,7 +73,7 @@ def reshape_value(t, shape):
     return ops.prim("reshape", [t], {"shape": shape}, name="UnsafeViewBackward0")
 
 
-def view(t, *shape):
+def view(t: Tensor, *shape: Any) -> Tensor:     # ints, one sequence of ints, or a dtype
     if len(shape) == 1 and not isinstance(shape[0], (builtins.int, tuple, list)):
         return ops.cast(t, shape[0])  # view(dtype): a reinterpretation PyTorch allows; here a cast
     shape = infer_shape(shape, t.numel(), "view")
@@ -78,11 +83,11 @@ def view(t, *shape):
     return make_view(t, "reshape", {"shape": shape}, "ViewBackward0")
 
 
-def reshape(t, *shape):
+def reshape(t: Tensor, *shape: int | Sequence[int]) -> Tensor:
     return reshape_value(t, infer_shape(shape, t.numel(), "reshape"))
 
 
-def flatten(t, start_dim=0, end_dim=-1):
+def flatten(t: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     if t.dim() == 0:
         return reshape_value(t, (1,))
     s, e = ops.normalize_dims(t, start_dim, "flatten")[0], ops.normalize_dims(t, end_dim, "flatten")[0]
@@ -90,7 +95,7 @@ def flatten(t, start_dim=0, end_dim=-1):
     return reshape_value(t, shape[:s] + (_numel(shape[s:e + 1]),) + shape[e + 1:])
 
 
-def permute(t, *dims):
+def permute(t: Tensor, *dims: int | Sequence[int]) -> Tensor:
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
     if len(dims) != t.dim():
@@ -101,7 +106,7 @@ def permute(t, *dims):
     return make_view(t, "permute", {"perm": perm}, "PermuteBackward0")
 
 
-def transpose(t, dim0, dim1):
+def transpose(t: Tensor, dim0: int, dim1: int) -> Tensor:
     if t.dim() == 0:
         return t
     a, b = (ops.normalize_dims(t, d, "transpose")[0] for d in (dim0, dim1))
@@ -110,13 +115,13 @@ def transpose(t, dim0, dim1):
     return make_view(t, "permute", {"perm": tuple(perm)}, "TransposeBackward0")
 
 
-def t_(t):
+def t_(t: Tensor) -> Tensor:
     if t.dim() > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {t.dim()}D")
     return t if t.dim() < 2 else make_view(t, "permute", {"perm": (1, 0)}, "TBackward0")
 
 
-def expand(t, *sizes):
+def expand(t: Tensor, *sizes: int | Sequence[int]) -> Tensor:
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
         sizes = tuple(sizes[0])
     src = (1,) * (len(sizes) - t.dim()) + tuple(t.shape)
@@ -126,11 +131,11 @@ def expand(t, *sizes):
     return make_view(t, "expand", {"shape": shape}, "ExpandBackward0")
 
 
-def expand_as(t, other):
+def expand_as(t: Tensor, other: Tensor) -> Tensor:
     return expand(t, tuple(other.shape))
 
 
-def squeeze(t, dim=None):
+def squeeze(t: Tensor, dim: int | Sequence[int] | None = None) -> Tensor:
     if dim is None:
         shape = tuple(d for d in t.shape if d != 1)
     else:
@@ -141,7 +146,7 @@ def squeeze(t, dim=None):
     return make_view(t, "reshape", {"shape": shape}, "SqueezeBackward0" if dim is None else "SqueezeBackward1")
 
 
-def unsqueeze(t, dim):
+def unsqueeze(t: Tensor, dim: int) -> Tensor:
     rank = t.dim() + 1
     if not -rank <= dim < rank:
         ops.normalize_dims(_Ranked(rank), dim, "unsqueeze")
@@ -151,19 +156,19 @@ def unsqueeze(t, dim):
 
 
 class _Ranked:
-    def __init__(self, rank):
+    def __init__(self, rank: int) -> None:
         self.rank = rank
 
-    def dim(self):
+    def dim(self) -> int:
         return self.rank
 
 
-def narrow(t, dim, start, length):
+def narrow(t: Tensor, dim: int, start: int, length: int) -> Tensor:
     (axis,) = ops.normalize_dims(t, dim, "narrow")
     return slice_dims(t, {axis: (start, start + length, 1)}, "SliceBackward0")
 
 
-def slice_dims(t, ranges: dict, name: str):
+def slice_dims(t: Tensor, ranges: dict, name: str) -> Tensor:
     """A view keeping, per dim, the range (start, stop, step) given in `ranges`."""
     starts = tuple(ranges.get(d, (0, s, 1))[0] for d, s in enumerate(t.shape))
     stops = tuple(ranges.get(d, (0, s, 1))[1] for d, s in enumerate(t.shape))
@@ -173,17 +178,17 @@ def slice_dims(t, ranges: dict, name: str):
     return make_view(t, "slice", {"starts": starts, "stops": stops, "steps": steps}, name)
 
 
-def contiguous(t):
+def contiguous(t: Tensor) -> Tensor:
     return t if is_contiguous(t) else clone(t)
 
 
-def clone(t):
+def clone(t: Tensor) -> Tensor:
     """A new storage holding `t`'s current value (an identity primitive; no data moves until
     it is realized, and simplify removes it from kernels)."""
     return ops.prim("reshape", [t], {"shape": tuple(t.shape)}, name="CloneBackward0")
 
 
-def cat(tensors, dim=0):
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     tensors = [x for x in tensors if not (x.dim() == 1 and x.shape[0] == 0)] or list(tensors)[:1]
     if not tensors:
         raise ValueError("torch.cat(): expected a non-empty list of Tensors")
@@ -203,7 +208,7 @@ def cat(tensors, dim=0):
     return ops.prim("concat", [ops.cast(x, dt) for x in tensors], {"axis": axis}, name="CatBackward0")
 
 
-def stack(tensors, dim=0):
+def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("stack expects a non-empty TensorList")
@@ -216,7 +221,7 @@ def stack(tensors, dim=0):
     return ops.named(cat([unsqueeze(x, axis) for x in tensors], axis), "StackBackward0")
 
 
-def gather_along(x, axis: int, index):
+def gather_along(x: Tensor, axis: int, index: Tensor) -> Tensor:
     return ops.prim("gather", [x, index], {"axis": axis}, name="GatherBackward0")
 
 
