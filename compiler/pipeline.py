@@ -2,8 +2,11 @@
 
     shape inference -> broadcasting resolution -> simplify -> fuse -> schedule -> codegen
 
-(Autodiff runs before this, when the frontend's backward() or grad() builds gradient nodes;
-see passes/autodiff.py.) The stage texts are what FUSEGRAD_DUMP and `lower()` show.
+Autodiff is not a stage here: gradients are IR nodes already in `graph` when it arrives,
+built by the frontend's backward() / autograd.grad() from the VJP rules of
+passes/autodiff.py (on pending lazy nodes, or inside a `fusegrad.compile` trace), or by
+`autodiff.differentiate(graph)` for a graph made directly in IR. The stage texts are what
+FUSEGRAD_DUMP and `lower()` show.
 """
 from __future__ import annotations
 

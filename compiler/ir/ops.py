@@ -28,7 +28,8 @@ class OpDef:
 
     Rules of other layers (VJP, CPU and PTX lowerings) register against it in registry.py."""
     name: str
-    kind: str           # source | unary | binary | compare | where | cast | reduce | movement | gather | scatter | matmul
+    kind: str           # source | unary | binary | compare | where | cast | reduce | movement | gather | scatter
+                        # | matmul
     arity: int | None   # None: variadic (concat)
     shape: Callable | str    # shape rule (op, inputs, loc, **attrs) -> shape; DECLARED for sources
     dtype: Callable | str    # dtype rule (op, inputs, loc) -> dtype; DECLARED for sources and cast

@@ -1,15 +1,28 @@
-"""Pass 3, autodiff: reverse mode by graph transformation, one VJP rule per primitive.
+"""The VJP library: one vector-Jacobian product rule per primitive, and reverse mode on IR.
 
-A rule receives the primitive's op, attributes, input values, output value and the output's
-cotangent, and returns one cotangent per input (None where none is needed or defined). It
-builds them with `emit(op, *values, **attrs)` and nothing else, so the same rules serve two
-callers:
-- `differentiate(graph, output, wrt)`, the Graph -> Graph pass, emits plain IR nodes;
-- the frontend's backward(), which walks PyTorch-style grad_fn records and emits either IR
-  nodes or, for `create_graph=True`, tensors that record their own history, so gradients of
-  gradients come from the same rules.
-Values only need `.shape` and `.dtype`. Gradient nodes are ordinary IR: they fuse and compile
-with the forward pass, and can be differentiated again.
+Not a pass of the compile pipeline (compiler/pipeline.py never runs it): gradients are
+built before compilation, as ordinary IR nodes, by whoever asks for them. What is here:
+
+- the VJP rules, registered against the op declarations (`@vjp_rule("mul")`, the `VJP`
+  table of ir/registry.py; sources and comparisons are NOT_DIFFERENTIABLE). A rule receives
+  the primitive's attributes, input values, output value and the output's cotangent, and
+  returns one cotangent per input (None where none is defined). It builds them only with
+  `emit(op, *values, **attrs)`, so the same rules serve every caller;
+- `vjp(emit, op, ...)`: the rule of one primitive applied, cotangents masked by `needs`;
+  `NEEDS_VALUES`: the primitives whose rule reads values (PyTorch's saved tensors);
+- `gradients(outputs, cotangents, wrt)`: reverse mode over a DAG of IR nodes;
+- `differentiate(graph, output, wrt)`: Graph -> Graph, the graph with d<output>/d<input>
+  outputs added (for graphs built directly in IR, e.g. tests and tools);
+- helpers shared with the frontend's in-place ops (`unbroadcast`, `unslice`, ...).
+
+Who uses it: the frontend's backward() and autograd.grad() (frontend/autograd/engine.py)
+walk PyTorch-style grad_fn records over the pending lazy nodes and call `vjp` with an
+`emit` that makes IR nodes (`node_emit`) or, for `create_graph=True`, tensors that record
+their own history, so gradients of gradients come from the same rules. Under
+`fusegrad.compile` the same backward() runs inside the trace, so the traced graph already
+holds the gradient nodes when it reaches the pipeline. Values only need `.shape` and
+`.dtype`. Gradient nodes are ordinary IR: they fuse and compile with the forward pass, and
+can be differentiated again.
 """
 from __future__ import annotations
 
