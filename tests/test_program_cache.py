@@ -108,3 +108,15 @@ def test_node_keys_are_structural():
     assert make("add", (a, a)).key == make("add", (b, b)).key == make("add", (a, b)).key
     assert make("add", (a, a)).key != make("mul", (a, a)).key
     assert make("exp", (a,)).height == 2
+
+
+def test_a_pending_value_built_on_a_computed_one_keeps_its_old_value_after_an_update():
+    x = fusegrad.tensor([1.0, 2.0])
+    y = x * 2
+    z = y + 1                      # holds y's pending node
+    y.numpy()                      # y's value computed; z will read it
+    y.add_(5)                      # y's buffer is overwritten in place when realized
+    np.testing.assert_allclose(y.numpy(), [7.0, 9.0])
+    np.testing.assert_allclose(z.numpy(), [3.0, 5.0])
+    y.mul_(0)
+    np.testing.assert_allclose((z + y).numpy(), [3.0, 5.0])
