@@ -38,11 +38,19 @@ from ..passes.fuse import Kernel, matmul_read, movement_base
 from ..passes.schedule import Schedule
 from . import gemm
 from .emit import Emitter, Space, combine, recursion_for, reduction_identity
-from .kernel_plan import (RowPlan, collapsed_shape, contiguous, has_output, kernel_slots, node_pointers, numel,
-                          row_plan)
+from .kernel_plan import RowPlan, collapsed_shape, contiguous, has_output, kernel_slots, node_pointers, numel, row_plan
 from .llvm_util import I32, I64, PTR, VOID, Loop, close_nest, elem_ptr, i64, intrinsic, load_value, nest, store_value
-from .row_loops import (SUM_BLOCK, accumulator_type, combine_partials, finish, full_ranges, one_row, row_index,
-                        row_partial, write_row)
+from .row_loops import (
+    SUM_BLOCK,
+    accumulator_type,
+    combine_partials,
+    finish,
+    full_ranges,
+    one_row,
+    row_index,
+    row_partial,
+    write_row,
+)
 
 PARALLEL_MIN_ELEMENTS = 1 << 16     # below this, fork/join costs more than a second core gives
 SPLIT_MAX_ROWS = 8                  # row reductions with at most this many rows split each row instead

@@ -29,7 +29,7 @@ from llvmlite import ir
 
 from ..ir import Node, dtypes
 from ..ir.registry import CPU, ElementwiseRule, IndexRule, Marker, planned
-from ..passes.fuse import Kernel, movement_base
+from ..passes.fuse import Kernel
 from ..passes.schedule import Schedule
 from ..view import ViewStack, row_major_strides
 from . import mathlib

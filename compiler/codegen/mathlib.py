@@ -64,7 +64,8 @@ rest refitted):
          rest, kept to 2^-62 (f32) or 2^-126 (f64) of a quadrant, becomes
          r + r_lo through f64 (double-double for f64).  The rest is never
          below 2^-62 quadrants for an f64 (2^-61.5 at the worst case,
-         6381956970095103 2^797), so over 60 bits survive the cancellation.  Then an odd polynomial for sin(r), an even one for cos(r)
+         6381956970095103 2^797), so over 60 bits survive the cancellation.  Then an odd
+         polynomial for sin(r), an even one for cos(r)
          (with fdlibm's compensation of 1 - r^2/2), r_lo applied to first
          order; k mod 4 picks sin/cos and the sign.
 * tanh:  tanh|x| = T / (T + 2), T = expm1(2|x|) kept unrounded as a
@@ -688,14 +689,14 @@ def _fixed_to_double_double(d: _Ops, frac, lower):
     return _two_sum_ordered(d, hi, lo)
 
 
-def _quarter_turns_to_radians(d: _Ops, h, l):
-    """(h + l) 2^-62 pi/2 as a double-double, in f64."""
+def _quarter_turns_to_radians(d: _Ops, h, lo):
+    """(h + lo) 2^-62 pi/2 as a double-double, in f64."""
     pio2 = _F64.pio2
     h = d.mul(h, d.const(2.0**-62))
-    l = d.mul(l, d.const(2.0**-62))
+    lo = d.mul(lo, d.const(2.0**-62))
     r = d.mul(h, d.const(pio2[0]))
     err = d.fma(h, d.const(pio2[0]), d.neg(r))
-    err = d.add(err, d.muladd(h, d.const(pio2[1]), d.mul(l, d.const(pio2[0]))))
+    err = d.add(err, d.muladd(h, d.const(pio2[1]), d.mul(lo, d.const(pio2[0]))))
     return _two_sum_ordered(d, r, err)
 
 
@@ -996,8 +997,8 @@ def _erf_f64(o: _Ops, x):
     # 1 - exp(-a^2) R(a) for a = min(|x|, 6) (erf rounds to 1 from 5.93 on); a^2 = h + l
     # exactly, and the exp takes l as its low part, so exp(-a^2) is good to about an ulp.
     a = o.select(o.cmp("<", ax, o.const(6.0)), ax, o.const(6.0))
-    h, l = _two_prod(o, a, a)
-    erfc = o.mul(_exp_reduced(o, o.neg(h), o.neg(l)), o.horner(o.sub(a, o.const(_ERFC_POLY_CENTER)), _ERFC_POLY))
+    h, lo = _two_prod(o, a, a)
+    erfc = o.mul(_exp_reduced(o, o.neg(h), o.neg(lo)), o.horner(o.sub(a, o.const(_ERFC_POLY_CENTER)), _ERFC_POLY))
     large = o.copysign(o.sub(o.const(1.0), erfc), x)
     # unordered: nan takes the small path, which returns it
     return o.select(o.b.fcmp_unordered("<", ax, o.const(1.0)), small, large)

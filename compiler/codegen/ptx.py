@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from ..ir import dtypes
 from ..passes.fuse import Kernel
 from ..passes.schedule import Schedule
+from . import nvptx, ptx_gemm, ptx_rows
 from .emit import ERR_INDEX, Space, recursion_for
 from .kernel_plan import collapsed_shape, contiguous, has_output, numel
 from .llvm_util import Loop, elem_ptr, i64, load_value, mem_type, store_value
 from .ptx_kernel import KernelFunction, accumulate, accumulator_identity, finish, open_kernel
-from . import nvptx, ptx_gemm, ptx_rows
 
 BLOCK = 256                  # threads per block of grid-stride kernels
 

@@ -22,11 +22,11 @@ from llvmlite import ir
 
 from ..passes.fuse import Kernel, matmul_read, movement_base
 from ..passes.schedule import Schedule
+from . import nvptx
 from .emit import Space
 from .kernel_plan import numel
 from .llvm_util import Loop, const, elem_ptr, i64, intrinsic, mem_type
 from .ptx_kernel import open_kernel
-from . import nvptx
 
 PAD = 4                    # extra elements per shared-memory row (bank spreading)
 

@@ -20,11 +20,10 @@ from ..ir.registry import CPU, PTX, ElementwiseRule, planned
 from ..passes.fuse import Kernel
 from ..passes.schedule import Schedule
 from ..program import Launch
+from . import nvptx
 from .emit import Emitter, cast, combine, reduction_identity
 from .kernel_plan import kernel_slots, node_pointers
 from .llvm_util import I64, elem_ptr, i64
-from . import nvptx
-
 
 # ---------------------------------------------------------------- PTX lowerings, one per primitive
 #

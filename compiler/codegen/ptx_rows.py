@@ -25,12 +25,12 @@ from llvmlite import ir
 
 from ..passes.fuse import Kernel
 from ..passes.schedule import Schedule
+from . import nvptx
 from .emit import Space, combine
 from .kernel_plan import RowPlan, row_plan
 from .llvm_util import I8, I32, I64, i64
 from .ptx_kernel import KernelFunction, accumulate, accumulator_dtype, accumulator_identity, finish, open_kernel
 from .row_loops import one_row
-from . import nvptx
 
 MAX_BLOCK = 256
 THREAD_ROW = 16                   # rows this short: a thread per row

@@ -105,7 +105,7 @@ def row_partial(em: Emitter, r, plan: RowPlan, ranges, outer_index, stores):
     S, inner_dims = plan.space, plan.inner_dims
     acc = ir.Constant(F64, 0.0) if blocked(r) else reduction_identity(r.op, r.dtype)
     inner = []
-    for depth, (d, (lo, hi)) in enumerate(zip(inner_dims, ranges)):
+    for depth, (_dim, (lo, hi)) in enumerate(zip(inner_dims, ranges)):
         last = depth == len(inner_dims) - 1
         if last and blocked(r):
             acc = _blocked_sum(em, r, plan, outer_index, inner, acc, stores, lo, hi)

@@ -20,7 +20,6 @@ import itertools
 from . import ops as _ops
 from .errors import IRError
 
-
 _KEYS: dict = {}                # structure -> key; keys are never reused (see _intern)
 _NEXT_KEY = itertools.count(1)
 MAX_KEYS = 1 << 20

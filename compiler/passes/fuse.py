@@ -100,7 +100,7 @@ def matmul_operand(x: Node) -> MatmulOperand | None:
         return None
     batch_shape, batch_strides = st.shape[:-2], st.strides[:-2]
     real = [(d, t) for d, t in zip(batch_shape, batch_strides) if d != 1]
-    for (d0, t0), (d1, t1) in zip(real, real[1:]):
+    for (_, t0), (d1, t1) in zip(real, real[1:]):
         if t0 != t1 * d1:
             return None
     return MatmulOperand((real[-1][1] if real else 0, st.strides[-2], st.strides[-1]), st.offset)

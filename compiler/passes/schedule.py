@@ -170,7 +170,7 @@ def _plan_arena(s: Schedule) -> int:
     placed, top = [], 0
     for b in temps:
         live = (first.get(b.slot, 0), last.get(b.slot, 0))
-        clashes = sorted((o, o + _align(c.nbytes)) for c, o, (f, l) in placed if f <= live[1] and live[0] <= l)
+        clashes = sorted((o, o + _align(c.nbytes)) for c, o, (f, end) in placed if f <= live[1] and live[0] <= end)
         offset = 0
         for lo, hi in clashes:
             if offset + _align(b.nbytes) <= lo:
