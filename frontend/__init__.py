@@ -13,7 +13,7 @@ import builtins as _builtins
 from importlib.metadata import PackageNotFoundError as _NotFound, version as _version
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from . import accelerator, autograd, compiler, cuda, runtime
+from . import autograd, compiler, runtime
 from .autograd import enable_grad, no_grad, set_grad_enabled
 from .autograd.grad_mode import is_grad_enabled
 from .creation import (BoolTensor, ByteTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor, arange, as_tensor,
@@ -32,6 +32,7 @@ from .printing import get_printoptions, set_printoptions
 from .random import initial_seed, seed
 from .shape_ops import cat, clone, flatten, permute, reshape, squeeze, stack, transpose, unsqueeze
 from .tensor import Size, Tensor
+from . import accelerator, cuda
 from . import methods as _methods  # noqa: F401  (binds Tensor methods)
 from . import nn, optim  # noqa: E402  (they build on everything above)
 from .internal_errors import InternalError

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
-from . import cuda as _cuda
 from . import dtypes as D
+from . import placement as _placement
 from . import random as _rng
 from . import trace_hooks
 from .compiler.ir import make
@@ -532,7 +532,7 @@ def iota(shape: Sequence[int], axis: int, dtype: D.DType | None = None, device: 
     """Lazy index values along `axis` (an IR iota node: free inside a fused kernel), computed
     on `device` (a device object, None: the CPU)."""
     node = make("iota", (), {"axis": axis}, user_loc(), shape=tuple(shape), dtype=dtype or D.int64)
-    _cuda.place(node, device)
+    _placement.place(node, device)
     return Tensor._from_value(node)
 
 

@@ -22,7 +22,7 @@ A function runs on the device of its tensors, as its ops do eagerly: trace input
 their arguments' devices, and a trace of CUDA tensors compiles for target "cuda" (one CUDA
 program, a sequence of launches) whose replay binds device buffers and returns CUDA
 tensors. Its arguments, captured state and results must all be on that one device, but
-for CPU scalars (a learning rate, a step count), which cuda.HostScalars mirrors there.
+for CPU scalars (a learning rate, a step count), which HostScalars mirrors there.
 """
 from __future__ import annotations
 
@@ -40,17 +40,18 @@ import weakref
 import numpy as np
 
 from . import compiler, runtime, trace_hooks
-from . import cuda as _cuda
+from . import placement as _placement
 from .compiler.ir import Graph, Node, fmt_type, print_graph, topo_order
 from .compiler.ir.dtypes import from_short
 from .compiler.program import STAGES
-from .autograd.grad_mode import is_grad_enabled
+from .autograd.grad_mode import is_grad_enabled, no_grad
 from .dtypes import get_default_dtype
 from .internal_errors import compile_reporting
 from .guards import (ModuleGuard, TensorGuard, ValueGuard, first_failing, plain_capture_guards, roots_of,
                      state_names)
 from .realize import LOCK, buffer_owner, realize, register_buffer
 from .runtime.cache import PROGRAMS, VERSION
+from .shape_ops import clone
 from .source import user_loc
 from .storage import Storage, buffer_of, computed, set_buffer
 from .tensor import Tensor, leaf_node
@@ -276,7 +277,7 @@ def _unshare(result: dict, shared: list, given) -> None:
             else:
                 taken.add(id(a))
             if a is not written:
-                _cuda.copy_into(a, written)
+                _placement.copy_into(a, written)
 
 
 def _copy_old_value_for_others(s: Storage) -> None:
@@ -306,8 +307,74 @@ def _input_buffers(leaves, static: frozenset, names) -> list:
                 if x._base is None and s.buffer is not None and buffer_of(s.node) is s.buffer:
                     out.append(s.buffer)                  # a computed base tensor: its buffer as it is
                     continue
-                out.append(_cuda.input_buffer(x))         # a view or pending value, made contiguous
+                out.append(_input_buffer(x))         # a view or pending value, made contiguous
     return out
+
+
+# ---------------------------------------------------------------- devices
+
+def _device_tensor(buffer):
+    """A new leaf tensor holding device buffer `buffer` (a compiled function's result)."""
+    return Tensor._new(Storage(leaf_node(buffer), buffer=buffer, device=_placement.CUDA0))
+
+
+def _input_buffer(t):
+    """`t`'s value as one C-contiguous buffer on its device, to bind as a program input (a
+    view is copied: on the host with numpy, on a GPU by a copy program there)."""
+    t._realize()
+    if t._storage.device is None:
+        a = t._view_array()
+        return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+    if t._base is None:
+        return t._storage.buffer
+    with no_grad():
+        copy = clone(t.detach())
+    copy._realize()
+    return copy._storage.buffer
+
+
+class HostScalars:
+    """The CPU side of a compiled function on a GPU: CPU scalars (0-d) among its inputs and
+    captured state, which its program reads from device memory.
+
+    A captured CPU scalar (a learning rate, Adam's step count) gets a device buffer of its
+    own, copied from the host value whenever that changed (it is compared before every
+    call, as the host value may be written in place). One the function updates in place is
+    copied back to the host after the call, so the CPU tensor holds its new value as it
+    does eagerly (that copy waits for the program to finish). A CPU scalar argument is
+    copied to the device at every call.
+    """
+
+    def __init__(self, params, inputs):
+        self.params = params            # (slot, storage, updated in place)
+        self.mirrors = [None] * len(params)   # (host bytes, device buffer) last copied
+        self.inputs = inputs            # positions of CPU scalar arguments
+
+    def before(self, exe, inputs: list) -> list:
+        """Bind the device copies of the captured scalars; the arguments, on the device."""
+        for k, (slot, s, _) in enumerate(self.params):
+            if buffer_of(s.node) is not s.buffer:
+                realize([s])             # updated eagerly since the last call
+            value = s.buffer.tobytes()
+            mirror = self.mirrors[k]
+            if mirror is None or mirror[0] != value:
+                buffer = _placement.runtime().DeviceBuffer.from_numpy(s.buffer)
+                self.mirrors[k] = (value, buffer)
+                exe.bind(slot, buffer)
+        if self.inputs:
+            inputs = list(inputs)
+            for i in self.inputs:
+                inputs[i] = _placement.bindable(inputs[i], "cuda")
+        return inputs
+
+    def after(self) -> None:
+        """Copy the new values of the scalars the program updated back to the host."""
+        for k, (slot, s, updated) in enumerate(self.params):
+            if updated:
+                buffer = self.mirrors[k][1]
+                value = buffer.to_numpy()
+                np.copyto(s.buffer, value)
+                self.mirrors[k] = (s.buffer.tobytes(), buffer)
 
 
 # ---------------------------------------------------------------- the compiled function
@@ -458,7 +525,7 @@ class CompiledFunction:
                     label = name if len(arg_leaves) == 1 else f"{name}_{i}"
                     inp = Node("input", (), {"name": label}, node.shape, node.dtype)
                     device = x._storage.device          # None: the CPU
-                    _cuda.place(inp, device)
+                    _placement.place(inp, device)
                     t = Tensor._new(Storage(inp, device=device))
                     t._requires_grad = x.requires_grad
                     tracer.inputs.add(id(t._storage))
@@ -529,11 +596,11 @@ class CompiledFunction:
             what = f"captured tensor {p.attrs['name']}"
             if s is not None and id(s) in updated:
                 what += " (updated in place)"
-            items.append((what, s.device if s is not None else _cuda.device_of(const), p.shape == (), True))
+            items.append((what, s.device if s is not None else _placement.device_of(const), p.shape == (), True))
         items += [(f"returned tensor {i}", t._storage.device, t.ndim == 0, False) for i, t in enumerate(returned)]
         items += [(f"new state {names.get(id(s), f'state{i}')}", s.device, s.node.shape == (), False)
                   for i, s in enumerate(escaped)]
-        device, mixed = _cuda.program_device(items)
+        device, mixed = _placement.program_device(items)
         if mixed is not None:
             raise TracingError(
                 f"{self.name} ({_defined_at(self.fn)}): a compiled function runs as one program on one device, but this trace mixes devices: "
@@ -543,7 +610,7 @@ class CompiledFunction:
         return device
 
     def _compile(self, v: Variant) -> None:
-        v.program = compile_cached(v.graph, v.graph_text, **_cuda.target_options(v.device))
+        v.program = compile_cached(v.graph, v.graph_text, **_placement.target_options(v.device))
         self.stats["compiles"] += 1
         dump(v.program, f"{self.name}({', '.join(x.attrs['name'] + ': ' + fmt_type(x.shape, x.dtype) for x in v.graph.inputs)})",
              self.dump)
@@ -553,7 +620,7 @@ class CompiledFunction:
 
 def _prepare_binding(v: Variant) -> None:
     """How a replay binds the variant's program: params by slot; on a GPU, CPU scalars
-    through cuda.HostScalars and results as CUDA tensors."""
+    through HostScalars and results as CUDA tensors."""
     program = v.program
     v.bound_params = [None] * len(program.params)
     v.binds, host_params, host_inputs = [], [], []
@@ -563,11 +630,11 @@ def _prepare_binding(v: Variant) -> None:
             host_params.append((slot, s, id(s) in updated))      # a CPU scalar: mirrored
         else:
             v.binds.append((i, slot, s, const if s is not None or v.device is None
-                            else _cuda.bindable(const, "cuda")))
+                            else _placement.bindable(const, "cuda")))
     if v.device is not None:
         host_inputs = [k for k, device in enumerate(v.input_devices) if device is None]
-    v.host_scalars = _cuda.HostScalars(host_params, host_inputs) if host_params or host_inputs else None
-    v.wrap = Tensor._from_array if v.device is None else _cuda.device_tensor
+    v.host_scalars = HostScalars(host_params, host_inputs) if host_params or host_inputs else None
+    v.wrap = Tensor._from_array if v.device is None else _device_tensor
     of_slot: dict = {}
     for name, slot in program.outputs.items():
         of_slot.setdefault(slot, []).append(name)
@@ -586,7 +653,7 @@ def _const_key(a):
     device buffer (read back)."""
     if int(np.prod(a.shape)) > 64:
         return id(a)
-    h = _cuda.host_array(a)
+    h = _placement.host_array(a)
     return (h.dtype.str, h.shape, h.tobytes())
 
 

@@ -12,12 +12,12 @@ import builtins
 import math
 from collections import namedtuple
 
-from . import cuda as _cuda
 from . import dtypes as D
+from . import placement as _placement
 from .autograd.function import Function
 from .autograd.grad_mode import is_grad_enabled
 from .compiler.ir import AxisError, fmt_type, make
-from .cuda import check_devices
+from .placement import check_devices
 from .source import user_loc
 
 
@@ -65,7 +65,7 @@ def named(t, name: str):
 def const(value, dtype, shape=(), device=None):
     """A constant of `shape`, computed on `device` (a device object, None: the CPU)."""
     node = make("const", (), {"value": _py(value, dtype)}, user_loc(), shape=tuple(shape), dtype=dtype)
-    _cuda.place(node, device)
+    _placement.place(node, device)
     return Tensor._from_value(node, None)
 
 

@@ -23,7 +23,7 @@ import weakref
 from collections import OrderedDict
 
 from . import compiler, runtime, trace_hooks
-from . import cuda as _cuda
+from . import placement as _placement
 from . import storage as _storage_module
 from .compiler.ir import Graph, Node
 from .internal_errors import compile_reporting
@@ -63,7 +63,7 @@ def realize(storages) -> None:
         if not targets:
             return
         trace_hooks.realize_requested(targets)   # an error inside @compile
-        for group in _cuda.by_device(targets):     # one program per device
+        for group in _placement.by_device(targets):     # one program per device
             _run(group)
 
 
@@ -151,7 +151,7 @@ def _build_graph(leaves, pending, targets, index) -> Graph:
 def program_for(targets):
     """(executable, program, input buffers, param buffers) for realizing `targets`."""
     key, leaves, pending, index = _walk(targets)
-    options = _cuda.compile_options(targets)   # {} for the CPU
+    options = _placement.compile_options(targets)   # {} for the CPU
     if options:
         key = (options["target"], key)
     entry = _PROGRAMS.get(key)
@@ -168,7 +168,7 @@ def program_for(targets):
     else:
         STATS["hits"] += 1
         _PROGRAMS.move_to_end(key)
-    inputs = [_cuda.bindable(buf, entry[1].target) for n, kind, buf in leaves if kind == "I"]
+    inputs = [_placement.bindable(buf, entry[1].target) for n, kind, buf in leaves if kind == "I"]
     params = [buf for n, kind, buf in leaves if kind == "P"]
     bound = {id(b) for b in params}
     params += [s.buffer for s in targets if s.buffer is not None and id(s.buffer) not in bound]
@@ -205,7 +205,7 @@ def _run(targets) -> None:
         for s, node in zip(targets, history or ()):
             s.node = node
         for buf, copy in copies:
-            _cuda.copy_into(buf, copy)   # never leave a half-updated value behind
+            _placement.copy_into(buf, copy)   # never leave a half-updated value behind
         raise
     STATS["runs"] += 1
     taken = set()

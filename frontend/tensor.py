@@ -20,8 +20,10 @@ from .autograd.function import AccumulateGrad
 from .autograd.grad_mode import is_grad_enabled
 from .compiler.ir import Node
 from .device import CPU, as_device
+from . import placement as _placement
 from .printing import format_tensor
 from .realize import MAX_PENDING_DEPTH, realize
+from .runtime import aligned_empty
 from .storage import Storage, computed, set_buffer
 
 
@@ -97,7 +99,7 @@ class Tensor:
 
     @classmethod
     def _from_value(cls, node, fn=None):
-        t = cls._new(Storage(node, grad_fn=fn, device=_cuda.value_device(node)))
+        t = cls._new(Storage(node, grad_fn=fn, device=_placement.value_device(node)))
         if node.height > MAX_PENDING_DEPTH and not _trace_hooks.active() and computed(node) is None:
             realize([t._storage])
         return t
@@ -298,7 +300,7 @@ class Tensor:
     def _view_array(self) -> np.ndarray:
         """The realized storage buffer seen through this tensor's view chain (no copy on the
         CPU; a GPU buffer is copied to the host first)."""
-        a = _cuda.host_array(self._storage.buffer)
+        a = _placement.host_array(self._storage.buffer)
         for op, attrs, _ in self._view:
             if op == "reshape":
                 a = a.reshape(attrs["shape"])
@@ -387,7 +389,7 @@ class Tensor:
                 dev = as_device(a)
         out = self
         if dev is not None and dev != self.device:
-            out = _cuda.move(out, dev)
+            out = _move(out, dev)
         if dtype is not None and dtype is not out.dtype:
             out = _ops.cast(out, dtype)
         return out
@@ -428,7 +430,28 @@ class Tensor:
         return _ops.cast(self, other.dtype)
 
 
-from . import cuda as _cuda  # noqa: E402  (devices of values)
+def _move(t, dest):
+    """`t`'s value on device `dest`, as a new leaf (keeping requires_grad of a leaf)."""
+    dest = as_device(dest)
+    if t.requires_grad and not t.is_leaf and is_grad_enabled():
+        raise RuntimeError("fusegrad: gradients do not flow through a copy between devices; move leaf "
+                           "tensors (model.to(device), tensor(..., device=...)) before computing with them")
+    if dest.type == "cuda":
+        _placement.lazy_init()
+        _placement.device_index(dest)
+        t._realize()
+        buffer = _placement.upload(t._view_array())
+    else:
+        t._realize()
+        host = t._view_array()
+        buffer = aligned_empty(host.shape, host.dtype)
+        np.copyto(buffer, host)
+    out = Tensor._new(Storage(leaf_node(buffer), buffer=buffer, device=dest if dest.type == "cuda" else None))
+    if t.requires_grad:
+        out.requires_grad_(True)
+    return out
+
+
 from . import ops as _ops  # noqa: E402  (methods below call into the op layer)
 from . import shape_ops as _shape_ops  # noqa: E402
 from . import trace_hooks as _trace_hooks  # noqa: E402

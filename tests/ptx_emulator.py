@@ -188,7 +188,7 @@ def install_emulated_device(monkeypatch) -> None:
     import types
 
     import fusegrad
-    from fusegrad import cuda as frontend_cuda
+    from fusegrad import placement
     from fusegrad.runtime import cuda as rt
     for name in ("pycuda", "pycuda.driver"):
         monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
@@ -200,4 +200,4 @@ def install_emulated_device(monkeypatch) -> None:
     monkeypatch.setattr(rt, "DeviceBuffer", HostDeviceBuffer)
     load = fusegrad.runtime.load
     monkeypatch.setattr(fusegrad.runtime, "load", lambda p: EmulatedExecutable(p) if p.target == "cuda" else load(p))
-    monkeypatch.setattr(frontend_cuda, "IN_USE", [False])   # the real flag is untouched
+    monkeypatch.setattr(placement, "IN_USE", [False])   # the real flag is untouched
