@@ -27,6 +27,7 @@ from . import placement as _placement
 from . import storage as _storage_module
 from .compiler.ir import Graph, Node
 from .internal_errors import compile_reporting
+from .programs import dump
 from .storage import _VALUES, buffer_of, computed, set_buffer, set_computed
 
 LOCK = threading.RLock()        # held while realizing or replaying a compiled function
@@ -159,7 +160,6 @@ def program_for(targets):
         STATS["misses"] += 1
         program = compile_reporting(compiler.compile, _build_graph(leaves, pending, targets, index), **options)
         if DUMPING[0]:
-            from .jit import dump
             dump(program, "realize")
         entry = _PROGRAMS[key] = (runtime.load(program), program)
         while len(_PROGRAMS) > MAX_PROGRAMS:

@@ -1,4 +1,4 @@
-"""Hooks through which tracing (jit.py) observes eager-looking tensor code.
+"""Hooks through which tracing (jit/) observes eager-looking tensor code.
 
 Outside a trace these cost one context-variable read. While `@fusegrad.compile` traces a
 function, its tracer is this thread's (this context's) current tracer and is told when a

@@ -220,7 +220,7 @@ def test_lower_and_dumps_of_a_cuda_variant_give_ptx(capsys):
 
 def test_the_program_cache_keeps_cpu_and_cuda_programs_of_one_graph_apart():
     from fusegrad.compiler.ir import parse_graph
-    from fusegrad.jit import compile_cached
+    from fusegrad.programs import compile_cached
     graph = parse_graph(torch.compile(lambda x: x * 2 + 1).lower(torch.ones(3)).text("graph"))
     assert compile_cached(graph).target == "cpu"
     assert compile_cached(graph, target="cuda", arch="sm_80").target == "cuda"

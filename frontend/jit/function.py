@@ -1,0 +1,307 @@
+"""`@fusegrad.compile`: trace a whole function once per signature, replay it as one native call.
+
+This module holds CompiledFunction and `compile()`; the tracer (tracer.py), call signatures
+(signature.py), reading the graph off a trace (graph.py), replay (replay.py), GPU glue
+(devices.py) and guards (guards.py) sit beside it.
+
+Tracing runs the Python function on lazy tensors whose argument nodes are graph inputs, while
+a Tracer listens to trace_hooks. The graph is then read off what the call left behind:
+- outputs: the returned tensors, and "escaped" state: storages created during the call that
+  are still referenced afterwards (new `.grad` tensors, optimizer state made by a first step);
+- assigns: storages that existed before the call and were updated in place (parameters,
+  optimizer moments, step counters, the random generator), and escaped state that started
+  from a computed value (zeros) and was then updated;
+- leaves: the argument inputs, and computed values the function read (captured state such as
+  parameters, or constants), bound to their storages' buffers at every call.
+The first run computes everything; afterwards each storage holds its new value as a buffer
+again, and `.grad` assignments made during the trace are re-applied after every replay.
+
+A replay checks the signature (tensor shapes, dtypes, devices, requires_grad; values of the
+other arguments), binds buffers and makes one call into the compiled program. Python side
+effects other than tensor state happen only while tracing, as in JAX. A trace that created
+state is traced once more on the next call: a first optimizer step builds state that later
+steps update, and the program is kept only once two traces agree.
+
+A function runs on the device of its tensors, as its ops do eagerly: trace inputs carry
+their arguments' devices, and a trace of CUDA tensors compiles for target "cuda" (one CUDA
+program, a sequence of launches) whose replay binds device buffers and returns CUDA
+tensors. Its arguments, captured state and results must all be on that one device, but
+for CPU scalars (a learning rate, a step count), which HostScalars mirrors there.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+import re
+import warnings
+from collections import OrderedDict
+
+from .. import compiler, runtime, trace_hooks
+from .. import placement as _placement
+from ..compiler.ir import Node, fmt_type, print_graph
+from ..programs import compile_cached, dump
+from ..realize import LOCK
+from ..storage import Storage, buffer_of
+from ..tensor import Tensor
+from .devices import input_buffers
+from .graph import compute_old_value, const_key, graph_of
+from .guards import plain_capture_guards, state_names
+from .replay import Variant, restore_old_leaf
+from .signature import call_key, flatten, reason, unflatten
+from .tracer import Tracer, TracingError, optimizer_states, undo_trace
+
+log = logging.getLogger("fusegrad")
+
+MAX_GUARD_VARIANTS = 8     # programs kept per signature for different Python states (train/eval)
+MAX_SIGNATURES = 64        # signatures kept per compiled function (least recently used dropped)
+
+
+class CompiledFunction:
+    def __init__(self, fn, dump=None, static_argnames=(), max_variants: int = 8):
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        # the graph's name: a word, so its printed IR parses back (`<lambda>` becomes `lambda`)
+        self.name = re.sub(r"\W+", "_", getattr(fn, "__name__", "")).strip("_") or "compiled"
+        self.dump = dump
+        self.static = frozenset(static_argnames)
+        self.max_variants = max_variants
+        self.signature = inspect.signature(fn)
+        self.param_names = [p.name for p in self.signature.parameters.values()
+                            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        self.variants: OrderedDict = OrderedDict()   # signature -> variants, most recent first (LRU)
+        self.stats = {"traces": 0, "replays": 0, "compiles": 0}
+        self._last_key = None
+        self._warned: set = set()
+
+    def __call__(self, *args, **kwargs):
+        key, leaves, names = call_key(self, args, kwargs)
+        with LOCK:          # one realization or replay at a time (threads: see realize.LOCK)
+            v = self._replayable(key)
+            if v is None:
+                v = self._retrace(key, args, kwargs)
+            else:
+                self.stats["replays"] += 1
+                for refresh in v.refreshers:
+                    refresh()
+            return self._outputs(v, v.run(input_buffers(leaves, self.static, names)))
+
+    def traced_variants(self) -> list:
+        """Every variant kept, for every signature (least recently used signature first)."""
+        return [v for variants in self.variants.values() for v in variants]
+
+    def _replayable(self, key):
+        """A variant traced for this signature whose guards hold now (moved to the front), or None."""
+        variants = self.variants.get(key)
+        if variants is None:
+            return None
+        epoch = trace_hooks.EPOCH[0]
+        v = variants[0]
+        if v.stable and v.epoch == epoch:       # the hot path: no Python state changed since
+            for g in v.guards:
+                if not g.holds():
+                    break
+            else:
+                if len(self.variants) > 1:
+                    self.variants.move_to_end(key)
+                return v
+        for i, v in enumerate(variants):
+            if v.stable and v.replayable(epoch):
+                if i:
+                    variants.insert(0, variants.pop(i))
+                self.variants.move_to_end(key)
+                return v
+        return None
+
+    def _retrace(self, key, args, kwargs) -> Variant:
+        """Trace for this signature and state; reuse a variant whose graph the trace repeats."""
+        variants = self.variants.get(key, [])
+        self._log_retrace(key, variants)
+        new = self._trace(args, kwargs)
+        same = next((v for v in variants if v.structure == new.structure), None)
+        if same is not None:
+            same.adopt_guards(new)                 # the same graph again: keep its program
+            variants.remove(same)
+            new = same
+        else:
+            self._compile(new)
+            new.stable = not new.created_state
+        variants.insert(0, new)
+        del variants[MAX_GUARD_VARIANTS:]
+        self.variants[key] = variants
+        self.variants.move_to_end(key)
+        if len(self.variants) > self.max_variants and key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(f"fusegrad.compile: {self.name} was traced for {len(self.variants)} signatures "
+                          f"(limit {self.max_variants}); each new one traces and compiles again", stacklevel=3)
+        while len(self.variants) > max(MAX_SIGNATURES, self.max_variants):
+            self.variants.popitem(last=False)      # least recently used signature
+        return new
+
+    def _outputs(self, v: Variant, arrays: list):
+        arrays, wrap = iter(arrays), v.wrap
+        leaves = [self._output(next(arrays), v.program, wrap) if isinstance(x, Tensor) else x for x in v.out_leaves]
+        return unflatten(v.out_tree, iter(leaves))
+
+    @staticmethod
+    def _output(array, program, wrap) -> Tensor:
+        t = wrap(array)                     # a tensor on the device of the buffer
+        t._storage.program = program        # fusegrad.program_of(result) answers for it
+        return t
+
+    def _log_retrace(self, key, variants):
+        if not variants and self._last_key is not None and key != self._last_key:
+            log.info("retracing %s: %s", self.name, reason(self._last_key, key))
+        elif variants:
+            changed = variants[0].what_changed()
+            if changed is not None or variants[0].stable:     # else: confirming a first trace
+                log.info("retracing %s: %s", self.name, changed or "the state it captured changed")
+        self._last_key = key
+
+    def lower(self, *args, **kwargs) -> "Lowered":
+        """Trace and compile for these arguments without running; the compiler's stages as text.
+        Tensor state the trace changed is put back (other Python side effects are not)."""
+        v = self._trace(args, kwargs, undo=True)
+        self._compile(v)
+        return Lowered(v.program, v.graph)
+
+    # ------------------------------------------------------------ tracing
+
+    def _trace(self, args, kwargs, undo: bool = False) -> Variant:
+        self.stats["traces"] += 1
+        tracer = Tracer(self.name)
+        bound = self.signature.bind(*args, **kwargs)
+        inputs, devices, traced = [], [], {}
+        for name, value in bound.arguments.items():
+            arg_leaves = []
+            tree = flatten(value, arg_leaves)
+            new_leaves = []
+            for i, x in enumerate(arg_leaves):
+                if isinstance(x, Tensor) and name in self.static:
+                    tracer.readable.add(id(x._storage))
+                    new_leaves.append(x)
+                elif isinstance(x, Tensor):
+                    node = x._value()[0]
+                    label = name if len(arg_leaves) == 1 else f"{name}_{i}"
+                    inp = Node("input", (), {"name": label}, node.shape, node.dtype)
+                    device = x._storage.device          # None: the CPU
+                    _placement.place(inp, device)
+                    t = Tensor._new(Storage(inp, device=device))
+                    t._requires_grad = x.requires_grad
+                    tracer.inputs.add(id(t._storage))
+                    inputs.append(inp)
+                    devices.append(device)
+                    new_leaves.append(t)
+                else:
+                    new_leaves.append(x)
+            traced[name] = unflatten(tree, iter(new_leaves))
+        call = inspect.BoundArguments(self.signature, OrderedDict(traced))   # *args, **kwargs too
+        owned = [x for x in bound.arguments.items() if not isinstance(x[1], Tensor)]
+        state_before = optimizer_states(self.fn, owned)
+        try:
+            with trace_hooks.tracing(tracer):
+                out = self.fn(*call.args, **call.kwargs)
+            v = self._read_trace(tracer, out, inputs, devices, owned)
+        except BaseException:
+            undo_trace(tracer, state_before)   # a failed trace leaves tensors, .grad and optimizer state as they were
+            raise
+        if undo:
+            undo_trace(tracer)
+        return v
+
+    def _read_trace(self, tracer: Tracer, out, inputs, devices, arguments=()) -> Variant:
+        out_leaves: list = []
+        out_tree = flatten(out, out_leaves)
+        returned = [x for x in out_leaves if isinstance(x, Tensor)]
+        outputs = {f"out{i}": t._value()[0] for i, t in enumerate(returned)}
+        output_names = list(outputs)
+        returned_ids = {id(t._storage) for t in returned}
+        alive = [s for s in (w() for w in tracer.created.values())
+                 if s is not None and id(s) not in tracer.inputs and id(s) not in returned_ids]
+        for s, old_node, _ in tracer.updated.values():
+            if s.buffer is None:
+                compute_old_value(s, old_node)
+        assigns = [(s, s.node) for s, _, _ in tracer.updated.values()]
+        assigns += [(s, s.node) for s in alive if s.buffer is not None and buffer_of(s.node) is not s.buffer]
+        escaped = [s for s in alive if s.buffer is None]
+        for i, s in enumerate(escaped):
+            outputs[f"state{i}"] = s.node
+        names = state_names(self.fn, Tensor, arguments)
+        graph, param_sources = graph_of(self.name, inputs, outputs, assigns, names)
+        assigned = [s for s, _ in assigns]
+        graph_text = print_graph(graph)
+        v = Variant(
+            graph=graph, graph_text=graph_text,
+            structure=(graph_text, tuple(id(s) if s is not None else const_key(c) for s, c in param_sources)),
+            param_sources=param_sources,
+            device=self._device(graph, devices, param_sources, returned, escaped, assigned, names),
+            input_devices=devices, out_tree=out_tree, out_leaves=out_leaves, output_names=output_names,
+            guards=tracer.guards + plain_capture_guards(self.fn), state_guards=tracer.all_state_guards(),
+            refreshers=tracer.refreshers, names=names, epoch=trace_hooks.EPOCH[0],
+            escaped=[(f"state{i}", s) for i, s in enumerate(escaped)], created_state=bool(alive),
+            grad_effects=[(t, now) for t, _, now in tracer.grads.values()], assigned=assigned,
+            assigned_buffers={id(s.buffer) for s in assigned})
+        for s in assigned:           # until the program runs, each holds its old value again
+            restore_old_leaf(s)
+        return v
+
+    def _device(self, graph, devices, sources, returned, escaped, assigned, names):
+        """The device the variant runs on (None: the CPU); a TracingError if the trace mixes
+        devices. CPU scalars may join a CUDA variant as inputs or captured state."""
+        updated = {id(s) for s in assigned}
+        items = [(f"argument {x.attrs['name']}", device, x.shape == (), True)
+                 for x, device in zip(graph.inputs, devices)]
+        for p, (s, const) in zip(graph.params, sources):
+            what = f"captured tensor {p.attrs['name']}"
+            if s is not None and id(s) in updated:
+                what += " (updated in place)"
+            items.append((what, s.device if s is not None else _placement.device_of(const), p.shape == (), True))
+        items += [(f"returned tensor {i}", t._storage.device, t.ndim == 0, False) for i, t in enumerate(returned)]
+        items += [(f"new state {names.get(id(s), f'state{i}')}", s.device, s.node.shape == (), False)
+                  for i, s in enumerate(escaped)]
+        device, mixed = _placement.program_device(items)
+        if mixed is not None:
+            raise TracingError(
+                f"{self.name} ({_defined_at(self.fn)}): a compiled function runs as one program on one device, "
+                f"but this trace mixes devices: "
+                f"{mixed[0]} is on cpu while {mixed[1]} is on cuda:0. Its tensor arguments, the tensors it captures "
+                f"(parameters, optimizer state) and its results must all be on one device (only CPU scalars may "
+                f"join CUDA tensors); move them with .to(device)")
+        return device
+
+    def _compile(self, v: Variant) -> None:
+        program = compile_cached(v.graph, v.graph_text, **_placement.target_options(v.device))
+        self.stats["compiles"] += 1
+        args = ", ".join(x.attrs["name"] + ": " + fmt_type(x.shape, x.dtype) for x in v.graph.inputs)
+        dump(program, f"{self.name}({args})", self.dump)
+        v.load(program, runtime.load(program))
+
+
+def _defined_at(fn) -> str:
+    """`file.py:line` of a function's definition (errors found once the whole trace is read)."""
+    code = getattr(fn, "__code__", None)
+    return f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}" if code else "?"
+
+
+class Lowered:
+    """The stages of a compiled program as text, and its graph for Graphviz."""
+
+    def __init__(self, program, graph):
+        self.program = program
+        self.graph = graph
+
+    def text(self, stage: str) -> str:
+        if stage == "ptx" and "ptx" not in self.program.stages:
+            return compiler.compile(self.graph, "cuda").text("ptx")
+        return self.program.text(stage)
+
+    def to_dot(self) -> str:
+        return self.program.stages["dot"]
+
+
+def compile(fn=None, *, dump=None, static_argnames=(), max_variants: int = 8):
+    """Trace `fn` once per signature and replay it as one native call (decorator or function)."""
+    if fn is None:
+        return lambda f: CompiledFunction(f, dump, static_argnames, max_variants)
+    return CompiledFunction(fn, dump, static_argnames, max_variants)
