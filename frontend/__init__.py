@@ -33,7 +33,6 @@ from .random import initial_seed, seed
 from .shape_ops import cat, clone, flatten, permute, reshape, squeeze, stack, transpose, unsqueeze
 from .tensor import Size, Tensor
 from . import accelerator, cuda
-from . import methods as _methods  # noqa: F401  (binds Tensor methods)
 from . import nn, optim  # noqa: E402  (they build on everything above)
 from .internal_errors import InternalError
 from .jit import compile
@@ -73,7 +72,7 @@ def result_type(a: object, b: object) -> dtype:
 
 
 def gather(x: Tensor, dim: _builtins.int, index: Tensor) -> Tensor:
-    return x.gather(dim, index)  # type: ignore[attr-defined]  # bound by methods.py
+    return x.gather(dim, index)
 
 
 def program_of(t: Tensor) -> Program | None:

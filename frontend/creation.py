@@ -473,7 +473,7 @@ def randperm(n: int, dtype: DTypeLike | None = None, device: DeviceLike | None =
 def normal(mean: Tensor | float = 0.0, std: Tensor | float = 1.0, size: Sequence[int] | None = None,
            generator: Generator | None = None, dtype: DTypeLike | None = None,
            device: DeviceLike | None = None) -> Tensor:
-    m: Any = mean      # Any: Tensor's operators are bound at import time (methods.py)
+    m: Any = mean      # Any: Tensor's operators forward untyped arguments
     s: Any = std
     if isinstance(m, Tensor) or isinstance(s, Tensor):
         shape = (m if isinstance(m, Tensor) else s).shape

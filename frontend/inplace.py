@@ -292,19 +292,13 @@ def masked_fill_(t, mask, value):
     return assign(t, ops.where(mask, value, t), "masked_fill_")
 
 
-METHODS = {
-    "add_": _inplace(ops.add, "add_"), "sub_": _inplace(ops.sub, "sub_"), "mul_": _inplace(ops.mul, "mul_"),
-    "div_": _inplace(ops.div, "div_"), "pow_": _inplace(ops.pow, "pow_"),
-    "clamp_": clamp_, "clip_": clamp_, "zero_": zero_, "fill_": fill_, "copy_": copy_,
-    "random_": random_, "uniform_": uniform_, "normal_": normal_, "masked_fill_": masked_fill_,
-    "neg_": _unary_inplace(ops.neg, "neg_"), "exp_": _unary_inplace(ops.exp, "exp_"),
-    "erf_": _unary_inplace(ops.erf, "erf_"),
-    "log_": _unary_inplace(ops.log, "log_"), "sqrt_": _unary_inplace(ops.sqrt, "sqrt_"),
-    "abs_": _unary_inplace(ops.abs, "abs_"), "relu_": _unary_inplace(ops.relu, "relu_"),
-    "sigmoid_": _unary_inplace(ops.sigmoid, "sigmoid_"), "tanh_": _unary_inplace(ops.tanh, "tanh_"),
-    "floor_": _unary_inplace(ops.floor, "floor_"), "round_": _inplace(ops.round, "round_"),
-    "fmod_": _inplace(ops.fmod, "fmod_"), "remainder_": _inplace(ops.remainder, "remainder_"),
-    "__iadd__": _inplace(ops.add, "add_"), "__isub__": _inplace(ops.sub, "sub_"),
-    "__imul__": _inplace(ops.mul, "mul_"), "__itruediv__": _inplace(ops.div, "div_"),
-    "__ipow__": _inplace(ops.pow, "pow_"),
-}
+# in-place forms of ops (Tensor.add_, ...; tensor.py's methods call these)
+add_, sub_, mul_ = _inplace(ops.add, "add_"), _inplace(ops.sub, "sub_"), _inplace(ops.mul, "mul_")
+div_, pow_ = _inplace(ops.div, "div_"), _inplace(ops.pow, "pow_")
+round_, fmod_ = _inplace(ops.round, "round_"), _inplace(ops.fmod, "fmod_")
+remainder_ = _inplace(ops.remainder, "remainder_")
+neg_, exp_, erf_ = _unary_inplace(ops.neg, "neg_"), _unary_inplace(ops.exp, "exp_"), _unary_inplace(ops.erf, "erf_")
+log_, sqrt_ = _unary_inplace(ops.log, "log_"), _unary_inplace(ops.sqrt, "sqrt_")
+abs_, relu_ = _unary_inplace(ops.abs, "abs_"), _unary_inplace(ops.relu, "relu_")
+sigmoid_, tanh_ = _unary_inplace(ops.sigmoid, "sigmoid_"), _unary_inplace(ops.tanh, "tanh_")
+floor_ = _unary_inplace(ops.floor, "floor_")

@@ -125,7 +125,7 @@ def rand_tensor(shape: Sequence[int], dtype: DType, generator: Generator | None 
     n = int(np.prod(shape, dtype=np.int64))
     if trace_hooks.active():
         key = gen.state._value()[0]
-        gen.state.add_(Tensor._from_array(np.array([0, n], np.int64)))  # type: ignore[attr-defined]  # methods.py
+        gen.state.add_(Tensor._from_array(np.array([0, n], np.int64)))
     else:
         seed_, start = gen.take(n)
         key = Tensor._from_array(np.array([seed_, start], np.uint64).view(np.int64))._value()[0]

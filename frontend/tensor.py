@@ -68,7 +68,486 @@ def leaf_node(array: np.ndarray, dtype=None) -> Node:
 _NO_ATTRS: dict = {}
 
 
-class Tensor:
+class _Operators:
+    """Python's operators on tensors (ops.py). A binary operator answers NotImplemented for an
+    operand that is not a tensor or a number, so Python can try the other operand."""
+
+    __slots__ = ()
+
+    def __add__(self, other):
+        return _ops.add(self, other) if _is_operand(other) else NotImplemented
+
+    def __sub__(self, other):
+        return _ops.sub(self, other) if _is_operand(other) else NotImplemented
+
+    def __mul__(self, other):
+        return _ops.mul(self, other) if _is_operand(other) else NotImplemented
+
+    def __truediv__(self, other):
+        return _ops.div(self, other) if _is_operand(other) else NotImplemented
+
+    def __floordiv__(self, other):
+        return _ops.floor_divide(self, other) if _is_operand(other) else NotImplemented
+
+    def __mod__(self, other):
+        return _ops.remainder(self, other) if _is_operand(other) else NotImplemented
+
+    def __pow__(self, other):
+        return _ops.pow(self, other) if _is_operand(other) else NotImplemented
+
+    def __lt__(self, other):
+        return _ops.lt(self, other) if _is_operand(other) else NotImplemented
+
+    def __le__(self, other):
+        return _ops.le(self, other) if _is_operand(other) else NotImplemented
+
+    def __gt__(self, other):
+        return _ops.gt(self, other) if _is_operand(other) else NotImplemented
+
+    def __ge__(self, other):
+        return _ops.ge(self, other) if _is_operand(other) else NotImplemented
+
+    def __eq__(self, other):
+        return _ops.eq(self, other) if _is_operand(other) else NotImplemented
+
+    def __ne__(self, other):
+        return _ops.ne(self, other) if _is_operand(other) else NotImplemented
+
+    def __radd__(self, other):
+        return _ops.add(other, self) if _is_operand(other) else NotImplemented
+
+    def __rsub__(self, other):
+        return _ops.sub(other, self) if _is_operand(other) else NotImplemented
+
+    def __rmul__(self, other):
+        return _ops.mul(other, self) if _is_operand(other) else NotImplemented
+
+    def __rtruediv__(self, other):
+        return _ops.div(other, self) if _is_operand(other) else NotImplemented
+
+    def __rfloordiv__(self, other):
+        return _ops.floor_divide(other, self) if _is_operand(other) else NotImplemented
+
+    def __rmod__(self, other):
+        return _ops.remainder(other, self) if _is_operand(other) else NotImplemented
+
+    def __rpow__(self, other):
+        return _ops.pow(other, self) if _is_operand(other) else NotImplemented
+
+    def __and__(self, other):
+        return _ops.bitwise("and", self, other) if _is_operand(other) else NotImplemented
+
+    def __or__(self, other):
+        return _ops.bitwise("or", self, other) if _is_operand(other) else NotImplemented
+
+    def __xor__(self, other):
+        return _ops.bitwise("xor", self, other) if _is_operand(other) else NotImplemented
+
+    def __rand__(self, other):
+        return _ops.bitwise("and", other, self) if _is_operand(other) else NotImplemented
+
+    def __ror__(self, other):
+        return _ops.bitwise("or", other, self) if _is_operand(other) else NotImplemented
+
+    def __neg__(self):
+        return _ops.neg(self)
+
+    def __abs__(self):
+        return _ops.abs(self)
+
+    def __invert__(self):
+        return _ops.logical_not(self)
+
+    def __pos__(self):
+        return self
+
+    def __matmul__(self, other):
+        return _ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops.matmul(other, self)
+
+    def __getitem__(self, index):
+        return _indexing.getitem(self, index)
+
+    def __setitem__(self, index, value):
+        return _indexing.setitem(self, index, value)
+
+    def __iadd__(self, other):
+        return _inplace_ops.add_(self, other)
+
+    def __isub__(self, other):
+        return _inplace_ops.sub_(self, other)
+
+    def __imul__(self, other):
+        return _inplace_ops.mul_(self, other)
+
+    def __itruediv__(self, other):
+        return _inplace_ops.div_(self, other)
+
+    def __ipow__(self, other):
+        return _inplace_ops.pow_(self, other)
+
+
+
+class _OpMethods:
+    """Tensor methods of the elementwise, reduction and matrix ops (ops.py)."""
+
+    __slots__ = ()
+
+    def add(self, *args, **kwargs):
+        return _ops.add(self, *args, **kwargs)
+
+    def sub(self, *args, **kwargs):
+        return _ops.sub(self, *args, **kwargs)
+
+    def mul(self, *args, **kwargs):
+        return _ops.mul(self, *args, **kwargs)
+
+    def div(self, *args, **kwargs):
+        return _ops.div(self, *args, **kwargs)
+
+    def true_divide(self, *args, **kwargs):
+        return _ops.div(self, *args, **kwargs)
+
+    def floor_divide(self, *args, **kwargs):
+        return _ops.floor_divide(self, *args, **kwargs)
+
+    def remainder(self, *args, **kwargs):
+        return _ops.remainder(self, *args, **kwargs)
+
+    def fmod(self, *args, **kwargs):
+        return _ops.fmod(self, *args, **kwargs)
+
+    def pow(self, *args, **kwargs):
+        return _ops.pow(self, *args, **kwargs)
+
+    def maximum(self, *args, **kwargs):
+        return _ops.maximum(self, *args, **kwargs)
+
+    def minimum(self, *args, **kwargs):
+        return _ops.minimum(self, *args, **kwargs)
+
+    def lt(self, *args, **kwargs):
+        return _ops.lt(self, *args, **kwargs)
+
+    def le(self, *args, **kwargs):
+        return _ops.le(self, *args, **kwargs)
+
+    def gt(self, *args, **kwargs):
+        return _ops.gt(self, *args, **kwargs)
+
+    def ge(self, *args, **kwargs):
+        return _ops.ge(self, *args, **kwargs)
+
+    def eq(self, *args, **kwargs):
+        return _ops.eq(self, *args, **kwargs)
+
+    def ne(self, *args, **kwargs):
+        return _ops.ne(self, *args, **kwargs)
+
+    def logical_not(self, *args, **kwargs):
+        return _ops.logical_not(self, *args, **kwargs)
+
+    def logical_and(self, *args, **kwargs):
+        return _ops.logical_and(self, *args, **kwargs)
+
+    def logical_or(self, *args, **kwargs):
+        return _ops.logical_or(self, *args, **kwargs)
+
+    def logical_xor(self, *args, **kwargs):
+        return _ops.logical_xor(self, *args, **kwargs)
+
+    def exp(self, *args, **kwargs):
+        return _ops.exp(self, *args, **kwargs)
+
+    def log(self, *args, **kwargs):
+        return _ops.log(self, *args, **kwargs)
+
+    def sqrt(self, *args, **kwargs):
+        return _ops.sqrt(self, *args, **kwargs)
+
+    def rsqrt(self, *args, **kwargs):
+        return _ops.rsqrt(self, *args, **kwargs)
+
+    def reciprocal(self, *args, **kwargs):
+        return _ops.reciprocal(self, *args, **kwargs)
+
+    def sin(self, *args, **kwargs):
+        return _ops.sin(self, *args, **kwargs)
+
+    def cos(self, *args, **kwargs):
+        return _ops.cos(self, *args, **kwargs)
+
+    def tanh(self, *args, **kwargs):
+        return _ops.tanh(self, *args, **kwargs)
+
+    def erf(self, *args, **kwargs):
+        return _ops.erf(self, *args, **kwargs)
+
+    def sigmoid(self, *args, **kwargs):
+        return _ops.sigmoid(self, *args, **kwargs)
+
+    def relu(self, *args, **kwargs):
+        return _ops.relu(self, *args, **kwargs)
+
+    def abs(self, *args, **kwargs):
+        return _ops.abs(self, *args, **kwargs)
+
+    def neg(self, *args, **kwargs):
+        return _ops.neg(self, *args, **kwargs)
+
+    def negative(self, *args, **kwargs):
+        return _ops.neg(self, *args, **kwargs)
+
+    def sign(self, *args, **kwargs):
+        return _ops.sign(self, *args, **kwargs)
+
+    def floor(self, *args, **kwargs):
+        return _ops.floor(self, *args, **kwargs)
+
+    def ceil(self, *args, **kwargs):
+        return _ops.ceil(self, *args, **kwargs)
+
+    def round(self, *args, **kwargs):
+        return _ops.round(self, *args, **kwargs)
+
+    def clamp(self, *args, **kwargs):
+        return _ops.clamp(self, *args, **kwargs)
+
+    def clip(self, *args, **kwargs):
+        return _ops.clamp(self, *args, **kwargs)
+
+    def sum(self, *args, **kwargs):
+        return _ops.sum(self, *args, **kwargs)
+
+    def mean(self, *args, **kwargs):
+        return _ops.mean(self, *args, **kwargs)
+
+    def prod(self, *args, **kwargs):
+        return _ops.prod(self, *args, **kwargs)
+
+    def max(self, *args, **kwargs):
+        return _ops.max(self, *args, **kwargs)
+
+    def min(self, *args, **kwargs):
+        return _ops.min(self, *args, **kwargs)
+
+    def amax(self, *args, **kwargs):
+        return _ops.amax(self, *args, **kwargs)
+
+    def amin(self, *args, **kwargs):
+        return _ops.amin(self, *args, **kwargs)
+
+    def all(self, *args, **kwargs):
+        return _ops.all(self, *args, **kwargs)
+
+    def any(self, *args, **kwargs):
+        return _ops.any(self, *args, **kwargs)
+
+    def argmax(self, *args, **kwargs):
+        return _ops.argmax(self, *args, **kwargs)
+
+    def argmin(self, *args, **kwargs):
+        return _ops.argmin(self, *args, **kwargs)
+
+    def softmax(self, *args, **kwargs):
+        return _ops.softmax(self, *args, **kwargs)
+
+    def log_softmax(self, *args, **kwargs):
+        return _ops.log_softmax(self, *args, **kwargs)
+
+    def logsumexp(self, *args, **kwargs):
+        return _ops.logsumexp(self, *args, **kwargs)
+
+    def matmul(self, *args, **kwargs):
+        return _ops.matmul(self, *args, **kwargs)
+
+    def mm(self, *args, **kwargs):
+        return _ops.mm(self, *args, **kwargs)
+
+    def bmm(self, *args, **kwargs):
+        return _ops.bmm(self, *args, **kwargs)
+
+    def dot(self, *args, **kwargs):
+        return _ops.dot(self, *args, **kwargs)
+
+    def mv(self, *args, **kwargs):
+        return _ops.matmul(self, *args, **kwargs)
+
+    def where(self, condition, other):
+        return _ops.where(condition, self, other)
+
+    def square(self):
+        return _ops.mul(self, self)
+
+
+
+class _ShapeMethods:
+    """Tensor methods that change shape or layout (shape_ops.py) and index (indexing.py)."""
+
+    __slots__ = ()
+
+    def view(self, *args, **kwargs):
+        return _shape_ops.view(self, *args, **kwargs)
+
+    def reshape(self, *args, **kwargs):
+        return _shape_ops.reshape(self, *args, **kwargs)
+
+    def flatten(self, *args, **kwargs):
+        return _shape_ops.flatten(self, *args, **kwargs)
+
+    def permute(self, *args, **kwargs):
+        return _shape_ops.permute(self, *args, **kwargs)
+
+    def transpose(self, *args, **kwargs):
+        return _shape_ops.transpose(self, *args, **kwargs)
+
+    def t(self, *args, **kwargs):
+        return _shape_ops.t_(self, *args, **kwargs)
+
+    def expand(self, *args, **kwargs):
+        return _shape_ops.expand(self, *args, **kwargs)
+
+    def expand_as(self, *args, **kwargs):
+        return _shape_ops.expand_as(self, *args, **kwargs)
+
+    def squeeze(self, *args, **kwargs):
+        return _shape_ops.squeeze(self, *args, **kwargs)
+
+    def unsqueeze(self, *args, **kwargs):
+        return _shape_ops.unsqueeze(self, *args, **kwargs)
+
+    def narrow(self, *args, **kwargs):
+        return _shape_ops.narrow(self, *args, **kwargs)
+
+    def contiguous(self, *args, **kwargs):
+        return _shape_ops.contiguous(self, *args, **kwargs)
+
+    def clone(self, *args, **kwargs):
+        return _shape_ops.clone(self, *args, **kwargs)
+
+    def view_as(self, other):
+        return _shape_ops.view(self, tuple(other.shape))
+
+    def reshape_as(self, other):
+        return _shape_ops.reshape(self, tuple(other.shape))
+
+    @property
+    def T(self):
+        return _shape_ops.permute(self, tuple(reversed(range(self.dim())))) if self.dim() >= 2 else self
+
+    @property
+    def mT(self):
+        return _shape_ops.transpose(self, -2, -1)
+
+    def gather(self, dim, index):
+        return _shape_ops.gather_along(self, _ops.normalize_dims(self, dim, "gather")[0], index)
+
+    def index_select(self, *args, **kwargs):
+        return _indexing.index_select(self, *args, **kwargs)
+
+    def masked_fill(self, *args, **kwargs):
+        return _indexing.masked_fill(self, *args, **kwargs)
+
+    def scatter_add(self, *args, **kwargs):
+        return _indexing.scatter_add(self, *args, **kwargs)
+
+
+
+class _InplaceMethods:
+    """Tensor methods that update a tensor in place (inplace.py)."""
+
+    __slots__ = ()
+
+    def add_(self, *args, **kwargs):
+        return _inplace_ops.add_(self, *args, **kwargs)
+
+    def sub_(self, *args, **kwargs):
+        return _inplace_ops.sub_(self, *args, **kwargs)
+
+    def mul_(self, *args, **kwargs):
+        return _inplace_ops.mul_(self, *args, **kwargs)
+
+    def div_(self, *args, **kwargs):
+        return _inplace_ops.div_(self, *args, **kwargs)
+
+    def pow_(self, *args, **kwargs):
+        return _inplace_ops.pow_(self, *args, **kwargs)
+
+    def clamp_(self, *args, **kwargs):
+        return _inplace_ops.clamp_(self, *args, **kwargs)
+
+    def zero_(self, *args, **kwargs):
+        return _inplace_ops.zero_(self, *args, **kwargs)
+
+    def fill_(self, *args, **kwargs):
+        return _inplace_ops.fill_(self, *args, **kwargs)
+
+    def copy_(self, *args, **kwargs):
+        return _inplace_ops.copy_(self, *args, **kwargs)
+
+    def random_(self, *args, **kwargs):
+        return _inplace_ops.random_(self, *args, **kwargs)
+
+    def uniform_(self, *args, **kwargs):
+        return _inplace_ops.uniform_(self, *args, **kwargs)
+
+    def normal_(self, *args, **kwargs):
+        return _inplace_ops.normal_(self, *args, **kwargs)
+
+    def masked_fill_(self, *args, **kwargs):
+        return _inplace_ops.masked_fill_(self, *args, **kwargs)
+
+    def neg_(self, *args, **kwargs):
+        return _inplace_ops.neg_(self, *args, **kwargs)
+
+    def exp_(self, *args, **kwargs):
+        return _inplace_ops.exp_(self, *args, **kwargs)
+
+    def erf_(self, *args, **kwargs):
+        return _inplace_ops.erf_(self, *args, **kwargs)
+
+    def log_(self, *args, **kwargs):
+        return _inplace_ops.log_(self, *args, **kwargs)
+
+    def sqrt_(self, *args, **kwargs):
+        return _inplace_ops.sqrt_(self, *args, **kwargs)
+
+    def abs_(self, *args, **kwargs):
+        return _inplace_ops.abs_(self, *args, **kwargs)
+
+    def relu_(self, *args, **kwargs):
+        return _inplace_ops.relu_(self, *args, **kwargs)
+
+    def sigmoid_(self, *args, **kwargs):
+        return _inplace_ops.sigmoid_(self, *args, **kwargs)
+
+    def tanh_(self, *args, **kwargs):
+        return _inplace_ops.tanh_(self, *args, **kwargs)
+
+    def floor_(self, *args, **kwargs):
+        return _inplace_ops.floor_(self, *args, **kwargs)
+
+    def round_(self, *args, **kwargs):
+        return _inplace_ops.round_(self, *args, **kwargs)
+
+    def fmod_(self, *args, **kwargs):
+        return _inplace_ops.fmod_(self, *args, **kwargs)
+
+    def remainder_(self, *args, **kwargs):
+        return _inplace_ops.remainder_(self, *args, **kwargs)
+
+    def clip_(self, *args, **kwargs):
+        return _inplace_ops.clamp_(self, *args, **kwargs)
+
+
+def _is_operand(other) -> bool:
+    """Whether a binary operator takes `other`: a tensor or a (Python or numpy) number."""
+    return isinstance(other, (Tensor, int, float, bool)) or _ops._is_np_scalar(other)
+
+
+class Tensor(_Operators, _OpMethods, _ShapeMethods, _InplaceMethods):
     __slots__ = ("_storage", "_base", "_view", "_detached", "_track", "_requires_grad", "_grad", "_acc",
                  "_vcache", "_retains_grad", "__weakref__", "__dict__")
 
@@ -452,6 +931,8 @@ def _move(t, dest):
     return out
 
 
-from . import ops as _ops  # noqa: E402  (methods below call into the op layer)
+from . import indexing as _indexing  # noqa: E402  (the methods above call into the op layer)
+from . import inplace as _inplace_ops  # noqa: E402
+from . import ops as _ops  # noqa: E402
 from . import shape_ops as _shape_ops  # noqa: E402
 from . import trace_hooks as _trace_hooks  # noqa: E402

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
-    return input.relu_() if inplace else ops.relu(input)  # type: ignore[attr-defined]  # bound by methods.py
+    return input.relu_() if inplace else ops.relu(input)
 
 
 def sigmoid(input: Tensor) -> Tensor:
@@ -60,11 +60,11 @@ def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dty
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """input @ weight.T (+ bias), leading dims folded into one matrix product as PyTorch does."""
     if input.dim() == 2:
-        out = ops.matmul(input, weight.t())  # type: ignore[attr-defined]  # bound by methods.py
+        out = ops.matmul(input, weight.t())
         return out if bias is None else ops.named(ops.add(out, bias), "AddmmBackward0")
     lead = tuple(input.shape[:-1])
     flat = shape_ops.reshape_value(input, (math.prod(lead), input.shape[-1]))
-    out = ops.matmul(flat, weight.t())  # type: ignore[attr-defined]  # bound by methods.py
+    out = ops.matmul(flat, weight.t())
     if bias is not None:
         out = ops.add(out, bias)
     name = "ViewBackward0" if bias is not None else "UnsafeViewBackward0" if lead else "SqueezeBackward4"
@@ -87,7 +87,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
         else:
             u = rand_tensor(tuple(input.shape), input.dtype)
             scale = ops.where(ops.lt(u, 1.0 - p), 1.0 / (1.0 - p), 0.0)
-    return input.mul_(scale) if inplace else ops.mul(input, scale)  # type: ignore[attr-defined]  # bound by methods.py
+    return input.mul_(scale) if inplace else ops.mul(input, scale)
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:

@@ -21,7 +21,7 @@ class Parameter(Tensor):
             raise TypeError(f"Parameter(): argument 'data' must be Tensor, not {type(data).__name__}")
         if data._base is not None or data._storage.grad_fn is not None:
             with no_grad():   # a view or a computed value: the parameter gets a storage of its own
-                data = data.clone()  # type: ignore[attr-defined]  # bound by methods.py
+                data = data.clone()
         storage = data._storage
         storage.state = True
         realize([storage])

@@ -34,8 +34,8 @@ _INVALID = {"lr": "learning rate", "eps": "epsilon value", "momentum": "momentum
 
 # What an optimizer takes: tensors, or dicts (param groups) with a "params" entry and options.
 ParamsT = Union[Iterable[Tensor], Iterable[dict[str, Any]]]
-# A Tensor in update rules: its operators and in-place methods are bound at import time
-# (methods.py), which mypy cannot see, so update arithmetic is typed Any until Tensor declares them.
+# A Tensor in update rules: Tensor's operators and in-place methods forward untyped arguments
+# to the op functions, so update arithmetic is typed Any until they carry full signatures.
 TensorT = Any
 
 
