@@ -15,7 +15,7 @@ from collections import namedtuple
 from . import dtypes as D
 from . import placement as _placement
 from .autograd.function import Function
-from .autograd.grad_mode import is_grad_enabled
+from .autograd.grad_mode import is_grad_enabled, no_grad
 from .compiler.ir import AxisError, fmt_type, make
 from .placement import check_devices
 from .source import user_loc
@@ -548,7 +548,6 @@ def min(x, dim=None, keepdim=False):
 
 def _arg_extreme(x, dim, keepdim, which):
     """First index of the max (min) along `dim`, NaN counting as the extreme (as PyTorch)."""
-    from .autograd.grad_mode import no_grad
     from .creation import iota
     from .shape_ops import reshape_value
     with no_grad():

@@ -12,6 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import trace_hooks
+from .compiler.ir import make
+from .source import user_loc
+
 if TYPE_CHECKING:
     from .compiler.ir.dtypes import DType
     from .tensor import Tensor
@@ -117,9 +121,6 @@ def rand_tensor(shape: Sequence[int], dtype: DType, generator: Generator | None 
     Eagerly, the key is a fresh (seed, offset) buffer and the generator advances at once;
     inside a trace the key is the generator's state tensor itself, advanced in place, so
     every call of the compiled function draws new numbers."""
-    from . import trace_hooks
-    from .compiler.ir import make
-    from .source import user_loc
     from .tensor import Tensor
     gen = generator or default_generator
     n = int(np.prod(shape, dtype=np.int64))

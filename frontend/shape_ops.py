@@ -11,6 +11,7 @@ import builtins
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import dtypes as D
 from . import ops
 from .compiler.ir import ShapeError
 from .compiler.view import ViewStack
@@ -194,7 +195,6 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
         raise ValueError("torch.cat(): expected a non-empty list of Tensors")
     if len(tensors) == 1:
         return clone(tensors[0])
-    from . import dtypes as D
     dt = D.result_type(*tensors)
     axis = ops.normalize_dims(tensors[0], dim, "cat")[0]
     for i, x in enumerate(tensors[1:], 1):

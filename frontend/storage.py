@@ -22,6 +22,7 @@ import weakref
 
 from . import trace_hooks
 from .compiler.ir import Node as _Node
+from .runtime import aligned_empty
 
 _VALUES: dict = {}             # id(node) -> (weakref to node, its buffer or the leaf holding its value)
 
@@ -131,7 +132,6 @@ class Storage:
     def _copy_on_write(self) -> None:
         """Give the storage its own copy of a read-only buffer before the first update is written,
         so the update never writes the read-only memory (which may be mapped read-only)."""
-        from .runtime import aligned_empty
         copy = aligned_empty(self.buffer.shape, self.buffer.dtype)
         copy[...] = self.buffer
         self.buffer = copy

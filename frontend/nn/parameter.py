@@ -8,6 +8,7 @@ bounded graphs and the update of a step compiles once and is replayed from the c
 from __future__ import annotations
 
 from ..autograd.grad_mode import no_grad
+from ..creation import empty
 from ..realize import realize
 from ..tensor import Tensor
 
@@ -15,7 +16,6 @@ from ..tensor import Tensor
 class Parameter(Tensor):
     def __new__(cls, data: Tensor | None = None, requires_grad: bool = True) -> Parameter:
         if data is None:
-            from ..creation import empty
             data = empty(0)
         if not isinstance(data, Tensor):
             raise TypeError(f"Parameter(): argument 'data' must be Tensor, not {type(data).__name__}")
