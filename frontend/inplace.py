@@ -26,8 +26,8 @@ from .compiler.ir.dtypes import category
 from .compiler.ir.ops import broadcast_shapes
 from .compiler.passes.autodiff import unslice
 from .realize import realize
-from .storage import buffer_of
 from .source import user_loc
+from .storage import buffer_of
 
 _BATCHES: contextvars.ContextVar = contextvars.ContextVar("fusegrad_deferred", default=None)
 

@@ -121,7 +121,9 @@ def _walk(targets):
 def _build_graph(leaves, pending, targets, index) -> Graph:
     """The graph to compile: leaves become inputs (read) or params (overwritten in place)."""
     new: dict[int, Node] = {}
-    inputs, params, param_of_buffer = [], [], {}
+    inputs: list[Node] = []
+    params: list[Node] = []
+    param_of_buffer: dict = {}
     for n, kind, buf in leaves:
         if kind == "I":
             x = Node("input", (), {"name": f"a{len(inputs)}"}, n.shape, n.dtype)

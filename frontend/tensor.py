@@ -16,11 +16,11 @@ import builtins
 import numpy as np
 
 from . import dtypes as D
+from . import placement as _placement
 from .autograd.function import AccumulateGrad
 from .autograd.grad_mode import is_grad_enabled
 from .compiler.ir import Node
 from .device import CPU, as_device
-from . import placement as _placement
 from .printing import format_tensor
 from .realize import MAX_PENDING_DEPTH, realize
 from .runtime import aligned_empty
@@ -727,7 +727,7 @@ class Tensor(_Operators, _OpMethods, _ShapeMethods, _InplaceMethods):
     @grad.setter
     def grad(self, value):
         if value is not None and tuple(value.shape) != tuple(self.shape):
-            raise RuntimeError(f"assigned grad has data of a different size")
+            raise RuntimeError("assigned grad has data of a different size")
         _trace_hooks.grad_set(self, value)      # before assigning: a trace records the old grad
         self._grad = value
 

@@ -140,8 +140,8 @@ class CompiledFunction:
         return new
 
     def _outputs(self, v: Variant, arrays: list):
-        arrays, wrap = iter(arrays), v.wrap
-        leaves = [self._output(next(arrays), v.program, wrap) if isinstance(x, Tensor) else x for x in v.out_leaves]
+        it, wrap = iter(arrays), v.wrap
+        leaves = [self._output(next(it), v.program, wrap) if isinstance(x, Tensor) else x for x in v.out_leaves]
         return unflatten(v.out_tree, iter(leaves))
 
     @staticmethod
@@ -174,7 +174,7 @@ class CompiledFunction:
         bound = self.signature.bind(*args, **kwargs)
         inputs, devices, traced = [], [], {}
         for name, value in bound.arguments.items():
-            arg_leaves = []
+            arg_leaves: list = []
             tree = flatten(value, arg_leaves)
             new_leaves = []
             for i, x in enumerate(arg_leaves):

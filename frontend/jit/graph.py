@@ -19,7 +19,9 @@ def graph_of(name, inputs, outputs: dict, assigns: list, names: dict):
     """The Graph computing `outputs` and the storages' new values, and for each param where
     its buffer comes from: (storage, None) for live state, (None, array) for a constant."""
     new = {id(n): n for n in inputs}
-    params, sources, taken = [], [], set()
+    params: list[Node] = []
+    sources: list = []
+    taken: set[str] = set()
 
     def add_param(label, shape, dtype, source):
         label = _unique(label, taken)
