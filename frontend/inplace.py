@@ -20,11 +20,11 @@ import numpy as np
 from . import dtypes as D
 from . import ops, shape_ops, trace_hooks
 from . import random as _random
-from .autograd.grad_mode import is_grad_enabled
 from .compiler.ir import make
 from .compiler.ir.dtypes import category
 from .compiler.ir.ops import broadcast_shapes
 from .compiler.passes.autodiff import unslice
+from .grad_mode import is_grad_enabled
 from .realize import realize
 from .source import user_loc
 from .storage import buffer_of

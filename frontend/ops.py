@@ -14,9 +14,9 @@ from collections import namedtuple
 
 from . import dtypes as D
 from . import placement as _placement
-from .autograd.function import Function
-from .autograd.grad_mode import is_grad_enabled, no_grad
 from .compiler.ir import AxisError, fmt_type, make
+from .grad_fn import Function
+from .grad_mode import is_grad_enabled, no_grad
 from .placement import check_devices
 from .source import user_loc
 

@@ -17,10 +17,10 @@ import numpy as np
 
 from . import dtypes as D
 from . import placement as _placement
-from .autograd.function import AccumulateGrad
-from .autograd.grad_mode import is_grad_enabled
 from .compiler.ir import Node
 from .device import CPU, as_device
+from .grad_fn import AccumulateGrad
+from .grad_mode import is_grad_enabled
 from .printing import format_tensor
 from .realize import MAX_PENDING_DEPTH, realize
 from .runtime import aligned_empty

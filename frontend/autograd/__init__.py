@@ -1,11 +1,11 @@
 """fusegrad.autograd: PyTorch's autograd API over gradients built as IR nodes.
 
-`backward()` and `grad()` walk grad_fn records (function.py) and apply the compiler's VJP
+`backward()` and `grad()` walk grad_fn records (grad_fn.py) and apply the compiler's VJP
 rules (compiler/passes/autodiff.py), so gradients fuse and compile with the forward pass.
 """
+from ..grad_fn import AccumulateGrad, Function
+from ..grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .engine import backward, grad
-from .function import AccumulateGrad, Function
-from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 
 
 def Variable(tensor, requires_grad=False, volatile=False):

@@ -13,9 +13,11 @@ import weakref
 
 from .. import ops
 from ..compiler.passes.autodiff import node_emit, vjp
+from ..grad_fn import AccumulateGrad, Function
+from ..grad_mode import set_grad_enabled
+from ..inplace import assign, defer, deferred, tensor_emit
 from ..source import user_loc
-from .function import AccumulateGrad, Function
-from .grad_mode import set_grad_enabled
+from ..tensor import Tensor
 
 FREED = ("Trying to backward through the graph a second time (or directly access saved tensors after they have "
          "already been freed). Saved intermediate values of the graph are freed when you call .backward() or "
@@ -49,7 +51,6 @@ class _Emitters:
     def __init__(self, create_graph: bool):
         self.create_graph = create_graph
         if create_graph:
-            from ..inplace import tensor_emit
             self.emit = tensor_emit
         else:
             self.emit = node_emit(user_loc())
@@ -57,7 +58,6 @@ class _Emitters:
     def values(self, fn: Function):
         if not self.create_graph:
             return fn.inputs, fn.output
-        from ..tensor import Tensor
         inputs = tuple(Tensor._from_value(x, nxt) for x, nxt in zip(fn.inputs, fn.next))
         return inputs, Tensor._from_value(fn.output, fn)
 
@@ -127,8 +127,6 @@ def run(roots, seeds, retain_graph: bool, create_graph: bool, capture=None) -> d
 
 def accumulate(leaf, g, create_graph: bool) -> None:
     """leaf.grad += g (a new gradient tensor the first time), as PyTorch's AccumulateGrad."""
-    from ..inplace import assign, defer
-    from ..tensor import Tensor
     grad = g if isinstance(g, Tensor) else Tensor._from_value(g)
     if not create_graph:
         grad = grad.detach()
@@ -144,7 +142,6 @@ def accumulate(leaf, g, create_graph: bool) -> None:
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
-    from ..inplace import defer, deferred
     tensors = list(tensors)
     grads = list(grad_tensors) if grad_tensors is not None else [None] * len(tensors)
     roots, seeds = [], []
@@ -170,7 +167,6 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 
 
 def _seed(t, g):
-    from ..tensor import Tensor
     if g is None:
         if t.numel() != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
@@ -186,7 +182,6 @@ def _seed(t, g):
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=None,
          materialize_grads=False):
     """Gradients of `outputs` with respect to `inputs`, returned instead of accumulated."""
-    from ..tensor import Tensor
     single = isinstance(inputs, Tensor)
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     inputs = [inputs] if single else list(inputs)
