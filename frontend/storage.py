@@ -23,6 +23,7 @@ import weakref
 from . import trace_hooks
 from .compiler.ir import Node as _Node
 from .runtime import aligned_empty
+from .trace_hooks import current as _tracing
 
 _VALUES: dict = {}             # id(node) -> (weakref to node, its buffer or the leaf holding its value)
 
@@ -114,7 +115,8 @@ class Storage:
         self.device = device
         if buffer is not None:
             _register_buffer(self)
-        trace_hooks.storage_created(self)
+        if _tracing() is not None:
+            trace_hooks.storage_created(self)
 
     @property
     def realized(self) -> bool:

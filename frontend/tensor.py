@@ -25,6 +25,7 @@ from .printing import format_tensor
 from .realize import MAX_PENDING_DEPTH, realize
 from .runtime import aligned_empty
 from .storage import Storage, computed, set_buffer
+from .trace_hooks import current as _tracing
 
 
 class Size(tuple):
@@ -603,7 +604,8 @@ class Tensor(_Operators, _OpMethods, _ShapeMethods, _InplaceMethods):
         """(IR node, grad_fn or AccumulateGrad or None) standing for this tensor now."""
         s = self._storage
         if self._base is None:
-            _trace_hooks.tensor_used(self)       # a trace bakes in its storage and requires_grad
+            if _tracing() is not None:
+                _trace_hooks.tensor_used(self)   # a trace bakes in its storage and requires_grad
             fn = None if self._detached else s.grad_fn
             if fn is None and self._requires_grad:
                 fn = self._accumulate()

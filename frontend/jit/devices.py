@@ -42,7 +42,9 @@ def input_buffers(leaves, static: frozenset, names) -> list:
         for x in arg_leaves:
             if isinstance(x, Tensor):
                 s = x._storage
-                if x._base is None and s.buffer is not None and buffer_of(s.node) is s.buffer:
+                holder = s.holder          # the node whose value is in s.buffer
+                if x._base is None and s.buffer is not None and (
+                        (holder is not None and holder() is s.node) or buffer_of(s.node) is s.buffer):
                     out.append(s.buffer)                  # a computed base tensor: its buffer as it is
                     continue
                 out.append(input_buffer(x))         # a view or pending value, made contiguous

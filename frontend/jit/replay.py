@@ -100,7 +100,8 @@ class Variant:
         bound = self.bound_params
         for i, slot, s, const in self.binds:
             if s is not None:
-                if buffer_of(s.node) is not s.buffer:
+                holder = s.holder        # the node whose value is in s.buffer: current, or
+                if (holder is None or holder() is not s.node) and buffer_of(s.node) is not s.buffer:
                     realize([s])         # updated eagerly since the last call
                 a = s.buffer
             else:
