@@ -33,7 +33,21 @@ from ..passes.fuse import Kernel
 from ..passes.schedule import Schedule
 from ..view import ViewStack, row_major_strides
 from . import mathlib
-from .llvm_util import F32, F64, I1, I32, I64, const, elem_ptr, i64, intrinsic, load_value, reg_type, store_value
+from .llvm_util import (
+    F32,
+    F64,
+    I1,
+    I32,
+    I64,
+    binary_helper,
+    const,
+    elem_ptr,
+    i64,
+    intrinsic,
+    load_value,
+    reg_type,
+    store_value,
+)
 
 ERR_INDEX, ERR_ZERO_DIV, ERR_NEG_POW = 1, 2, 3
 
@@ -334,11 +348,9 @@ def compare(b: ir.IRBuilder, op: str, x, y, dt) -> ir.Value:
 
 def int_pow_function(module: ir.Module, ty: ir.IntType) -> ir.Function:
     """x**y for integers by repeated squaring (y >= 0), defined once per module and type."""
-    name = f"fg.ipow.i{ty.width}"
-    if name in module.globals:
-        return module.globals[name]
-    fn = ir.Function(module, ir.FunctionType(ty, [ty, ty]), name)
-    fn.linkage = "internal"
+    fn, new = binary_helper(module, f"fg.ipow.i{ty.width}", ty)
+    if not new:
+        return fn
     x, y = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     head, body, done = (fn.append_basic_block(s) for s in ("head", "body", "done"))

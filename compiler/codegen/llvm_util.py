@@ -70,6 +70,16 @@ def intrinsic(b: ir.IRBuilder, name: str, types: list, args: list, ret: ir.Type 
     return b.call(fn, args)
 
 
+def binary_helper(module: ir.Module, name: str, ty: ir.Type) -> tuple[ir.Function, bool]:
+    """The module's internal function `name` of type (ty, ty) -> ty, and whether it was
+    declared just now (then the caller writes its body; each helper is defined once per module)."""
+    if name in module.globals:
+        return module.globals[name], False
+    fn = ir.Function(module, ir.FunctionType(ty, [ty, ty]), name)
+    fn.linkage = "internal"
+    return fn, True
+
+
 def _mangle(t: ir.Type) -> str:
     if isinstance(t, ir.FloatType):
         return "f32"

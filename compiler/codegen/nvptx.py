@@ -20,7 +20,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 
 from .emit import combine, reduction_identity
-from .llvm_util import I8, I32, I64, PTR, VOID, Loop, i64, intrinsic, reg_type
+from .llvm_util import I8, I32, I64, PTR, VOID, Loop, binary_helper, i64, intrinsic, reg_type
 
 TRIPLE = "nvptx64-nvidia-cuda"
 DATA_LAYOUT = "e-i64:64-i128:128-v16:16-v32:32-n16:32:64"
@@ -196,11 +196,9 @@ def exact_fmod(module: ir.Module, ty: ir.Type) -> ir.Function:
     which is wrong once x/y is large. Long division instead: |y| doubled to just above |x|/2,
     then halved back to |y|, subtracting wherever it fits (each subtraction is exact, the
     doubled values are exact multiples of |y|). NaN for x inf/NaN or y 0/NaN; x for y = inf."""
-    name = f"fg.fmod.{'f32' if isinstance(ty, ir.FloatType) else 'f64'}"
-    if name in module.globals:
-        return module.globals[name]
-    fn = ir.Function(module, ir.FunctionType(ty, [ty, ty]), name)
-    fn.linkage = "internal"
+    fn, new = binary_helper(module, f"fg.fmod.{'f32' if isinstance(ty, ir.FloatType) else 'f64'}", ty)
+    if not new:
+        return fn
     x, y = fn.args
     entry, grow, reduce, done, nan = (fn.append_basic_block(s) for s in ("entry", "grow", "reduce", "done", "nan"))
     b = ir.IRBuilder(entry)
