@@ -86,7 +86,9 @@ _PRUNE_AT = [1024]
 def _register_buffer(storage) -> None:
     _OWNERS[id(storage.buffer)] = weakref.ref(storage)
     if len(_OWNERS) > _PRUNE_AT[0]:        # drop dead entries now and then (cheaper than callbacks)
-        for key in [k for k, ref in list(_OWNERS.items()) if ref() is None]:   # list(): atomic under threads
+        # dict.copy() runs no Python code, so no other thread can add an entry mid-copy (list(d.items())
+        # allocates a tuple per item, and a garbage collection there may switch threads)
+        for key in [k for k, ref in _OWNERS.copy().items() if ref() is None]:
             _OWNERS.pop(key, None)
         _PRUNE_AT[0] = max(1024, 2 * len(_OWNERS))
 

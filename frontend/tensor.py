@@ -763,7 +763,7 @@ class Tensor(_Operators, _OpMethods, _ShapeMethods, _InplaceMethods):
     def data(self, other):
         self._storage, self._base, self._view = other._storage, other._base, other._view
         self._vcache = None
-        _trace_hooks.rebound(self)
+        _trace_hooks.state_changed()         # a trace that captured the old storage must recheck
 
     # ------------------------------------------------------------ values
 

@@ -92,11 +92,6 @@ def state_changed() -> None:
     EPOCH[0] += 1
 
 
-def rebound(tensor=None) -> None:
-    """A tensor's storage was replaced by another object (`.data = ...`)."""
-    EPOCH[0] += 1
-
-
 def guard(read, expected, what: str) -> None:
     """The trace baked in `expected`, the current value of `read()`: replay only while they agree."""
     t = _TRACER.get()

@@ -97,20 +97,12 @@ class CompiledFunction:
         if variants is None:
             return None
         epoch = trace_hooks.EPOCH[0]
-        v = variants[0]
-        if v.stable and v.epoch == epoch:       # the hot path: no Python state changed since
-            for g in v.guards:
-                if not g.holds():
-                    break
-            else:
-                if len(self.variants) > 1:
-                    self.variants.move_to_end(key)
-                return v
         for i, v in enumerate(variants):
             if v.stable and v.replayable(epoch):
                 if i:
                     variants.insert(0, variants.pop(i))
-                self.variants.move_to_end(key)
+                if len(self.variants) > 1:
+                    self.variants.move_to_end(key)
                 return v
         return None
 
