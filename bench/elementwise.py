@@ -1,7 +1,10 @@
-"""Fused elementwise: sigmoid(x*w + b)*2 - 1 on 10,000,000 float32 elements.
+"""Fused elementwise: sigmoid(x*w + b)*2 - 1 on 10,000,000 float32 elements, and the math
+functions with their own code (sin, cos, erf, fmod) on 4,000,000 float32 elements.
 
 A fused pass reads 3 arrays and writes 1; the ideal time is those 160 MB at the machine's
-copy bandwidth, measured in the same run. Run: python bench/elementwise.py
+copy bandwidth, measured in the same run. The math rows take |x| < 1e4, where sin and cos
+use the short argument reduction (bench/trig_ulp.py measures accuracy over the whole range).
+Run: python bench/elementwise.py
 """
 from __future__ import annotations
 
@@ -40,7 +43,31 @@ def rows() -> list:
     size = f"{N / 1e6:g}M"
     return [Row(f"elementwise {size} f32, eager", t_eager, peers, ideal / t_eager, "copy bw", "; ".join(notes)),
             Row(f"elementwise {size} f32, compiled", t_compiled, peers, ideal / t_compiled, "copy bw",
-                f"ideal pass {ideal * 1e3:.1f} ms")]
+                f"ideal pass {ideal * 1e3:.1f} ms")] + math_rows()
+
+
+MATH_N = 4_000_000
+MATH = {   # name -> (fusegrad/torch call, numpy call)
+    "sin": (lambda m, x: m.sin(x), np.sin),
+    "cos": (lambda m, x: m.cos(x), np.cos),
+    "erf": (lambda m, x: m.erf(x), None),
+    "fmod": (lambda m, x: m.fmod(x, 3.0), lambda x: np.fmod(x, np.float32(3.0))),
+}
+
+
+def math_rows() -> list:
+    """One row per math function, eager fusegrad against numpy and PyTorch on the same array."""
+    import fusegrad
+    a = np.random.default_rng(1).uniform(-1e4, 1e4, MATH_N).astype(np.float32)
+    t = fusegrad.from_numpy(a)
+    ideal = 8 * MATH_N / copy_bandwidth()
+    rows = []
+    for name, (call, np_call) in MATH.items():
+        peers = {"numpy": median_time(lambda f=np_call: f(a), repeat=7)} if np_call is not None else {}
+        time_peers(peers, {"torch": lambda torch, c=call: (lambda x=torch.from_numpy(a): c(torch, x))})
+        t_fg = median_time(lambda c=call: c(fusegrad, t).numpy(), repeat=9)
+        rows.append(Row(f"{name} {MATH_N / 1e6:g}M f32, eager", t_fg, peers, ideal / t_fg, "copy bw"))
+    return rows
 
 
 def _torch(torch, xs, compiled: bool):

@@ -376,11 +376,11 @@ def test_definitions_are_reused_and_typed():
 
 # ---------------------------------------------------------------- codegen
 
-def _loop_assembly(name, dtype):
-    """The host assembly of loop_<name>_<dtype>'s body."""
+def _loop_assembly(name, dtype, tm=None):
+    """The assembly of loop_<name>_<dtype>'s body, for the host (or target machine `tm`)."""
     module = ir.Module("vec")
     _loop_function(module, name, dtype)
-    tm = _host_target_machine()
+    tm = tm or _host_target_machine()
     asm = tm.emit_assembly(_optimized(module, tm))
     return asm.split(f"loop_{name}_{dtype.__name__}:")[1].split(".Lfunc_end")[0]
 
@@ -406,6 +406,20 @@ def test_trig_loop_stays_vectorized(name, dtype):
     assert "ymm" in body or "zmm" in body
     kind = "f32" if dtype == np.float32 else "f64"
     assert re.search(rf"fg\.{name}\.large\.{kind}\.v(4|8|16)\b", body)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("name", ["sin", "cos"])
+@pytest.mark.parametrize("cpu", ["haswell", "znver4"], ids=["avx2", "avx512"])
+def test_trig_loop_vectorizes_for_both_vector_widths(cpu, name, dtype):
+    """Whatever the host, the trig loops compile for an AVX2 and an AVX-512 CPU (assembly
+    only: nothing runs) into vector loops calling a vector variant of the large path."""
+    tm = llvm.Target.from_default_triple().create_target_machine(cpu=cpu, opt=3, codemodel="jitdefault")
+    body = _loop_assembly(name, dtype, tm)
+    kind = "f32" if dtype == np.float32 else "f64"
+    lanes = {("haswell", "f32"): 8, ("haswell", "f64"): 4, ("znver4", "f32"): 16, ("znver4", "f64"): 8}[cpu, kind]
+    assert ("zmm" in body) == (cpu == "znver4")
+    assert re.search(rf"fg\.{name}\.large\.{kind}\.v{lanes}\b", body)
 
 
 def _nvptx_module():
