@@ -86,7 +86,7 @@ rest refitted):
 
 Accuracy: the maximum distance in ulp to the correctly rounded result is 1 for
 every function and type (f32 reference: numpy in float64; f64 reference:
-numpy in 80-bit long double; tests/codegen/test_mathlib.py asserts <= 2):
+numpy in 80-bit long double; tests/compiler/codegen/test_mathlib.py asserts <= 2):
 exhaustively over all f32 inputs for the unary f32 functions (sin/cos over
 |x| <= 1e4), and on ~10^6 random and edge inputs per function otherwise.
 sin/cos are measured <= 1 ulp over the whole finite range of both types

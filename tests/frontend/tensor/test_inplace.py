@@ -6,7 +6,7 @@ import pytest
 
 import fusegrad as torch
 
-from .support import check
+from support import check
 
 BASE = np.array([[1.0, -2.0, 3.0], [4.0, -5.0, 6.0]], np.float32)
 

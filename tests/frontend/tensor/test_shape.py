@@ -6,7 +6,7 @@ import pytest
 
 import fusegrad as torch
 
-from .support import check
+from support import check
 
 
 def _arange(*shape, dtype=None):

@@ -243,7 +243,7 @@ def test_loss_curve_matches_pytorch(name, kw, task):
 # ---------------------------------------------------------------- the examples run
 
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples")
 
 
 def _run_example(name: str) -> str:

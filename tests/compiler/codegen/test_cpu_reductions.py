@@ -12,8 +12,8 @@ from fusegrad.compiler.codegen import cpu
 
 
 def compiled(fn):
-    """fusegrad.compile(fn) under a plain name: a graph named `<lambda>` does not parse back
-    from its text, which tests/test_zz_ptx_all_kernels.py needs."""
+    """fusegrad.compile(fn) under a plain name, so the dumped graph text parses back (a graph
+    named `<lambda>` does not)."""
     fn.__name__ = "reduction"
     return fusegrad.compile(fn)
 

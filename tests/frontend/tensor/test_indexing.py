@@ -6,7 +6,7 @@ import pytest
 
 import fusegrad as torch
 
-from .support import check
+from support import check
 
 A = np.arange(12).reshape(3, 4)
 C = np.arange(24).reshape(2, 3, 4)

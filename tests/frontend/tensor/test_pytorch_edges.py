@@ -16,7 +16,7 @@ import pytest
 import fusegrad as torch
 from helpers import gradcheck
 
-from .support import check
+from support import check
 
 NAN, INF = math.nan, math.inf
 

@@ -6,8 +6,8 @@ import pytest
 
 import fusegrad as torch
 
-from .support import NP
-from .support import check as _check
+from support import NP
+from support import check as _check
 
 # ---------------------------------------------------------------- tensor(): dtype inference
 
