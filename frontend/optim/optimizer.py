@@ -8,9 +8,11 @@ parameter is updated (`_update`), with in-place ops on the parameter and its sta
 (all parameters, all state) is realized as one compiled program. State tensors are storages
 marked `state`; the learning rate enters the program as a 0-d state tensor per group and dtype
 rather than a constant, so changing it between steps (a schedule) reuses the compiled step:
-eager steps refresh that tensor, and a `@compile`d step refreshes it before every replay.
-The other hyperparameters are constants of the program; a compiled step is guarded on them
-and retraces when one changes.
+eager steps refresh that tensor, and a `@compile`d step refreshes it before every replay. So do
+the other hyperparameters a schedule changes (`runtime_hyperparameters`: momentum, betas), as
+float64 0-d tensors. The remaining hyperparameters are constants of the program; a compiled
+step is guarded on them (and on whether a structural runtime one, such as SGD's momentum, is
+zero) and retraces when one changes.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import numpy as np
 from .. import trace_hooks
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..creation import zeros, zeros_like
-from ..dtypes import DType
+from ..dtypes import DType, float64
 from ..inplace import defer, deferred
 from ..nn._grads import zero_grads
 from ..ops import _torch_name
@@ -86,33 +88,55 @@ def scalar(value: float, dtype: DType) -> Tensor:
     return Tensor._from_array(np.array(value, dtype=dtype.np))
 
 
-class LearningRate:
-    """A group's learning rate as a 0-d state tensor of one dtype, refreshed from group["lr"]."""
+class Hyperparameters:
+    """A group's runtime hyperparameters for parameters of one dtype, as 0-d state tensors refreshed
+    from the group (`Optimizer._runtime_values`) before every step and every replay: `lr` in the
+    parameters' dtype, the others (momentum, beta1, ...) in float64, so that what an update derives
+    from them (1 - beta1, beta2 ** step) is computed in double, as PyTorch computes it from Python
+    floats, and rounded to the parameters' dtype once (`cast`)."""
 
-    def __init__(self, group: dict, dtype: DType) -> None:
-        self.group, self.value = group, group["lr"]
+    def __init__(self, optimizer: "Optimizer", group: dict, dtype: DType) -> None:
+        self.optimizer, self.group, self.dtype = optimizer, group, dtype
+        self.values = optimizer._runtime_values(group)
         with trace_hooks.outside_trace():
-            self.tensor = scalar(self.value, dtype)
-        self.tensor._storage.state = True
+            self.tensors = {name: scalar(value, dtype if name == "lr" else float64)
+                            for name, value in self.values.items()}
+        for t in self.tensors.values():
+            t._storage.state = True
+
+    @property
+    def lr(self) -> Tensor:
+        return self.tensors["lr"]
+
+    def __getitem__(self, name: str) -> Tensor:
+        return self.tensors[name]
+
+    def cast(self, value: Tensor) -> Tensor:
+        """A float64 scalar derived from the hyperparameters, rounded to the parameters' dtype."""
+        return value if value.dtype is self.dtype else value.to(self.dtype)
 
     def refresh(self) -> None:
-        if self.group["lr"] != self.value:
-            self.value = self.group["lr"]
+        values = self.optimizer._runtime_values(self.group)
+        if values != self.values:
             with trace_hooks.outside_trace():
-                self.tensor.numpy()[...] = self.value     # a CPU scalar sharing memory: nothing to run
-
-
-def _baked(group: dict) -> tuple:
-    """The hyperparameters a step compiles in as constants (all but params and lr)."""
-    return tuple((k, v) for k, v in group.items() if k not in ("params", "lr"))
+                for name, value in values.items():
+                    if value != self.values.get(name):
+                        self.tensors[name].numpy()[...] = value   # a CPU scalar sharing memory: nothing to run
+            self.values = values
 
 
 class Optimizer:
+    # the group entries read as runtime tensors (`Hyperparameters`), which schedules may change
+    # every step without a retrace: `_runtime_values` says how each becomes named floats
+    runtime_hyperparameters: tuple[str, ...] = ("lr",)
+    # of those, the ones whose being zero or not decides the update's structure (compiled in, guarded)
+    structural_zero: tuple[str, ...] = ()
+
     def __init__(self, params: ParamsT, defaults: dict) -> None:
         self.defaults = defaults
         self.state: defaultdict = defaultdict(dict)
         self.param_groups: list = []
-        self._learning_rates: dict = {}      # (group index, dtype) -> LearningRate
+        self._hyperparameters: dict = {}      # (group index, dtype) -> Hyperparameters
         if isinstance(params, Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, but "
                             f"got torch.{_torch_name(params.dtype)}Tensor")
@@ -169,29 +193,43 @@ class Optimizer:
         self._guard_membership()
         for index, group in enumerate(self.param_groups):
             if trace_hooks.active():
-                trace_hooks.guard(lambda g=group: _baked(g), _baked(group), f"hyperparameters of param_groups[{index}]")
+                trace_hooks.guard(lambda g=group: self._baked(g), self._baked(group),
+                                  f"hyperparameters of param_groups[{index}]")
             for dtype in {p.dtype: None for p in group["params"] if p.grad is not None}:
-                self._refresh_learning_rate(index, group, dtype)
+                self._refresh_hyperparameters(index, group, dtype)
         with no_grad(), deferred():
             for index, group in enumerate(self.param_groups):
                 for p in group["params"]:
                     if p.grad is None:
                         continue
                     grad = -p.grad if group.get("maximize") else p.grad
-                    self._update(p, grad, self.state[p], group, self._learning_rates[index, p.dtype].tensor)
+                    self._update(p, grad, self.state[p], group, self._hyperparameters[index, p.dtype])
         return loss
 
-    def _refresh_learning_rate(self, index: int, group: dict, dtype: DType) -> None:
-        """Before the update: the group's lr tensor for `dtype` holds group["lr"] (realized now,
-        so the update's program is the same whatever the lr), and so it does before each replay."""
-        lr = self._learning_rates.get((index, dtype))
-        if lr is None or lr.group is not group:
-            lr = self._learning_rates[index, dtype] = LearningRate(group, dtype)
-        lr.refresh()
-        trace_hooks.before_replay(lr.refresh)
+    def _baked(self, group: dict) -> tuple:
+        """What a step compiles in as constants: the group's hyperparameters but the runtime ones
+        (of which only whether each structural one is zero)."""
+        runtime = self.runtime_hyperparameters
+        return (tuple((k, v) for k, v in group.items() if k in self.defaults and k not in runtime)
+                + tuple((k, group[k] != 0) for k in self.structural_zero))
 
-    def _update(self, p: TensorT, grad: TensorT, state: dict, group: dict, lr: TensorT) -> None:
-        """Update parameter `p` in place, given its gradient, state and group (lr: a 0-d tensor of p's dtype)."""
+    def _runtime_values(self, group: dict) -> dict[str, float]:
+        """The runtime hyperparameters of `group` as named floats (a subclass adds momentum, betas...)."""
+        return {"lr": float(group["lr"])}
+
+    def _refresh_hyperparameters(self, index: int, group: dict, dtype: DType) -> None:
+        """Before the update: the group's hyperparameter tensors for `dtype` hold the group's values
+        (realized now, so the update's program is the same whatever the values), and so they do
+        before each replay."""
+        h = self._hyperparameters.get((index, dtype))
+        if h is None or h.group is not group:
+            h = self._hyperparameters[index, dtype] = Hyperparameters(self, group, dtype)
+        h.refresh()
+        trace_hooks.before_replay(h.refresh)
+
+    def _update(self, p: TensorT, grad: TensorT, state: dict, group: dict, h: Hyperparameters) -> None:
+        """Update parameter `p` in place, given its gradient, state, group and the group's runtime
+        hyperparameters (`h.lr`: a 0-d tensor of p's dtype; `h["momentum"]` etc.: float64)."""
         raise NotImplementedError
 
     @staticmethod
