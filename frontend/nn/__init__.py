@@ -1,13 +1,17 @@
-"""fusegrad.nn: PyTorch's torch.nn — Module, Parameter, layers, losses, functional, init.
+"""fusegrad.nn: PyTorch's torch.nn — Module, Parameter, layers, losses, functional, init, utils.
 
     import fusegrad.nn as nn
     import fusegrad.nn.functional as F
 """
-from . import functional, init
-from .modules import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Dropout, Flatten, Identity, L1Loss, Linear,
-                      LogSoftmax, Module, ModuleList, MSELoss, NLLLoss, ReLU, Sequential, Sigmoid, Softmax, Tanh)
+from . import functional, init, utils
+from .modules import (ELU, GELU, BatchNorm1d, BatchNorm2d, BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Dropout,
+                      Embedding, Flatten, GroupNorm, HuberLoss, Identity, KLDivLoss, L1Loss, LayerNorm, LeakyReLU,
+                      Linear, LogSoftmax, Module, ModuleDict, ModuleList, MSELoss, NLLLoss, ParameterList, ReLU,
+                      RMSNorm, Sequential, Sigmoid, SiLU, SmoothL1Loss, Softmax, Softplus, Tanh, Unflatten)
 from .parameter import Parameter
 
-__all__ = ["functional", "init", "Parameter", "Module", "Sequential", "ModuleList", "Identity", "Linear", "ReLU",
-           "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Flatten", "Dropout", "MSELoss", "L1Loss", "NLLLoss",
-           "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss"]
+__all__ = ["functional", "init", "utils", "Parameter", "Module", "Sequential", "ModuleList", "ModuleDict",
+           "ParameterList", "Identity", "Linear", "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "GELU", "SiLU",
+           "LeakyReLU", "ELU", "Softplus", "Flatten", "Unflatten", "Dropout", "LayerNorm", "RMSNorm", "GroupNorm",
+           "BatchNorm1d", "BatchNorm2d", "Embedding", "MSELoss", "L1Loss", "NLLLoss", "CrossEntropyLoss", "BCELoss",
+           "BCEWithLogitsLoss", "SmoothL1Loss", "HuberLoss", "KLDivLoss"]

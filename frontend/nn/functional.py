@@ -1,4 +1,5 @@
-"""`nn.functional`: activations, linear, dropout, one_hot and the losses, as PyTorch's.
+"""`nn.functional`: activations, normalization, embedding, padding, linear, dropout, one_hot and the
+losses, as PyTorch's.
 
 Every function is a composition of frontend ops, so autograd needs no rule of its own: the
 compiler's VJP rules differentiate the primitives. A composite's last op takes PyTorch's
@@ -9,13 +10,18 @@ own input gradients instead (see `_with_input_grad`), finite where the formula's
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .. import dtypes as D
-from .. import ops, shape_ops
+from .. import indexing, ops, shape_ops, trace_hooks
 from ..autograd.grad_mode import is_grad_enabled, no_grad
-from ..creation import iota
+from ..creation import full, iota
+from ..inplace import deferred
 from ..random import rand_tensor
 
 if TYPE_CHECKING:
@@ -52,6 +58,89 @@ def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dty
     if dim is None:
         dim = _softmax_dim("log_softmax", input.dim(), _stacklevel)
     return ops.log_softmax(input, dim, dtype=dtype)
+
+
+def _result(input: Tensor, out: Tensor, inplace: bool) -> Tensor:
+    """`out`, or written into `input` when the caller asked for the in-place form."""
+    return input.copy_(out) if inplace else out
+
+
+def _safe(condition: Tensor, x: Tensor, fill: float) -> Tensor:
+    """`x` with `fill` where `condition` holds: the branch a `where` discards gets an argument
+    that keeps its value and its gradient finite (0 * inf would make the kept branch's gradient NaN)."""
+    return ops.where(condition, fill, x)
+
+
+def _log1p(e: Tensor) -> Tensor:
+    """log(1 + e), accurate for small e: log(u) e / (u - 1) with u = 1 + e, or e where u rounds to 1."""
+    u = ops.add(e, 1.0)
+    at_one = ops.eq(u, 1.0)
+    u_safe = _safe(at_one, u, 2.0)
+    return ops.where(at_one, e, ops.div(ops.mul(ops.log(u_safe), e), ops.sub(u_safe, 1.0)))
+
+
+def _expm1(x: Tensor) -> Tensor:
+    """exp(x) - 1, accurate for small x (Kahan): (u - 1) x / log(u) with u = exp(x), x where u
+    rounds to 1, -1 where it rounds to 0; differentiable, with finite gradients everywhere."""
+    u = ops.exp(x)
+    special = ops.logical_or(ops.eq(u, 1.0), ops.eq(u, 0.0))
+    u_safe = _safe(special, u, 2.0)
+    x_safe = _safe(special, x, math.log(2.0))
+    kahan = ops.div(ops.mul(ops.sub(u_safe, 1.0), x_safe), ops.log(u_safe))
+    return ops.where(ops.eq(u, 1.0), x, ops.where(ops.eq(u, 0.0), -1.0, kahan))
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, or with approximate='tanh'
+    x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) / 2."""
+    if approximate == "none":
+        cdf = ops.mul(ops.add(ops.erf(ops.mul(input, math.sqrt(0.5))), 1.0), 0.5)
+    elif approximate == "tanh":
+        cube = ops.mul(ops.mul(input, input), input)
+        inner = ops.mul(ops.add(input, ops.mul(cube, 0.044715)), math.sqrt(2.0 / math.pi))
+        cdf = ops.mul(ops.add(ops.tanh(inner), 1.0), 0.5)
+    else:
+        raise RuntimeError("approximate argument must be either none or tanh.")
+    return ops.named(ops.mul(input, cdf), "GeluBackward0")
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """x sigmoid(x)."""
+    return _result(input, ops.named(ops.mul(input, ops.sigmoid(input)), "SiluBackward0"), inplace)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x where x > 0, negative_slope * x elsewhere."""
+    out = ops.where(ops.gt(input, 0), input, ops.mul(input, negative_slope))
+    return _result(input, ops.named(out, "LeakyReluBackward0"), inplace)
+
+
+def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return leaky_relu(input, negative_slope, inplace=True)
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x where x > 0, alpha (exp(x) - 1) elsewhere."""
+    negative = ops.le(input, 0)
+    out = ops.where(negative, ops.mul(_expm1(_safe(ops.logical_not(negative), input, 0.0)), alpha), input)
+    return _result(input, ops.named(out, "EluBackward0"), inplace)
+
+
+def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    return elu(input, alpha, inplace=True)
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta x)) / beta, and x where beta x > threshold (PyTorch's linear regime)."""
+    scaled = ops.mul(input, beta)
+    linear = ops.gt(scaled, threshold)
+    z = _safe(linear, scaled, 0.0)
+    # log1p(exp(z)), as z + log1p(exp(-z)) for z > 0: no overflow, accurate for very negative z
+    positive = ops.gt(z, 0)
+    z_pos, z_neg = ops.where(positive, z, 0.0), ops.where(positive, 0.0, z)
+    soft = ops.where(positive, ops.add(z_pos, _log1p(ops.exp(ops.neg(z_pos)))), _log1p(ops.exp(z_neg)))
+    out = ops.where(linear, input, ops.div(soft, beta))
+    return ops.named(out, "SoftplusBackward0")
 
 
 # ---------------------------------------------------------------- layers
@@ -98,6 +187,288 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     shape = tuple(tensor.shape) + (num_classes,)
     column = shape_ops.reshape_value(tensor, tuple(tensor.shape) + (1,))
     return ops.cast(ops.eq(column, iota(shape, len(shape) - 1)), D.int64)
+
+
+# ---------------------------------------------------------------- normalization
+
+
+def _shape_list(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def _normalized_shape(normalized_shape: int | Sequence[int]) -> tuple[int, ...]:
+    if isinstance(normalized_shape, numbers.Integral):
+        return (int(normalized_shape),)
+    return tuple(int(d) for d in normalized_shape)  # type: ignore[union-attr]
+
+
+def _check_normalized(input: Tensor, shape: tuple[int, ...], params: dict[str, Tensor | None], star: str) -> None:
+    """PyTorch's layer_norm / rms_norm argument checks (`star` is how the expected shape begins)."""
+    if not shape:
+        raise RuntimeError("Expected normalized_shape to be at least 1-dimensional, i.e., containing at least one "
+                           "element, but got normalized_shape = []")
+    for name, param in params.items():
+        if param is not None and tuple(param.shape) != shape:
+            raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but got {name} of shape "
+                               f"{_shape_list(param.shape)} and normalized_shape = {_shape_list(shape)}")
+    if input.dim() < len(shape) or tuple(input.shape[input.dim() - len(shape):]) != shape:
+        raise RuntimeError(f"Given normalized_shape={_shape_list(shape)}, expected input with shape "
+                           f"[{star}{', '.join(str(d) for d in shape)}], but got input of size"
+                           f"{_shape_list(input.shape)}")
+
+
+def _moments(x: Tensor, dims: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:
+    """Mean, x - mean and the biased variance over `dims` (kept as size-1 dims): PyTorch's
+    `var(unbiased=False)`, which the tensor ops do not have yet, as the mean of squared deviations."""
+    mean = ops.mean(x, dims, keepdim=True)
+    centered = ops.sub(x, mean)
+    return mean, centered, ops.mean(ops.mul(centered, centered), dims, keepdim=True)
+
+
+def _affine(x: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
+    if weight is not None:
+        x = ops.mul(x, weight)
+    if bias is not None:
+        x = ops.add(x, bias)
+    return x
+
+
+def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last len(normalized_shape) dims
+    (biased variance)."""
+    shape = _normalized_shape(normalized_shape)
+    _check_normalized(input, shape, {"weight": weight, "bias": bias}, "*, ")
+    dims = tuple(range(input.dim() - len(shape), input.dim()))
+    _, centered, var = _moments(input, dims)
+    out = _affine(ops.mul(centered, ops.rsqrt(ops.add(var, eps))), weight, bias)
+    return ops.named(out, "NativeLayerNormBackward0")
+
+
+def rms_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
+             eps: float | None = None) -> Tensor:
+    """x / sqrt(mean(x^2) + eps) * weight over the last len(normalized_shape) dims; eps=None is
+    the machine epsilon of input's dtype."""
+    shape = _normalized_shape(normalized_shape)
+    _check_normalized(input, shape, {"weight": weight}, "*")
+    if eps is None:
+        eps = float(np.finfo(input.dtype.np).eps) if input.dtype.is_floating_point else 0.0
+    dims = tuple(range(input.dim() - len(shape), input.dim()))
+    out = ops.mul(input, ops.rsqrt(ops.add(ops.mean(ops.mul(input, input), dims, keepdim=True), eps)))
+    return out if weight is None else ops.mul(out, weight)
+
+
+def _verify_batch_size(size: Sequence[int]) -> None:
+    if math.prod([size[0]] + list(size[2:])) == 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {size}")
+
+
+def _per_channel(t: Tensor, rank: int) -> Tensor:
+    """A (C,) tensor shaped (1, C, 1, ...) to broadcast along dim 1 of a rank-`rank` input."""
+    return shape_ops.reshape_value(t, (1, t.shape[0]) + (1,) * (rank - 2))
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """Normalize each sample's channels in `num_groups` groups (mean and biased variance per
+    group), then scale and shift per channel."""
+    if input.dim() < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.dim()}")
+    n, c = input.shape[0], input.shape[1]
+    _verify_batch_size([n * c // num_groups, num_groups] + list(input.shape[2:]))
+    if c % num_groups != 0:
+        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, but got input of "
+                           f"shape {_shape_list(input.shape)} and num_groups={num_groups}")
+    for name, param in (("weight", weight), ("bias", bias)):
+        if param is not None and (param.dim() != 1 or param.numel() != c):
+            raise RuntimeError(f"Expected {name} to be a vector of size equal to the number of channels in input, "
+                               f"but got {name} of shape {_shape_list(param.shape)} and input of shape "
+                               f"{_shape_list(input.shape)}")
+    per_group = c // num_groups * math.prod(input.shape[2:])
+    grouped = shape_ops.reshape_value(input, (n, num_groups, per_group))
+    _, centered, var = _moments(grouped, (2,))
+    out = shape_ops.reshape_value(ops.mul(centered, ops.rsqrt(ops.add(var, eps))), tuple(input.shape))
+    rank = input.dim()
+    out = _affine(out, None if weight is None else _per_channel(weight, rank),
+                  None if bias is None else _per_channel(bias, rank))
+    return ops.named(out, "NativeGroupNormBackward0")
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
+               bias: Tensor | None = None, training: bool = False, momentum: float | Tensor = 0.1,
+               eps: float = 1e-5) -> Tensor:
+    """Normalize per channel (dim 1) over the batch and spatial dims.
+
+    In training, with the batch's mean and biased variance; the running statistics, when
+    given, are updated in place: running = (1 - momentum) running + momentum batch, the
+    variance unbiased (n / (n - 1)). Otherwise with the running statistics. `momentum` may be
+    a 0-dim tensor (BatchNorm's cumulative average passes 1 / num_batches_tracked so)."""
+    if training:
+        _verify_batch_size(input.size())
+    if training and eps <= 0.0:
+        raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
+    if eps < 0.0:
+        raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
+    rank = input.dim()
+    c = input.size(1) if training or rank >= 2 else 0     # PyTorch's errors for a 1-D input
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                    ("bias", bias)):
+        if t is not None and t.numel() != c:
+            raise RuntimeError(f"{name} should contain {c} elements not {t.numel()}")
+    if training:
+        dims = (0,) + tuple(range(2, rank))
+        mean, centered, var = _moments(input, dims)
+        if running_mean is not None or running_var is not None:
+            _update_running_stats(running_mean, running_var, mean, var, input.numel() // c, momentum)
+    else:
+        if running_mean is None:
+            raise RuntimeError("running_mean must be defined in evaluation mode")
+        if running_var is None:
+            raise RuntimeError("running_var must be defined in evaluation mode")
+        centered = ops.sub(input, _per_channel(running_mean, rank))
+        var = _per_channel(running_var, rank)
+    out = ops.mul(centered, ops.rsqrt(ops.add(var, eps)))
+    out = _affine(out, None if weight is None else _per_channel(weight, rank),
+                  None if bias is None else _per_channel(bias, rank))
+    return ops.named(out, "NativeBatchNormBackward0")
+
+
+def _update_running_stats(running_mean: Tensor | None, running_var: Tensor | None, mean: Tensor, var: Tensor,
+                          n: int, momentum: float | Tensor) -> None:
+    """running = (1 - momentum) running + momentum batch, in place, both in one program; the
+    variance's batch value is unbiased (n / (n - 1))."""
+    keep = 1.0 - momentum if isinstance(momentum, (int, float)) else ops.sub(1.0, momentum)
+    unbiased = ops.mul(var, n / (n - 1) if n > 1 else math.nan)
+    with no_grad(), deferred():
+        for running, batch in ((running_mean, mean), (running_var, unbiased)):
+            if running is not None:
+                batch = shape_ops.reshape_value(batch.detach(), tuple(running.shape))
+                running.copy_(ops.add(ops.mul(running, keep), ops.mul(batch, momentum)))
+
+
+# ---------------------------------------------------------------- embedding
+
+
+def _check_padding_idx(padding_idx: int | None, num_embeddings: int) -> int | None:
+    if padding_idx is None:
+        return None
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise AssertionError("Padding_idx must be within num_embeddings")
+    return padding_idx % num_embeddings
+
+
+def _check_indices(input: Tensor, num_embeddings: int) -> Tensor:
+    """The indices, checked as PyTorch checks them: eagerly on the host; in a compiled function
+    (no host reads) by the gather's own bounds check, negative indices made out of range."""
+    if input.dtype not in (D.int64, D.int32):
+        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following scalar types: "
+                           f"Long, Int; but got torch.{ops._torch_name(input.dtype)}Tensor instead (while checking "
+                           "arguments for embedding)")
+    flat = shape_ops.reshape_value(input, (input.numel(),))
+    if trace_hooks.active():
+        return ops.where(ops.lt(flat, 0), num_embeddings, flat)
+    values = input.detach().cpu().numpy()
+    if values.size and (values.min() < 0 or values.max() >= num_embeddings):
+        raise IndexError("index out of range in self")
+    return flat
+
+
+def _embedding_renorm_(weight: Tensor, flat: Tensor, max_norm: float, norm_type: float) -> None:
+    """Rescale, in place, the rows of `weight` that `flat` looks up and whose norm exceeds
+    max_norm to norm max_norm (scale max_norm / (norm + 1e-7), PyTorch's embedding_renorm_)."""
+    with no_grad():
+        rows = weight.shape[0]
+        used = indexing.scatter_add(ops.const(0.0, weight.dtype, (rows,), device=weight.device), 0, flat,
+                                    ops.const(1.0, weight.dtype, tuple(flat.shape), device=weight.device))
+        norms = _vector_norm(weight.detach(), norm_type, dim=1)
+        scale = ops.where(ops.logical_and(ops.gt(used, 0), ops.gt(norms, max_norm)),
+                          ops.div(max_norm, ops.add(norms, 1e-7)), 1.0)
+        weight.mul_(shape_ops.reshape_value(scale, (rows, 1)))
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
+              norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """Rows of `weight` picked by the integer `input`: shape input.shape + (embedding_dim,).
+    The padding_idx row gets no gradient; with scale_grad_by_freq, each row's gradient is
+    divided by how often the batch looks it up."""
+    if sparse:
+        raise NotImplementedError("fusegrad has no sparse tensors: embedding(sparse=True) is not supported")
+    rows = weight.shape[0]
+    padding_idx = _check_padding_idx(padding_idx, rows)
+    flat = _check_indices(input, rows)
+    if max_norm is not None:
+        _embedding_renorm_(weight, flat, max_norm, norm_type)
+    picked = indexing.index_select(weight, 0, flat)
+    if scale_grad_by_freq and weight.requires_grad and is_grad_enabled():
+        # value: the picked rows; gradient: divided by how often each row is looked up
+        counts = indexing.scatter_add(ops.const(0.0, weight.dtype, (rows,), device=weight.device), 0, flat,
+                                      ops.const(1.0, weight.dtype, tuple(flat.shape), device=weight.device))
+        scale = shape_ops.reshape_value(ops.reciprocal(indexing.index_select(counts, 0, flat)), (flat.shape[0], 1))
+        fixed = picked.detach()
+        picked = ops.add(fixed, ops.mul(ops.sub(picked, fixed), scale))
+    if padding_idx is not None and weight.requires_grad and is_grad_enabled():
+        # the padding row's value, without gradient
+        not_pad = shape_ops.reshape_value(ops.ne(flat, padding_idx), (flat.shape[0], 1))
+        picked = ops.where(not_pad, picked, picked.detach())
+    out = shape_ops.reshape_value(picked, tuple(input.shape) + (weight.shape[1],))
+    return ops.named(out, "EmbeddingBackward0")
+
+
+# ---------------------------------------------------------------- padding
+
+
+def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float | None = None) -> Tensor:
+    """Pad (or, with negative sizes, crop) the last len(pad) // 2 dims: pad = (last_left,
+    last_right, second_last_left, ...). Constant mode only."""
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    if mode != "constant":
+        raise NotImplementedError(f"F.pad: mode '{mode}' is not supported by fusegrad yet (only 'constant')")
+    pad = [int(p) for p in pad]
+    if len(pad) % 2 != 0:
+        raise RuntimeError("Padding length must be divisible by 2")
+    if len(pad) // 2 > input.dim():
+        raise RuntimeError(f"Padding length should be less than or equal to two times the input dimension but got "
+                           f"padding length {len(pad)} and input of dimension {input.dim()}")
+    out = input
+    for i in range(len(pad) // 2):
+        axis = input.dim() - 1 - i
+        left, right = pad[2 * i], pad[2 * i + 1]
+        size = out.shape[axis]
+        if size + left + right < 0:
+            raise RuntimeError(f"The input size {size}, plus negative padding {left} and {right} resulted in a "
+                               f"negative output size, which is invalid. Check dimension {axis} of your input.")
+        start, stop = max(-left, 0), size - max(-right, 0)
+        if start or stop != size:
+            out = shape_ops.narrow(out, axis, start, max(stop - start, 0))
+        pieces = []
+        for amount in (left, right):
+            shape = list(out.shape)
+            shape[axis] = max(amount, 0)
+            pieces.append(full(tuple(shape), 0.0 if value is None else value, dtype=out.dtype, device=out.device))
+        if left > 0 or right > 0:
+            out = shape_ops.cat([pieces[0], out, pieces[1]], axis)
+    if out is input:
+        out = shape_ops.clone(input)
+    return ops.named(out, "ConstantPadNdBackward0")
+
+
+def _vector_norm(x: Tensor, ord: float = 2.0, dim: int | None = None) -> Tensor:
+    """torch.linalg.vector_norm (not a tensor op yet): max |x| for inf, min |x| for -inf, the
+    count of nonzeros for 0, (sum |x|^p)^(1/p) otherwise; over `dim`, or all elements."""
+    ord = float(ord)
+    size = ops.abs(x)
+    if ord == math.inf:
+        return ops.amax(size, dim) if dim is not None else ops.amax(size)
+    if ord == -math.inf:
+        return ops.amin(size, dim) if dim is not None else ops.amin(size)
+    if ord == 0.0:
+        return ops.sum(ops.cast(ops.ne(x, 0), x.dtype), dim)
+    if ord == 1.0:
+        return ops.sum(size, dim)
+    if ord == 2.0:
+        return ops.sqrt(ops.sum(ops.mul(x, x), dim))
+    return ops.pow(ops.sum(ops.pow(size, ord), dim), 1.0 / ord)
 
 
 # ---------------------------------------------------------------- loss helpers
@@ -158,6 +529,69 @@ def l1_loss(input: Tensor, target: Tensor, size_average: bool | None = None, red
     _warn_size(input, target)
     reduction = _reduction(size_average, reduce, reduction)
     return _pointwise_loss(ops.abs(ops.sub(input, target)), reduction, weight)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+                   reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere (d = input - target); beta=0 is L1."""
+    _warn_size(input, target)
+    reduction = _reduction(size_average, reduce, reduction)
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    if beta == 0.0:
+        return l1_loss(input, target, reduction=reduction)
+    diff = ops.sub(input, target)
+    size = ops.abs(diff)
+    errors = ops.where(ops.lt(size, beta), ops.mul(ops.mul(diff, diff), 0.5 / beta), ops.sub(size, 0.5 * beta))
+    return ops.named(_reduce(errors, reduction), "SmoothL1LossBackward0")
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
+               weight: Tensor | None = None) -> Tensor:
+    """0.5 d^2 where |d| < delta, delta (|d| - 0.5 delta) elsewhere; with `weight`, the weighted
+    losses are reduced (their plain mean for 'mean', as PyTorch)."""
+    _warn_size(input, target)
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    if weight is not None and tuple(weight.shape) != tuple(input.shape):
+        raise ValueError("Weights and input must have the same size.")
+    reduction = _reduction(None, None, reduction)
+    diff = ops.sub(input, target)
+    size = ops.abs(diff)
+    errors = ops.where(ops.lt(size, delta), ops.mul(ops.mul(diff, diff), 0.5),
+                       ops.mul(ops.sub(size, 0.5 * delta), delta))
+    if weight is not None:
+        return _reduce(ops.mul(errors, weight), reduction)
+    return ops.named(_reduce(errors, reduction), "HuberLossBackward0")
+
+
+def _xlogy_self(t: Tensor) -> Tensor:
+    """t log t, 0 where t is 0 (xlogy(t, t))."""
+    zero = ops.eq(t, 0)
+    return ops.where(zero, 0.0, ops.mul(t, ops.log(_safe(zero, t, 1.0))))
+
+
+def kl_div(input: Tensor, target: Tensor, size_average: bool | None = None, reduce: bool | None = None,
+           reduction: str = "mean", log_target: bool = False) -> Tensor:
+    """target (log target - input) pointwise (input holds log-probabilities), with target given
+    as log-probabilities when log_target; 'batchmean' divides the sum by the batch size."""
+    if size_average is not None or reduce is not None:
+        mode = _reduction(size_average, reduce, reduction)
+    else:
+        if reduction == "mean":
+            warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
+                          "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+                          "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
+                          stacklevel=2)
+        mode = "sum" if reduction == "batchmean" else _reduction(None, None, reduction)
+    if log_target:
+        pointwise = ops.mul(ops.exp(target), ops.sub(target, input))
+    else:
+        pointwise = ops.sub(_xlogy_self(target), ops.mul(target, input))
+    loss = _reduce(pointwise, mode)
+    if reduction == "batchmean" and input.dim() != 0:
+        loss = ops.div(loss, input.shape[0])
+    return loss
 
 
 # ---------------------------------------------------------------- classification losses
@@ -316,12 +750,6 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     if weight is not None:
         loss = ops.mul(loss, weight)
     return ops.named(_reduce(loss, reduction), "BinaryCrossEntropyBackward0")
-
-
-def _log1p(e: Tensor) -> Tensor:
-    """log(1 + e), accurate for small e: log(u) e / (u - 1) with u = 1 + e, or e where u rounds to 1."""
-    u = ops.add(e, 1.0)
-    return ops.where(ops.eq(u, 1.0), e, ops.div(ops.mul(ops.log(u), e), ops.sub(u, 1.0)))
 
 
 def _log_sigmoid(x: Tensor) -> Tensor:
