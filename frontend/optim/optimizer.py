@@ -270,10 +270,11 @@ class Optimizer:
 
     @staticmethod
     def _loaded(p: Tensor, key: str, value: Any) -> Any:
-        """A private copy of a saved state value; moments take the parameter's dtype (step stays)."""
+        """A private copy of a saved state value; moments take the parameter's dtype (the scalar
+        counters step and NAdam's mu_product keep theirs, so a resumed run continues exactly)."""
         if not isinstance(value, Tensor):
             return value
-        if key != "step" and value.is_floating_point():
+        if key not in ("step", "mu_product") and value.is_floating_point():
             value = value.to(p.dtype)
         return state_tensor(value)
 
