@@ -410,8 +410,8 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
         # the padding row's value, without gradient
         not_pad = shape_ops.reshape_value(ops.ne(flat, padding_idx), (flat.shape[0], 1))
         picked = ops.where(not_pad, picked, picked.detach())
-    out = shape_ops.reshape_value(picked, tuple(input.shape) + (weight.shape[1],))
-    return ops.named(out, "EmbeddingBackward0")
+    return shape_ops.make_view(picked, "reshape", {"shape": tuple(input.shape) + (weight.shape[1],)},
+                               "EmbeddingBackward0")
 
 
 # ---------------------------------------------------------------- padding
