@@ -9,7 +9,8 @@ Leaves that require grad end in an `AccumulateGrad` holding the leaf tensor.
 from __future__ import annotations
 
 from .compiler.ir.ops import OPS
-from .compiler.passes.autodiff import NEEDS_VALUES
+from .compiler.ir.registry import NEEDS_VALUES  # declared with each VJP rule
+from .compiler.passes import autodiff  # noqa: F401  (registers the VJP rules, filling NEEDS_VALUES)
 
 
 class Function:

@@ -16,8 +16,10 @@ the Emitter in `acc`, keyed by node, as are matmul accumulators for epilogues.
 
 Each primitive's lowering is registered here against its declaration (ir/registry.py `CPU`,
 at the end of this module): an `ElementwiseRule` for elementwise ops, an `IndexRule` for
-sources, movement and gather, `planned(...)` for the kinds the loop drivers generate. The
-Emitter looks a node's rule up in its target's table (`RULES`; the GPU's is `PTX`).
+sources, movement and gather (its value at an index, and the views it reads), a
+`ReductionRule` for reductions (how the loop drivers combine two values; `combine` and
+`reduction_identity` look them up), `planned(...)` for the other kinds the loop drivers
+generate. The Emitter looks a node's rule up in its target's table (`RULES`; the GPU's is `PTX`).
 """
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from ..ir import Node, dtypes
-from ..ir.registry import CPU, ElementwiseRule, IndexRule, Marker, planned
+from ..ir.ops import OPS
+from ..ir.registry import CPU, ElementwiseRule, IndexRule, Marker, ReductionRule, planned
 from ..passes.fuse import Kernel
 from ..passes.schedule import Schedule
 from ..view import ViewStack, row_major_strides
@@ -169,8 +172,9 @@ class Emitter:
         rule = self.RULES[n.op]
         if isinstance(rule, IndexRule):
             return rule.fn(self, n, path, space)
-        if isinstance(rule, Marker):
-            raise NotImplementedError(f"{n.op} has no value at an index ({rule.what})")
+        if not isinstance(rule, ElementwiseRule):
+            what = rule.what if isinstance(rule, Marker) else "computed by the loop drivers"
+            raise NotImplementedError(f"{n.op} has no value at an index ({what})")
         args = [self.value(x, path, space) for x in n.inputs]
         return self.elementwise(n, args)
 
@@ -273,20 +277,25 @@ class Emitter:
     def elementwise(self, n: Node, args: list) -> ir.Value:
         return self.RULES[n.op].fn(self, n, args)
 
-    def int_div_or_pow(self, n: Node, args: list) -> ir.Value:
+    def int_div(self, n: Node, args: list) -> ir.Value:
+        """Integer division truncating toward zero, checked for a zero divisor."""
         b, dt = self.b, n.dtype
         x, y = args
         zero = const(dt, 0)
-        if n.op == "div":
-            ok = b.icmp_signed("!=", y, zero)
-            self.check(ok, ERR_ZERO_DIV, "ZeroDivisionError: integer division by zero", n.loc)
-            safe = b.select(ok, y, const(dt, 1))
-            if not dt.is_signed:
-                return b.udiv(x, safe)
-            minus_one = b.icmp_signed("==", safe, const(dt, -1))
-            return b.select(minus_one, b.sub(zero, x), b.sdiv(x, b.select(minus_one, const(dt, 1), safe)))
+        ok = b.icmp_signed("!=", y, zero)
+        self.check(ok, ERR_ZERO_DIV, "ZeroDivisionError: integer division by zero", n.loc)
+        safe = b.select(ok, y, const(dt, 1))
+        if not dt.is_signed:
+            return b.udiv(x, safe)
+        minus_one = b.icmp_signed("==", safe, const(dt, -1))
+        return b.select(minus_one, b.sub(zero, x), b.sdiv(x, b.select(minus_one, const(dt, 1), safe)))
+
+    def int_pow(self, n: Node, args: list) -> ir.Value:
+        """Integer power, checked for a negative exponent."""
+        b, dt = self.b, n.dtype
+        x, y = args
         if dt.is_signed:
-            ok = b.icmp_signed(">=", y, zero)
+            ok = b.icmp_signed(">=", y, const(dt, 0))
             self.check(ok, ERR_NEG_POW, "Integers to negative integer powers are not allowed.", n.loc)
         return b.call(int_pow_function(b.module, reg_type(dt)), [x, y])
 
@@ -375,39 +384,20 @@ def int_pow_function(module: ir.Module, ty: ir.IntType) -> ir.Function:
 
 
 def reduction_identity(op: str, dt) -> ir.Constant:
-    if op == "sum":
-        return const(dt, 0)
-    if op == "prod":
-        return const(dt, 1)
-    big = op == "reduce_min"
-    if dt.is_floating_point:
-        return const(dt, float("inf") if big else float("-inf"))
-    if dt.is_bool:
-        return const(dt, 1 if big else 0)
-    bits = reg_type(dt).width
-    if dt.is_signed:
-        return const(dt, (1 << (bits - 1)) - 1 if big else -(1 << (bits - 1)))
-    return const(dt, (1 << bits) - 1 if big else 0)
+    """The value reduction `op` starts from in dtype `dt`: its declared identity."""
+    identity = OPS[op].identity
+    if identity is None:
+        raise KeyError(f"{op!r} declares no reduction identity")
+    return const(dt, identity(dt))
 
 
 def combine(b: ir.IRBuilder, op: str, dt, acc, v):
-    """acc (op) v, with reassociation allowed for floats so reductions vectorize."""
-    fast = ("reassoc", "nsz")
-    if dt.is_floating_point:
-        if op == "sum":
-            return b.fadd(acc, v, flags=fast)
-        if op == "prod":
-            return b.fmul(acc, v, flags=fast)
-        return intrinsic(b, "llvm.maximum" if op == "reduce_max" else "llvm.minimum", [acc.type], [acc, v])
-    if dt.is_bool:
-        return (b.or_ if op in ("sum", "reduce_max") else b.and_)(acc, v)
-    if op == "sum":
-        return b.add(acc, v)
-    if op == "prod":
-        return b.mul(acc, v)
-    name = {"reduce_max": "smax", "reduce_min": "smin"}[op] if dt.is_signed else \
-        {"reduce_max": "umax", "reduce_min": "umin"}[op]
-    return intrinsic(b, f"llvm.{name}", [acc.type], [acc, v])
+    """acc (op) v: the reduction's registered rule (with reassociation allowed for floats, so
+    reductions vectorize). The GPU drivers combine with it too (PTX registers the same rule)."""
+    rule = CPU[op]
+    if not isinstance(rule, ReductionRule):
+        raise KeyError(f"{op!r} has no reduction rule")
+    return rule.combine(b, dt, acc, v)
 
 
 _PHILOX_M = (0xD2511F53, 0xCD9E8D57)
@@ -440,11 +430,23 @@ def cpu_elementwise(*ops: str):
     return deco
 
 
-def cpu_at_index(*ops: str):
-    """Register `fn(emitter, node, path, space)` as the CPU lowering of each op in `ops`."""
+def cpu_at_index(*ops: str, views):
+    """Register `fn(emitter, node, path, space)` as the CPU lowering of each op in `ops`;
+    `views(emitter, node, path, add_view, visit)` tells the kernel planner what it indexes
+    (see IndexRule): `add_view(viewstack)` for each view it reads memory or masks through,
+    `visit(input, path)` for each input value it computes, in the order `fn` does."""
     def deco(fn):
         for op in ops:
-            CPU.register(op, IndexRule(fn))
+            CPU.register(op, IndexRule(fn, views))
+        return fn
+    return deco
+
+
+def cpu_reduction(*ops: str, widen_float32: bool = False):
+    """Register `fn(builder, dtype, acc, v)` as the combine rule of each reduction in `ops`."""
+    def deco(fn):
+        for op in ops:
+            CPU.register(op, ReductionRule(fn, widen_float32))
         return fn
     return deco
 
@@ -455,22 +457,86 @@ def _method(name: str):
     return lambda em, n, path, space: getattr(em, name)(n, path, space)
 
 
-cpu_at_index("input", "param")(_method("load"))
-cpu_at_index("const")(lambda em, n, path, space: const(n.dtype, n.attrs["value"]))
-cpu_at_index("iota")(_method("iota"))
-cpu_at_index("rand")(_method("rand"))
-cpu_at_index("pad")(_method("pad"))
-cpu_at_index("concat")(_method("concat"))
-cpu_at_index("gather")(_method("gather"))
+def _own_view(em, n, path, add_view, visit):
+    """Reads memory (or its index) through the path: loads, iota, rand."""
+    add_view(path_view(n.shape, path))
 
 
-@cpu_at_index("reshape", "permute", "expand", "slice")
+def _no_views(em, n, path, add_view, visit):
+    """A constant: no memory, no index."""
+
+
+def _gather_views(em, n, path, add_view, visit):
+    add_view(path_view(n.shape, path))
+    visit(n.inputs[1], path)              # the index, at the output's position
+
+
+def _pad_views(em, n, path, add_view, visit):
+    add_view(path_view(n.inputs[0].shape, path + (n,)))     # the mask
+    visit(n.inputs[0], path + (n,))
+
+
+def _concat_views(em, n, path, add_view, visit):
+    for i, x in enumerate(n.inputs):
+        pad = em.pad_cache.setdefault((id(n), i), VirtualPad(n, i))
+        st = path_view(x.shape, path + (pad,))
+        if not st.is_empty:        # Emitter.concat skips inputs it never reads
+            add_view(st)
+            visit(x, path + (pad,))
+
+
+def _view_views(em, n, path, add_view, visit):
+    for x in n.inputs:
+        visit(x, path + (n,))
+
+
+cpu_at_index("input", "param", views=_own_view)(_method("load"))
+cpu_at_index("const", views=_no_views)(lambda em, n, path, space: const(n.dtype, n.attrs["value"]))
+cpu_at_index("iota", views=_own_view)(_method("iota"))
+cpu_at_index("rand", views=_own_view)(_method("rand"))
+cpu_at_index("pad", views=_pad_views)(_method("pad"))
+cpu_at_index("concat", views=_concat_views)(_method("concat"))
+cpu_at_index("gather", views=_gather_views)(_method("gather"))
+
+
+@cpu_at_index("reshape", "permute", "expand", "slice", views=_view_views)
 def _movement(em, n, path, space):
     return em.value(n.inputs[0], path + (n,), space)     # a view: the path, no code
 
 
-for _op in ("sum", "reduce_max", "reduce_min", "prod"):
-    CPU.register(_op, planned("reduction loops (cpu.py, row_loops.py) combining with emit.combine"))
+# reductions: the loop drivers (cpu.py, row_loops.py; ptx.py, ptx_rows.py, nvptx.py on the GPU)
+# start from the declared identity and fold values in with these; fast-math flags on floats
+# let the vectorizer reassociate
+_REASSOC = ("reassoc", "nsz")
+
+
+@cpu_reduction("sum", widen_float32=True)       # float32 sums accumulate in float64
+def _sum(b, dt, acc, v):
+    if dt.is_floating_point:
+        return b.fadd(acc, v, flags=_REASSOC)
+    return b.or_(acc, v) if dt.is_bool else b.add(acc, v)
+
+
+@cpu_reduction("prod")
+def _prod(b, dt, acc, v):
+    if dt.is_floating_point:
+        return b.fmul(acc, v, flags=_REASSOC)
+    return b.and_(acc, v) if dt.is_bool else b.mul(acc, v)
+
+
+def _extreme_combine(fname: str, bool_fn: str, signed: str, unsigned: str):
+    def combine(b, dt, acc, v):
+        if dt.is_floating_point:
+            return intrinsic(b, fname, [acc.type], [acc, v])
+        if dt.is_bool:
+            return getattr(b, bool_fn)(acc, v)
+        return intrinsic(b, signed if dt.is_signed else unsigned, [acc.type], [acc, v])
+    return combine
+
+
+cpu_reduction("reduce_max")(_extreme_combine("llvm.maximum", "or_", "llvm.smax", "llvm.umax"))
+cpu_reduction("reduce_min")(_extreme_combine("llvm.minimum", "and_", "llvm.smin", "llvm.umin"))
+
 CPU.register("scatter_add", planned("scatter loop (cpu.py)"))
 CPU.register("matmul", planned("GEMM kernels (gemm.py) with elementwise epilogues"))
 
@@ -532,12 +598,12 @@ def _mul(em, n, args):      # * on bools is "and"
 
 @cpu_elementwise("div")
 def _div(em, n, args):
-    return em.b.fdiv(*args) if _float(n) else em.int_div_or_pow(n, args)
+    return em.b.fdiv(*args) if _float(n) else em.int_div(n, args)
 
 
 @cpu_elementwise("pow")
 def _pow(em, n, args):
-    return mathlib.emit_math(em.b, "pow", *args) if _float(n) else em.int_div_or_pow(n, args)
+    return mathlib.emit_math(em.b, "pow", *args) if _float(n) else em.int_pow(n, args)
 
 
 @cpu_elementwise("fmod")

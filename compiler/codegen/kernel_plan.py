@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..ir.registry import IndexRule
 from ..passes.fuse import Kernel, movement_base
 from ..passes.schedule import Schedule
 from ..view import ViewStack
-from .emit import Emitter, VirtualPad, path_view
+from .emit import Emitter, path_view
 
 
 def numel(shape) -> int:
@@ -95,29 +96,25 @@ def _mergeable(v, a: int, b: int, shape) -> bool:
 
 
 def _collect_views(em: Emitter, n, path: tuple, out: list, seen: set) -> None:
-    """Every view through which the kernel indexes memory or masks values, as `value` will."""
+    """Every view through which the kernel indexes memory or masks values, as `value` will:
+    a loaded node's own view, else what its lowering says it reads (IndexRule.views), else
+    (elementwise, reductions) its inputs at the same index."""
     key = (id(n), tuple(id(m) for m in path))
     if key in seen:
         return
     seen.add(key)
-    if id(n) in em.loaded or n.op in ("input", "param") or n.op in ("iota", "rand") or n.kind == "gather":
+    visit = lambda x, p: _collect_views(em, x, p, out, seen)   # noqa: E731
+    if id(n) in em.loaded:
         out.append(path_view(n.shape, path))
-        if n.kind == "gather":
-            _collect_views(em, n.inputs[1], path, out, seen)
+        if n.kind == "gather":     # a loaded gather's index too (as this function always has)
+            visit(n.inputs[1], path)
         return
-    if n.op == "pad":
-        out.append(path_view(n.inputs[0].shape, path + (n,)))
-    if n.op == "concat":
-        for i, x in enumerate(n.inputs):
-            pad = em.pad_cache.setdefault((id(n), i), VirtualPad(n, i))
-            st = path_view(x.shape, path + (pad,))
-            if not st.is_empty:        # Emitter.concat skips inputs it never reads
-                out.append(st)
-                _collect_views(em, x, path + (pad,), out, seen)
+    rule = em.RULES[n.op]
+    if isinstance(rule, IndexRule):
+        rule.views(em, n, path, out.append, visit)
         return
-    sub = path + (n,) if n.kind == "movement" else path
     for x in n.inputs:
-        _collect_views(em, x, sub, out, seen)
+        visit(x, path)
 
 
 # ---------------------------------------------------------------- row reductions

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from ..ir import dtypes
-from ..ir.registry import CPU, PTX, ElementwiseRule, planned
+from ..ir.registry import CPU, PTX, ElementwiseRule, ReductionRule, planned
 from ..passes.fuse import Kernel
 from ..passes.schedule import Schedule
 from ..program import Launch
@@ -36,8 +36,7 @@ PTX.same_as(CPU, "neg", "exp", "log", "sqrt", "recip", "sin", "cos", "tanh", "ab
 PTX.same_as(CPU, "add", "sub", "mul", "div", "pow", "max", "min")
 PTX.same_as(CPU, "lt", "le", "eq", "ne", "where", "cast")
 PTX.same_as(CPU, "reshape", "permute", "expand", "slice", "pad", "concat", "gather")  # views, indexing
-for _op in ("sum", "reduce_max", "reduce_min", "prod"):
-    PTX.register(_op, planned("row and block reductions (ptx.py, ptx_rows.py, nvptx.block_reduce)"))
+PTX.same_as(CPU, "sum", "reduce_max", "reduce_min", "prod")    # combine rules (ptx.py, ptx_rows.py, nvptx.py)
 PTX.register("scatter_add", planned("atomic scatter kernel (ptx.py)"))
 PTX.register("matmul", planned("tiled GEMM kernels (ptx_gemm.py) with elementwise epilogues"))
 
@@ -103,8 +102,11 @@ def open_kernel(module: ir.Module, sched: Schedule, k: Kernel, checks: list, nam
 # ---------------------------------------------------------------- accumulators
 
 def accumulator_dtype(r):
-    """The dtype reduction `r` accumulates in: float32 sums in float64, like the CPU's."""
-    return dtypes.float64 if r.op == "sum" and r.dtype is dtypes.float32 else r.dtype
+    """The dtype reduction `r` accumulates in: float32 in float64 where its rule widens
+    (sums), like the CPU's."""
+    rule = PTX[r.op]
+    widen = isinstance(rule, ReductionRule) and rule.widen_float32
+    return dtypes.float64 if widen and r.dtype is dtypes.float32 else r.dtype
 
 
 def accumulator_identity(r) -> ir.Constant:

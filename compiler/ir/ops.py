@@ -1,7 +1,8 @@
 """The primitive op set of the IR: each primitive declared once, with its rules.
 
 A declaration (`declare`, the table at the end) gives the op's kind, arity, attribute types,
-shape rule, dtype rule, fold rule and autograd name. Its VJP and its CPU and PTX lowerings
+shape rule, dtype rule, fold rule and autograd name, and the algebraic facts the passes use
+(a binary op's unit, a reduction's identity, ...). Its VJP and its CPU and PTX lowerings
 register against it by name in their own modules (registry.py). Everything a user can write
 is composed from these in the frontend, so autodiff, fusion and both backends need rules
 only here.
@@ -14,12 +15,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Union
 
 import numpy as np
 
 from . import dtypes
+from .dtypes import DType
 from .errors import AxisError, DTypeError, IRError, ShapeError, fmt_type
+
+Scalar = Union[bool, int, float]
+ShapeRule = Union[Callable[..., tuple], str]     # a rule, or DECLARED
+DTypeRule = Union[Callable[..., DType], str]
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,13 +37,22 @@ class OpDef:
     kind: str           # source | unary | binary | compare | where | cast | reduce | movement | gather | scatter
                         # | matmul
     arity: int | None   # None: variadic (concat)
-    shape: Callable | str    # shape rule (op, inputs, loc, **attrs) -> shape; DECLARED for sources
-    dtype: Callable | str    # dtype rule (op, inputs, loc) -> dtype; DECLARED for sources and cast
+    shape: ShapeRule    # shape rule (op, inputs, loc, **attrs) -> shape; DECLARED for sources
+    dtype: DTypeRule    # dtype rule (op, inputs, loc) -> dtype; DECLARED for sources and cast
     attrs: dict         # attribute name -> its value type (INT, INTS, SCALAR, NAME)
     fold: Callable | None     # (dtype, [(value, dtype), ...]) -> value | None, for constant folding
     grad_name: str      # the grad_fn name autograd shows for it ("MulBackward0")
     float_only: bool    # operands must be floating point (exp, fmod, ...)
     fallible: Callable | None   # dtype -> bool: does the kernel check something at run time?
+    bool_operands: bool = True  # accepts bool operands (neg, sub, div, pow and abs do not)
+    # algebraic facts, for simplify.py (None / False: no such fact)
+    unit: int | None = None     # binary: x op unit == x (and unit op x == x when commutative)
+    commutative: bool = False
+    involution: bool = False    # unary: op(op(x)) == x
+    noop: Callable | None = None      # attrs -> bool: is the op x itself when its output has x's type?
+    compose: Callable | None = None   # (inner attrs, outer attrs) -> attrs of op(op(x)) as one op
+    # reduce: the value of an empty reduction in a dtype (the accumulator's start)
+    identity: Callable[[DType], Scalar] | None = None
 
     @property
     def elementwise(self) -> bool:
@@ -110,7 +125,7 @@ def _float_dtype(op, inputs, loc):
 
 def _numeric_dtype(op, inputs, loc):
     dt = _same_dtype(op, inputs, loc)
-    if dt.is_bool and op in ("neg", "sub", "div", "pow", "abs"):
+    if dt.is_bool and not OPS[op].bool_operands:
         raise DTypeError(op, f"is not supported on bool operands ({_types(inputs)})", loc)
     return dt
 
@@ -328,13 +343,15 @@ INT, INTS, SCALAR, NAME = "an integer", "a list of integers", "a number or a boo
 DECLARED = "declared at the node"
 
 
-def declare(name: str, kind: str, arity, shape, dtype, *, attrs=None, fold=None, grad_name=None,
-            float_only=False, fallible=None) -> OpDef:
-    """Declare one primitive (once): see OpDef."""
+def declare(name: str, kind: str, arity: int | None, shape: ShapeRule, dtype: DTypeRule, *,
+            attrs: dict | None = None, fold: Callable | None = None, grad_name: str | None = None,
+            float_only: bool = False, fallible: Callable | None = None, **facts) -> OpDef:
+    """Declare one primitive (once): see OpDef. `facts`: bool_operands, unit, commutative,
+    involution, noop, compose, identity."""
     if name in OPS:
         raise ValueError(f"primitive {name!r} declared twice")
     d = OpDef(name, kind, arity, shape, dtype, dict(attrs or {}), fold,
-              grad_name or f"{name.capitalize()}Backward0", float_only, fallible)
+              grad_name or f"{name.capitalize()}Backward0", float_only, fallible, **facts)
     OPS[name] = d
     return d
 
@@ -354,6 +371,36 @@ def _always(dtype) -> bool:
     return True
 
 
+def _lowest(dt: DType) -> Scalar:
+    """The least value of `dt` (-inf for floats): reduce_max's identity."""
+    if dt.is_floating_point:
+        return float("-inf")
+    return False if dt.is_bool else int(np.iinfo(dt.np).min)
+
+
+def _highest(dt: DType) -> Scalar:
+    """The greatest value of `dt` (inf for floats): reduce_min's identity."""
+    if dt.is_floating_point:
+        return float("inf")
+    return True if dt.is_bool else int(np.iinfo(dt.np).max)
+
+
+def _noop(attrs: dict) -> bool:
+    return True
+
+
+def _sorted_perm(attrs: dict) -> bool:
+    return list(attrs["perm"]) == sorted(attrs["perm"])
+
+
+def _compose_reshapes(inner: dict, outer: dict) -> dict:
+    return outer
+
+
+def _compose_perms(inner: dict, outer: dict) -> dict:
+    return {"perm": tuple(inner["perm"][p] for p in outer["perm"])}
+
+
 # sources: the node declares its shape and dtype
 declare("input", "source", 0, DECLARED, DECLARED, attrs={"name": NAME})
 declare("param", "source", 0, DECLARED, DECLARED, attrs={"name": NAME})
@@ -362,54 +409,69 @@ declare("iota", "source", 0, DECLARED, DECLARED, attrs={"axis": INT})
 declare("rand", "source", 1, DECLARED, DECLARED)          # input: the i64[2] key (seed, offset)
 
 # elementwise unary: name, fold, autograd name, float only
-for _name, _fn, _grad, _float_only in (
-        ("neg", np.negative, "NegBackward0", False),
-        ("exp", np.exp, "ExpBackward0", True),
-        ("log", np.log, "LogBackward0", True),
-        ("sqrt", np.sqrt, "SqrtBackward0", True),
-        ("recip", np.reciprocal, "ReciprocalBackward0", True),
-        ("sin", np.sin, "SinBackward0", True),
-        ("cos", np.cos, "CosBackward0", True),
-        ("tanh", np.tanh, "TanhBackward0", True),
-        ("abs", np.abs, "AbsBackward0", False),
-        ("floor", np.floor, "FloorBackward0", True),
-        ("round", np.round, "RoundBackward0", True),
-        ("erf", np.vectorize(math.erf, otypes=[np.float64]), "ErfBackward0", True)):
+_unary_table: tuple[tuple[str, Callable, str, bool], ...] = (
+    ("neg", np.negative, "NegBackward0", False),
+    ("exp", np.exp, "ExpBackward0", True),
+    ("log", np.log, "LogBackward0", True),
+    ("sqrt", np.sqrt, "SqrtBackward0", True),
+    ("recip", np.reciprocal, "ReciprocalBackward0", True),
+    ("sin", np.sin, "SinBackward0", True),
+    ("cos", np.cos, "CosBackward0", True),
+    ("tanh", np.tanh, "TanhBackward0", True),
+    ("abs", np.abs, "AbsBackward0", False),
+    ("floor", np.floor, "FloorBackward0", True),
+    ("round", np.round, "RoundBackward0", True),
+    ("erf", np.vectorize(math.erf, otypes=[np.float64]), "ErfBackward0", True))
+for _name, _fn, _grad, _float_only in _unary_table:
     declare(_name, "unary", 1, _elementwise_shape, _unary_dtype, fold=_ufunc(_fn), grad_name=_grad,
-            float_only=_float_only)
+            float_only=_float_only, bool_operands=_name not in ("neg", "abs"), involution=_name == "neg")
 
 # elementwise binary; div and pow fold for floats only (integer ones check in the kernel)
-for _name, _fold, _grad, _float_only, _fallible in (
-        ("add", _ufunc(np.add), "AddBackward0", False, None),
-        ("sub", _ufunc(np.subtract), "SubBackward0", False, None),
-        ("mul", _ufunc(np.multiply), "MulBackward0", False, None),
-        ("div", _ufunc(np.divide, floats_only=True), "DivBackward0", False, _ints),
-        ("pow", _ufunc(np.power, floats_only=True), "PowBackward1", False, _ints),
-        ("max", _ufunc(np.maximum), "MaximumBackward0", False, None),
-        ("min", _ufunc(np.minimum), "MinimumBackward0", False, None),
-        ("fmod", _ufunc(np.fmod, floats_only=True), "FmodBackward0", True, None)):  # C's fmod
-    declare(_name, "binary", 2, _elementwise_shape, _binary_dtype, fold=_fold, grad_name=_grad,
-            float_only=_float_only, fallible=_fallible)
+declare("add", "binary", 2, _elementwise_shape, _binary_dtype, fold=_ufunc(np.add), grad_name="AddBackward0",
+        unit=0, commutative=True)
+declare("sub", "binary", 2, _elementwise_shape, _binary_dtype, fold=_ufunc(np.subtract), grad_name="SubBackward0",
+        bool_operands=False, unit=0)
+declare("mul", "binary", 2, _elementwise_shape, _binary_dtype, fold=_ufunc(np.multiply), grad_name="MulBackward0",
+        unit=1, commutative=True)
+declare("div", "binary", 2, _elementwise_shape, _binary_dtype, fold=_ufunc(np.divide, floats_only=True),
+        grad_name="DivBackward0", fallible=_ints, bool_operands=False, unit=1)
+declare("pow", "binary", 2, _elementwise_shape, _binary_dtype, fold=_ufunc(np.power, floats_only=True),
+        grad_name="PowBackward1", fallible=_ints, bool_operands=False)
+declare("max", "binary", 2, _elementwise_shape, _binary_dtype, fold=_ufunc(np.maximum),
+        grad_name="MaximumBackward0", commutative=True)
+declare("min", "binary", 2, _elementwise_shape, _binary_dtype, fold=_ufunc(np.minimum),
+        grad_name="MinimumBackward0", commutative=True)
+declare("fmod", "binary", 2, _elementwise_shape, _binary_dtype, fold=_ufunc(np.fmod, floats_only=True),  # C's fmod
+        grad_name="FmodBackward0", float_only=True)
 
-for _name, _fn in (("lt", np.less), ("le", np.less_equal), ("eq", np.equal), ("ne", np.not_equal)):
+_compare_table: tuple[tuple[str, Callable], ...] = (
+    ("lt", np.less), ("le", np.less_equal), ("eq", np.equal), ("ne", np.not_equal))
+for _name, _fn in _compare_table:
     declare(_name, "compare", 2, _elementwise_shape, _bool_dtype, fold=_ufunc(_fn))
 
 declare("where", "where", 3, _where_shape, _where_dtype, fold=_fold_where, grad_name="WhereBackward0")
 declare("cast", "cast", 1, _cast_shape, DECLARED, fold=_fold_cast,   # the node declares the target dtype
         grad_name="ToCopyBackward0")
 
-for _name, _grad in (("sum", "SumBackward1"), ("reduce_max", "AmaxBackward0"),
-                     ("reduce_min", "AminBackward0"), ("prod", "ProdBackward1")):
-    declare(_name, "reduce", 1, _reduce_shape, _numeric_dtype, attrs={"axes": INTS}, grad_name=_grad)
+# reductions: each with its identity (an empty reduction's value, where the accumulator starts);
+# reducing only axes of size 1 is a no-op
+declare("sum", "reduce", 1, _reduce_shape, _numeric_dtype, attrs={"axes": INTS}, grad_name="SumBackward1",
+        identity=lambda dt: 0, noop=_noop)
+declare("reduce_max", "reduce", 1, _reduce_shape, _numeric_dtype, attrs={"axes": INTS}, grad_name="AmaxBackward0",
+        identity=_lowest, noop=_noop)
+declare("reduce_min", "reduce", 1, _reduce_shape, _numeric_dtype, attrs={"axes": INTS}, grad_name="AminBackward0",
+        identity=_highest, noop=_noop)
+declare("prod", "reduce", 1, _reduce_shape, _numeric_dtype, attrs={"axes": INTS}, grad_name="ProdBackward1",
+        identity=lambda dt: 1, noop=_noop)
 
 declare("reshape", "movement", 1, _reshape_shape, _same_dtype, attrs={"shape": INTS}, fold=_fold_fill,
-        grad_name="ViewBackward0")
+        grad_name="ViewBackward0", noop=_noop, compose=_compose_reshapes)
 declare("permute", "movement", 1, _permute_shape, _same_dtype, attrs={"perm": INTS}, fold=_fold_fill,
-        grad_name="PermuteBackward0")
+        grad_name="PermuteBackward0", noop=_sorted_perm, compose=_compose_perms)
 declare("expand", "movement", 1, _expand_shape, _same_dtype, attrs={"shape": INTS}, fold=_fold_fill,
-        grad_name="ExpandBackward0")
+        grad_name="ExpandBackward0", noop=_noop)
 declare("slice", "movement", 1, _slice_shape, _same_dtype, attrs={"starts": INTS, "stops": INTS, "steps": INTS},
-        fold=_fold_fill, grad_name="SliceBackward0")
+        fold=_fold_fill, grad_name="SliceBackward0", noop=_noop)
 declare("pad", "movement", 1, _pad_shape, _same_dtype, attrs={"low": INTS, "high": INTS},
         grad_name="ConstantPadNdBackward0")
 declare("concat", "movement", None, _concat_shape, _concat_dtype, attrs={"axis": INT}, grad_name="CatBackward0")
@@ -444,6 +506,6 @@ def infer(op: str, inputs, attrs: dict, loc=None):
         raise IRError(op, "unknown op", loc)
     if d.arity is not None and len(inputs) != d.arity:
         raise ShapeError(op, f"takes {d.arity} operands, got {len(inputs)}", loc)
-    if d.kind == "source" or d.kind == "cast":
+    if d.kind == "source" or d.kind == "cast" or isinstance(d.shape, str) or isinstance(d.dtype, str):
         raise IRError(op, "declares its shape and dtype; it has no rule", loc)
     return d.shape(op, inputs, loc, **attrs), d.dtype(op, inputs, loc)

@@ -3,13 +3,14 @@
 Not a pass of the compile pipeline (compiler/pipeline.py never runs it): gradients are
 built before compilation, as ordinary IR nodes, by whoever asks for them. What is here:
 
-- the VJP rules, registered against the op declarations (`@vjp_rule("mul")`, the `VJP`
-  table of ir/registry.py; sources and comparisons are NOT_DIFFERENTIABLE). A rule receives
-  the primitive's attributes, input values, output value and the output's cotangent, and
-  returns one cotangent per input (None where none is defined). It builds them only with
-  `emit(op, *values, **attrs)`, so the same rules serve every caller;
+- the VJP rules, registered against the op declarations (the `VJP` table of ir/registry.py;
+  sources and comparisons are NOT_DIFFERENTIABLE). A rule receives the primitive's
+  attributes, input values, output value and the output's cotangent, and returns one
+  cotangent per input (None where none is defined). It builds them only with
+  `emit(op, *values, **attrs)`, so the same rules serve every caller. Each registration says
+  whether the rule reads values (`_values`) or only shapes (`_shapes`); the registry collects
+  the former in `NEEDS_VALUES` (PyTorch's saved tensors; grad_fn.py frees them after backward);
 - `vjp(emit, op, ...)`: the rule of one primitive applied, cotangents masked by `needs`;
-  `NEEDS_VALUES`: the primitives whose rule reads values (PyTorch's saved tensors);
 - `gradients(outputs, cotangents, wrt)`: reverse mode over a DAG of IR nodes;
 - `differentiate(graph, output, wrt)`: Graph -> Graph, the graph with d<output>/d<input>
   outputs added (for graphs built directly in IR, e.g. tests and tools);
@@ -30,7 +31,8 @@ import math
 from typing import Callable
 
 from ..ir import Graph, make, topo_order
-from ..ir.registry import NOT_DIFFERENTIABLE, VJP, vjp_rule
+from ..ir.ops import OPS
+from ..ir.registry import NOT_DIFFERENTIABLE, VJP, VjpRule
 
 Emit = Callable[..., object]
 
@@ -89,7 +91,7 @@ def vjp(emit: Emit, op: str, attrs: dict, inputs: tuple, out, g, needs: tuple) -
     rule = VJP[op]
     if rule is NOT_DIFFERENTIABLE:
         return (None,) * len(inputs)
-    cts = rule(emit, attrs, inputs, out, g)
+    cts = rule.fn(emit, attrs, inputs, out, g)
     return tuple(c if need else None for c, need in zip(cts, needs))
 
 
@@ -235,56 +237,61 @@ def _abs_grad(emit, x, out, g):
     return emit("mul", g, sign)
 
 
+def _values(fn) -> VjpRule:
+    """A VJP that reads its inputs' or output's values (PyTorch saves them for backward)."""
+    return VjpRule(fn, needs_values=True)
+
+
+def _shapes(fn) -> VjpRule:
+    """A VJP that needs only the shapes and dtypes of its inputs and output."""
+    return VjpRule(fn, needs_values=False)
+
+
 for _op, _rule in {
-    "neg": _unary(lambda e, x, out, g: e("neg", g)),
-    "exp": _unary(lambda e, x, out, g: e("mul", g, out)),
-    "log": _unary(lambda e, x, out, g: e("div", g, x)),
-    "sqrt": _unary(lambda e, x, out, g: e("div", g, e("mul", out, const(e, 2.0, out)))),
-    "recip": _unary(lambda e, x, out, g: e("neg", e("mul", g, e("mul", out, out)))),
-    "sin": _unary(lambda e, x, out, g: e("mul", g, e("cos", x))),
-    "cos": _unary(lambda e, x, out, g: e("neg", e("mul", g, e("sin", x)))),
-    "tanh": _unary(lambda e, x, out, g: e("mul", g, e("sub", const(e, 1.0, out), e("mul", out, out)))),
-    "abs": _unary(_abs_grad),
-    "erf": _unary(lambda e, x, out, g: e("mul", g, e("mul", const(e, 2.0 / math.sqrt(math.pi), x),
-                                                     e("exp", e("neg", e("mul", x, x)))))),
-    "floor": _unary(lambda e, x, out, g: const(e, 0.0, x)),
-    "round": _unary(lambda e, x, out, g: const(e, 0.0, x)),
-    "add": _binary(lambda e, a, b, out, g: g, lambda e, a, b, out, g: g),
-    "sub": _binary(lambda e, a, b, out, g: g, lambda e, a, b, out, g: e("neg", g)),
-    "mul": _binary(lambda e, a, b, out, g: e("mul", g, b), lambda e, a, b, out, g: e("mul", g, a)),
-    "div": _binary(lambda e, a, b, out, g: e("div", g, b),
-                   lambda e, a, b, out, g: e("neg", e("div", e("mul", g, out), b))),
-    "pow": _binary(_pow_base, _pow_exponent),
-    "fmod": _binary(lambda e, a, b, out, g: g, _fmod_divisor),
-    "max": _binary(lambda e, a, b, out, g: _half_split(e, a, b, g, e("lt", b, a)),
-                   lambda e, a, b, out, g: _half_split(e, a, b, g, e("lt", a, b))),
-    "min": _binary(lambda e, a, b, out, g: _half_split(e, a, b, g, e("lt", a, b)),
-                   lambda e, a, b, out, g: _half_split(e, a, b, g, e("lt", b, a))),
-    "where": _where,
-    "cast": _cast,
-    "sum": _reduce_sum,
-    "reduce_max": _reduce_extreme,
-    "reduce_min": _reduce_extreme,
-    "prod": _reduce_prod,
-    "reshape": lambda e, attrs, inputs, out, g: (e("reshape", g, shape=tuple(inputs[0].shape)),),
-    "permute": _permute,
-    "expand": lambda e, attrs, inputs, out, g: (unbroadcast(e, g, inputs[0].shape),),
-    "slice": _slice,
-    "pad": _pad,
-    "concat": _concat,
-    "gather": _gather,
-    "scatter_add": _scatter_add,
-    "matmul": _matmul,
+    "neg": _shapes(_unary(lambda e, x, out, g: e("neg", g))),
+    "exp": _values(_unary(lambda e, x, out, g: e("mul", g, out))),
+    "log": _values(_unary(lambda e, x, out, g: e("div", g, x))),
+    "sqrt": _values(_unary(lambda e, x, out, g: e("div", g, e("mul", out, const(e, 2.0, out))))),
+    "recip": _values(_unary(lambda e, x, out, g: e("neg", e("mul", g, e("mul", out, out))))),
+    "sin": _values(_unary(lambda e, x, out, g: e("mul", g, e("cos", x)))),
+    "cos": _values(_unary(lambda e, x, out, g: e("neg", e("mul", g, e("sin", x))))),
+    "tanh": _values(_unary(lambda e, x, out, g: e("mul", g, e("sub", const(e, 1.0, out), e("mul", out, out))))),
+    "abs": _values(_unary(_abs_grad)),
+    "erf": _values(_unary(lambda e, x, out, g: e("mul", g, e("mul", const(e, 2.0 / math.sqrt(math.pi), x),
+                                                             e("exp", e("neg", e("mul", x, x))))))),
+    "floor": _shapes(_unary(lambda e, x, out, g: const(e, 0.0, x))),
+    "round": _shapes(_unary(lambda e, x, out, g: const(e, 0.0, x))),
+    "add": _shapes(_binary(lambda e, a, b, out, g: g, lambda e, a, b, out, g: g)),
+    "sub": _shapes(_binary(lambda e, a, b, out, g: g, lambda e, a, b, out, g: e("neg", g))),
+    "mul": _values(_binary(lambda e, a, b, out, g: e("mul", g, b), lambda e, a, b, out, g: e("mul", g, a))),
+    "div": _values(_binary(lambda e, a, b, out, g: e("div", g, b),
+                           lambda e, a, b, out, g: e("neg", e("div", e("mul", g, out), b)))),
+    "pow": _values(_binary(_pow_base, _pow_exponent)),
+    "fmod": _values(_binary(lambda e, a, b, out, g: g, _fmod_divisor)),
+    "max": _values(_binary(lambda e, a, b, out, g: _half_split(e, a, b, g, e("lt", b, a)),
+                           lambda e, a, b, out, g: _half_split(e, a, b, g, e("lt", a, b)))),
+    "min": _values(_binary(lambda e, a, b, out, g: _half_split(e, a, b, g, e("lt", a, b)),
+                           lambda e, a, b, out, g: _half_split(e, a, b, g, e("lt", b, a)))),
+    "where": _values(_where),
+    "cast": _shapes(_cast),
+    "sum": _shapes(_reduce_sum),
+    "reduce_max": _values(_reduce_extreme),
+    "reduce_min": _values(_reduce_extreme),
+    "prod": _values(_reduce_prod),
+    "reshape": _shapes(lambda e, attrs, inputs, out, g: (e("reshape", g, shape=tuple(inputs[0].shape)),)),
+    "permute": _shapes(_permute),
+    "expand": _shapes(lambda e, attrs, inputs, out, g: (unbroadcast(e, g, inputs[0].shape),)),
+    "slice": _shapes(_slice),
+    "pad": _shapes(_pad),
+    "concat": _shapes(_concat),
+    "gather": _values(_gather),            # reads the index
+    "scatter_add": _values(_scatter_add),  # reads the index
+    "matmul": _values(_matmul),
 }.items():
-    vjp_rule(_op)(_rule)
+    VJP.register(_op, _rule)
 
 for _op in ("input", "param", "const", "iota", "rand", "lt", "le", "eq", "ne"):
     VJP.register(_op, NOT_DIFFERENTIABLE)
-
-#: ops whose VJP reads input or output values (PyTorch's "saved tensors"); the others need shapes only
-NEEDS_VALUES = frozenset({"erf", "exp", "log", "sqrt", "recip", "sin", "cos", "tanh", "abs", "mul", "div", "pow",
-                          "fmod", "max", "min", "where", "reduce_max", "reduce_min", "prod", "gather", "scatter_add",
-                          "matmul"})
 
 
 # ---------------------------------------------------------------- the graph pass
@@ -293,7 +300,7 @@ def node_emit(loc=None) -> Emit:
     """`emit` that builds plain IR nodes (sources and casts declare their type)."""
     def emit(op, *inputs, **attrs):
         shape, dtype = attrs.pop("shape", None), attrs.pop("dtype", None)
-        if op in ("const", "cast"):
+        if OPS[op].kind in ("source", "cast"):     # they declare their type at the node
             return make(op, inputs, attrs, loc, shape=shape, dtype=dtype)
         if shape is not None:
             attrs["shape"] = shape

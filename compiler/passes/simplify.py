@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..ir import Graph, Node, clone, make, rewrite
 from ..ir.ops import OPS
+from ..ir.registry import RuleTable
 
 
 def _const_value(n: Node):
@@ -36,31 +37,37 @@ def _fold(n: Node, inputs: tuple) -> Node | None:
 
 
 def _identity(n: Node, inputs: tuple) -> Node | None:
-    """x+0, x*1, x-0, x/1, --x, trivial movement and x**c for small c, as simpler nodes."""
-    same = lambda x: tuple(x.shape) == tuple(n.shape) and x.dtype is n.dtype
-    op = n.op
-    if op in ("add", "mul"):
-        unit = 0 if op == "add" else 1
+    """x+0, x*1, x-0, x/1, --x, trivial movement and x**c for small c, as simpler nodes: the
+    algebraic facts declared with each op (ir/ops.py: unit, commutative, involution, noop,
+    compose) and the rewrites registered for it (`REWRITES`)."""
+    same = lambda x: tuple(x.shape) == tuple(n.shape) and x.dtype is n.dtype   # noqa: E731
+    d = OPS[n.op]
+    if d.unit is not None:
         a, b = inputs
-        if _is_const(b, unit) and same(a):
+        if _is_const(b, d.unit) and same(a):
             return a
-        if _is_const(a, unit) and same(b):
+        if d.commutative and _is_const(a, d.unit) and same(b):
             return b
-    if op in ("sub", "div") and _is_const(inputs[1], 0 if op == "sub" else 1) and same(inputs[0]):
-        return inputs[0]
-    if op == "neg" and inputs[0].op == "neg":
+    if d.involution and inputs[0].op == n.op:
         return inputs[0].inputs[0]
-    if op == "where" and inputs[1] is inputs[2]:
+    if d.kind == "where" and inputs[1] is inputs[2]:
         return inputs[1]
-    if op in ("reshape", "expand", "permute", "slice", "sum", "reduce_max", "reduce_min", "prod") \
-            and same(inputs[0]) and (op != "permute" or list(n.attrs["perm"]) == sorted(n.attrs["perm"])):
+    if d.noop is not None and same(inputs[0]) and d.noop(n.attrs):
         return inputs[0]
-    if op == "reshape" and inputs[0].op == "reshape":
-        return make("reshape", [inputs[0].inputs[0]], n.attrs, n.loc)
-    if op == "permute" and inputs[0].op == "permute":
-        inner, outer = inputs[0].attrs["perm"], n.attrs["perm"]
-        return make("permute", [inputs[0].inputs[0]], {"perm": tuple(inner[p] for p in outer)}, n.loc)
-    if op == "pow" and n.dtype.is_floating_point and inputs[1].op == "const":
+    if d.compose is not None and inputs[0].op == n.op:
+        return make(n.op, [inputs[0].inputs[0]], d.compose(inputs[0].attrs, n.attrs), n.loc)
+    rewrite_rule = REWRITES.get(n.op)
+    return rewrite_rule(n, inputs) if rewrite_rule is not None else None
+
+
+#: op -> `fn(node, inputs) -> Node | None`: a strength reduction of the op into cheaper ones
+#: (facts that are not a unit, involution, no-op or composition of the declaration)
+REWRITES = RuleTable("rewrites")
+
+
+@REWRITES("pow")
+def _pow(n: Node, inputs: tuple) -> Node | None:
+    if n.dtype.is_floating_point and inputs[1].op == "const":
         return _pow_by_constant(n, inputs[0], inputs[1].attrs["value"])
     return None
 

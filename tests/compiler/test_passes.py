@@ -60,6 +60,35 @@ def test_simplify_turns_small_integer_powers_into_multiplies():
     assert g.outputs["y"].op == "mul" and g.outputs["y"].inputs == (x, x)
 
 
+def test_simplify_applies_the_declared_units_involutions_noops_and_compositions():
+    x = inp("x", (4, 6))
+    simp = lambda y: simplify.simplify(broadcast.resolve(Graph("f", [x], [], {"y": y}))).outputs["y"]  # noqa: E731
+    for y in (make("add", [c(0.0), x]), make("mul", [c(1.0), x]), make("sub", [x, c(0.0)]),
+              make("div", [x, c(1.0)]), make("neg", [make("neg", [x])]),
+              make("reshape", [x], {"shape": (4, 6)}), make("permute", [x], {"perm": (0, 1)}),
+              make("sum", [make("reshape", [x], {"shape": (4, 6)})], {"axes": ()})):
+        assert simp(y) is x, y.op
+    # only where declared: 0 - x and 1 / x are not x (sub and div are not commutative)
+    assert simp(make("sub", [c(0.0), x])).op == "sub" and simp(make("div", [c(1.0), x])).op == "div"
+    # reshape after reshape is one reshape, permute after permute one permute (or none)
+    r = simp(make("reshape", [make("reshape", [x], {"shape": (24,)})], {"shape": (6, 4)}))
+    assert r.op == "reshape" and r.inputs == (x,) and r.attrs["shape"] == (6, 4)
+    t = make("permute", [x], {"perm": (1, 0)})
+    assert simp(make("permute", [t], {"perm": (1, 0)})) is x
+
+
+def test_simplify_algebraic_facts_are_declared_with_the_ops():
+    from fusegrad.compiler.ir.ops import OPS
+    assert (OPS["add"].unit, OPS["add"].commutative) == (0, True)
+    assert (OPS["mul"].unit, OPS["mul"].commutative) == (1, True)
+    assert (OPS["sub"].unit, OPS["sub"].commutative) == (0, False)
+    assert (OPS["div"].unit, OPS["div"].commutative) == (1, False)
+    assert OPS["neg"].involution and not OPS["exp"].involution
+    assert OPS["permute"].noop({"perm": (0, 1)}) and not OPS["permute"].noop({"perm": (1, 0)})
+    assert OPS["pad"].noop is None and OPS["concat"].noop is None
+    assert "pow" in simplify.REWRITES
+
+
 def test_sigmoid_expression_is_one_kernel():
     x, w, b = inp("x", (1000,)), inp("w", (1000,)), inp("b", (1000,))
     z = make("add", [make("mul", [x, w]), b])
