@@ -272,6 +272,7 @@ def test_compiled_and_eager_training_give_the_same_parameters_after_10_steps(mak
 
 
 def test_learning_rate_changes_reach_replays_and_other_hyperparameters_retrace(caplog):
+    """lr (and momentum, betas) enter the step as runtime values; the others are compiled in."""
     rng = np.random.default_rng(5)
     x, y = (torch.tensor(rng.standard_normal((16, 6)).astype(np.float32)), torch.tensor(rng.integers(0, 3, 16)))
     runs = []
@@ -283,7 +284,7 @@ def test_learning_rate_changes_reach_replays_and_other_hyperparameters_retrace(c
             losses.append(step(x, y).item())
         traces = step.stats["traces"] if compiled else 0
         with caplog.at_level(logging.INFO, logger="fusegrad"):
-            opt.param_groups[0]["momentum"] = 0.8              # compiled in: must retrace
+            opt.param_groups[0]["dampening"] = 0.2             # compiled in: must retrace
             losses.append(step(x, y).item())
         runs.append((losses, [p.detach().numpy().copy() for p in model.parameters()]))
     (eager_losses, eager_params), (compiled_losses, compiled_params) = runs

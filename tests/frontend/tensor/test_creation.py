@@ -3,11 +3,10 @@ Tensor/FloatTensor/... constructors, the factories, manual_seed, and numpy memor
 Expected values are numpy's or literal PyTorch 2.13 output."""
 import numpy as np
 import pytest
-
-import fusegrad as torch
-
 from support import NP
 from support import check as _check
+
+import fusegrad as torch
 
 # ---------------------------------------------------------------- tensor(): dtype inference
 

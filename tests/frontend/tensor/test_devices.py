@@ -3,10 +3,9 @@
 import importlib.util
 
 import pytest
+from support import check
 
 import fusegrad as torch
-
-from support import check
 
 _CUDA_MODULE = importlib.util.find_spec("fusegrad.cuda") is not None
 _cuda_in_progress = pytest.mark.xfail(not _CUDA_MODULE, strict=False, reason="cuda module in progress")

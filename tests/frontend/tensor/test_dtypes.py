@@ -3,10 +3,9 @@ zero-dim tensors and Python scalars that never widen a tensor's dtype within its
 true division and comparisons. Expected dtypes and values are PyTorch 2.13's."""
 import numpy as np
 import pytest
+from support import check
 
 import fusegrad as torch
-
-from support import check
 
 
 def test_dtype_objects_and_reprs():

@@ -3,10 +3,9 @@ integer-tensor and boolean-mask reads, `x[idx] = value` writes of every kind, an
 errors. Expected values are numpy's (the same indexing rules) or literal PyTorch output."""
 import numpy as np
 import pytest
+from support import check
 
 import fusegrad as torch
-
-from support import check
 
 A = np.arange(12).reshape(3, 4)
 C = np.arange(24).reshape(2, 3, 4)

@@ -3,10 +3,9 @@
 implements them by functionalization; these tests only look at what users observe."""
 import numpy as np
 import pytest
+from support import check
 
 import fusegrad as torch
-
-from support import check
 
 BASE = np.array([[1.0, -2.0, 3.0], [4.0, -5.0, 6.0]], np.float32)
 

@@ -5,10 +5,9 @@ import operator
 
 import numpy as np
 import pytest
+from support import NP, check
 
 import fusegrad as torch
-
-from support import NP, check
 
 A = np.array([[1.5, -2.0, 3.25], [0.5, 4.0, -1.0]], np.float32)
 B = np.array([[2.0, 0.5, -1.5], [3.0, -0.25, 2.0]], np.float32)

@@ -12,11 +12,10 @@ import warnings
 
 import numpy as np
 import pytest
+from support import check
 
 import fusegrad as torch
 from helpers import gradcheck
-
-from support import check
 
 NAN, INF = math.nan, math.inf
 

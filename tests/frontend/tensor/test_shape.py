@@ -3,10 +3,9 @@ flatten squeeze unsqueeze permute transpose .T expand contiguous cat stack, and 
 share storage with their base (writes either way are seen by the other)."""
 import numpy as np
 import pytest
+from support import check
 
 import fusegrad as torch
-
-from support import check
 
 
 def _arange(*shape, dtype=None):
