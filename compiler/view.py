@@ -1,4 +1,4 @@
-"""Views: how movement ops (reshape, permute, expand, slice, pad) map an index to memory.
+"""Views: how movement ops (reshape, permute, expand, slice, pad, window) map an index to memory.
 
 A `View` maps an index vector of its `shape` to a linear offset, `offset + sum(i*stride)`,
 and says where the index is valid (`mask`: per-dim half-open ranges; outside them the value
@@ -93,6 +93,24 @@ class View:
             lo, hi = self.dim_mask(d)
             mask.append((lo + a, hi + a))
         return self._with(shape, self.strides, offset, mask)
+
+    def window(self, kernel, strides, dilations) -> "View | None":
+        """The sliding windows of the trailing len(kernel) dims, [..., H..] -> [..., O.., K..]:
+        index (o, k) reads o*s + k*d, one strided view. None when a windowed dim is masked
+        (validity of o*s + k*d is no per-dim range): the caller stacks a view instead."""
+        k = len(kernel)
+        lead = len(self.shape) - k
+        if self.mask is not None and any(self.mask[d] != (0, self.shape[d]) for d in range(lead, len(self.shape))):
+            return None
+        sizes, base = self.shape[lead:], self.strides[lead:]
+        outs = tuple((h - d * (kk - 1) - 1) // s + 1 for h, kk, s, d in zip(sizes, kernel, strides, dilations))
+        shape = self.shape[:lead] + outs + tuple(kernel)
+        win_strides = self.strides[:lead] + tuple(t * s for t, s in zip(base, strides)) + \
+            tuple(t * d for t, d in zip(base, dilations))
+        mask = None
+        if self.mask is not None:
+            mask = list(self.mask[:lead]) + [(0, n) for n in shape[lead:]]
+        return self._with(shape, win_strides, self.offset, mask)
 
     def reshape(self, shape) -> "View | None":
         """The same elements in row-major order under a new shape, as one view, or None."""
@@ -195,6 +213,15 @@ class ViewStack:
     def pad(self, low, high):
         return self._top(self.views[-1].pad(low, high))
 
+    def window(self, kernel, strides, dilations):
+        top = self.views[-1]
+        windowed = top.window(kernel, strides, dilations)
+        if windowed is not None:
+            return self._top(windowed)
+        under = View.contiguous(top.shape).window(kernel, strides, dilations)
+        assert under is not None
+        return ViewStack(self.views + (under,))
+
     def reshape(self, shape):
         merged = self.views[-1].reshape(shape)
         if merged is not None:
@@ -213,4 +240,6 @@ class ViewStack:
             return self.slice(attrs["starts"], attrs["stops"], attrs["steps"])
         if op == "pad":
             return self.pad(attrs["low"], attrs["high"])
+        if op == "window":
+            return self.window(attrs["kernel"], attrs["strides"], attrs["dilations"])
         raise ValueError(f"{op} is not a view op")

@@ -499,7 +499,7 @@ cpu_at_index("concat", views=_concat_views)(_method("concat"))
 cpu_at_index("gather", views=_gather_views)(_method("gather"))
 
 
-@cpu_at_index("reshape", "permute", "expand", "slice", views=_view_views)
+@cpu_at_index("reshape", "permute", "expand", "slice", "window", views=_view_views)
 def _movement(em, n, path, space):
     return em.value(n.inputs[0], path + (n,), space)     # a view: the path, no code
 

@@ -35,7 +35,7 @@ PTX.same_as(CPU, "input", "param", "const", "iota", "rand")                     
 PTX.same_as(CPU, "neg", "exp", "log", "sqrt", "recip", "sin", "cos", "tanh", "abs", "floor", "round", "erf")
 PTX.same_as(CPU, "add", "sub", "mul", "div", "pow", "max", "min")
 PTX.same_as(CPU, "lt", "le", "eq", "ne", "where", "cast")
-PTX.same_as(CPU, "reshape", "permute", "expand", "slice", "pad", "concat", "gather")  # views, indexing
+PTX.same_as(CPU, "reshape", "permute", "expand", "slice", "window", "pad", "concat", "gather")  # views, indexing
 PTX.same_as(CPU, "sum", "reduce_max", "reduce_min", "prod")    # combine rules (ptx.py, ptx_rows.py, nvptx.py)
 PTX.register("scatter_add", planned("atomic scatter kernel (ptx.py)"))
 PTX.register("matmul", planned("tiled GEMM kernels (ptx_gemm.py) with elementwise epilogues"))

@@ -208,6 +208,31 @@ def _pad_shape(op, inputs, loc, low, high):
     return tuple(d + a + b for d, a, b in zip(x.shape, low, high))
 
 
+def window_out_sizes(sizes, kernel, strides, dilations) -> tuple:
+    """The window counts of `window` along each windowed dim (floor((H - d (K - 1) - 1) / s) + 1)."""
+    return tuple((h - d * (k - 1) - 1) // s + 1 for h, k, s, d in zip(sizes, kernel, strides, dilations))
+
+
+def _window_shape(op, inputs, loc, kernel, strides, dilations):
+    """x[..., H1..Hk] -> [..., O1..Ok, K1..Kk]: the windows of the trailing k dims."""
+    (x,) = inputs
+    k = len(kernel)
+    if not len(strides) == len(dilations) == k or not 1 <= k <= len(x.shape):
+        raise ShapeError(op, f"needs one kernel size, stride and dilation for each of 1..{len(x.shape)} trailing "
+                             f"dims of {_types(inputs)}, got kernel={list(kernel)} strides={list(strides)} "
+                             f"dilations={list(dilations)}", loc)
+    for name, values in (("kernel size", kernel), ("stride", strides), ("dilation", dilations)):
+        if any(v < 1 for v in values):
+            raise ShapeError(op, f"{name} must be positive, got {list(values)} ({_types(inputs)})", loc)
+    sizes = tuple(x.shape[len(x.shape) - k:])
+    for h, kk, d in zip(sizes, kernel, dilations):
+        if d * (kk - 1) + 1 > h:
+            raise ShapeError(op, f"Kernel size can't be greater than actual input size: a window of size {kk} "
+                                 f"with dilation {d} spans {d * (kk - 1) + 1} elements, the dim has {h} "
+                                 f"({_types(inputs)})", loc)
+    return tuple(x.shape[:len(x.shape) - k]) + window_out_sizes(sizes, kernel, strides, dilations) + tuple(kernel)
+
+
 def _concat_shape(op, inputs, loc, axis):
     first = inputs[0].shape
     (axis,) = check_axes(op, (axis,), len(first), inputs, loc)
@@ -474,6 +499,8 @@ declare("slice", "movement", 1, _slice_shape, _same_dtype, attrs={"starts": INTS
         fold=_fold_fill, grad_name="SliceBackward0", noop=_noop)
 declare("pad", "movement", 1, _pad_shape, _same_dtype, attrs={"low": INTS, "high": INTS},
         grad_name="ConstantPadNdBackward0")
+declare("window", "movement", 1, _window_shape, _same_dtype,
+        attrs={"kernel": INTS, "strides": INTS, "dilations": INTS}, fold=_fold_fill, grad_name="UnfoldBackward0")
 declare("concat", "movement", None, _concat_shape, _concat_dtype, attrs={"axis": INT}, grad_name="CatBackward0")
 declare("gather", "gather", 2, _gather_shape, _gather_dtype, attrs={"axis": INT}, grad_name="GatherBackward0",
         fallible=_always)

@@ -203,6 +203,36 @@ def _pad(emit, attrs, inputs, out, g):
                  steps=(1,) * len(starts)),)
 
 
+def _window(emit, attrs, inputs, out, g):
+    """The windows' cotangents added back where they were read: one windowed dim at a time
+    (separable), each the sum over its kernel offsets k of the slice g[..., k] placed at
+    stride s from offset k*d (`unslice`: zero interleaving and padding, all views)."""
+    (x,) = inputs
+    kernel, strides, dilations = attrs["kernel"], attrs["strides"], attrs["dilations"]
+    k = len(kernel)
+    lead = len(x.shape) - k
+    for i in reversed(range(k)):          # the last kernel dim of g is always the i-th one
+        o_axis, k_axis = lead + i, len(g.shape) - 1
+        shape = tuple(g.shape)
+        count, size = shape[o_axis], x.shape[lead + i]
+        in_shape = shape[:o_axis] + (size,) + shape[o_axis + 1:k_axis]
+        total = None
+        for j in range(kernel[i]):
+            piece = emit("slice", g, starts=tuple(j if a == k_axis else 0 for a in range(len(shape))),
+                         stops=tuple(j + 1 if a == k_axis else n for a, n in enumerate(shape)),
+                         steps=(1,) * len(shape))
+            piece = emit("reshape", piece, shape=shape[:k_axis])
+            start = j * dilations[i]
+            placed = unslice(emit, piece, in_shape,
+                             tuple(start if a == o_axis else 0 for a in range(len(in_shape))),
+                             tuple(start + (count - 1) * strides[i] + 1 if a == o_axis else n
+                                   for a, n in enumerate(in_shape)),
+                             tuple(strides[i] if a == o_axis else 1 for a in range(len(in_shape))))
+            total = placed if total is None else emit("add", total, placed)
+        g = total
+    return (g,)
+
+
 def _concat(emit, attrs, inputs, out, g):
     axis, offset, cts = attrs["axis"], 0, []
     for x in inputs:
@@ -283,6 +313,7 @@ for _op, _rule in {
     "expand": _shapes(lambda e, attrs, inputs, out, g: (unbroadcast(e, g, inputs[0].shape),)),
     "slice": _shapes(_slice),
     "pad": _shapes(_pad),
+    "window": _shapes(_window),
     "concat": _shapes(_concat),
     "gather": _values(_gather),            # reads the index
     "scatter_add": _values(_scatter_add),  # reads the index
