@@ -15,3 +15,8 @@ __all__ = ["functional", "init", "utils", "Parameter", "Module", "Sequential", "
            "LeakyReLU", "ELU", "Softplus", "Flatten", "Unflatten", "Dropout", "LayerNorm", "RMSNorm", "GroupNorm",
            "BatchNorm1d", "BatchNorm2d", "Embedding", "MSELoss", "L1Loss", "NLLLoss", "CrossEntropyLoss", "BCELoss",
            "BCEWithLogitsLoss", "SmoothL1Loss", "HuberLoss", "KLDivLoss"]
+
+from .modules import (AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, ConvTranspose2d, MaxPool1d,  # noqa: E402
+                      MaxPool2d)
+
+__all__ += ["Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool1d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]

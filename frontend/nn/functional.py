@@ -23,6 +23,19 @@ from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..creation import full, iota
 from ..inplace import deferred
 from ..random import rand_tensor
+from .convolution import (  # noqa: F401  (convolution and pooling, on the window view)
+    adaptive_avg_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    conv1d,
+    conv2d,
+    conv_transpose1d,
+    conv_transpose2d,
+    max_pool1d,
+    max_pool1d_with_indices,
+    max_pool2d,
+    max_pool2d_with_indices,
+)
 
 if TYPE_CHECKING:
     from ..tensor import Tensor
