@@ -20,3 +20,9 @@ from .modules import (AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, ConvTranspos
                       MaxPool2d)
 
 __all__ += ["Conv1d", "Conv2d", "ConvTranspose2d", "MaxPool1d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
+
+from .modules import (GRU, LSTM, RNN, GRUCell, LSTMCell, MultiheadAttention, RNNCell,  # noqa: E402
+                      TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer)
+
+__all__ += ["MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder", "TransformerDecoderLayer",
+            "TransformerDecoder", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]

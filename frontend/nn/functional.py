@@ -23,6 +23,7 @@ from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..creation import full, iota
 from ..inplace import deferred
 from ..random import rand_tensor
+from .attention import scaled_dot_product_attention  # noqa: F401  (attention, in attention.py)
 from .convolution import (  # noqa: F401  (convolution and pooling, on the window view)
     adaptive_avg_pool2d,
     avg_pool1d,
