@@ -2,9 +2,18 @@
 
 `load(program)` turns a compiler `Program` into a callable executable for its target.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .buffers import aligned_empty
 from .cache import OBJECTS
 from .config import ENV_THREADS  # noqa: F401  (validates FUSEGRAD_NUM_THREADS at import)
+
+if TYPE_CHECKING:
+    from ..compiler.program import Program
+    from .cpu import CpuExecutable
+    from .cuda import CudaExecutable
 
 
 def set_num_threads(n: int) -> None:
@@ -18,7 +27,8 @@ def get_num_threads() -> int:
     return num_threads()
 
 
-def load(program):
+def load(program: Program) -> CpuExecutable | CudaExecutable:
+    """An executable for the program's target (ValueError for a target without a runtime)."""
     if program.target == "cpu":
         from .cpu import CpuExecutable
         return CpuExecutable(program)

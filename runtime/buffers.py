@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import sys
 import weakref
+from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 ALIGN = 64
 SLAB_BYTES = 1 << 16          # small outputs are carved from slabs of this size
@@ -25,7 +27,7 @@ _POOL: dict = {}              # allocation size -> [uint8 arrays]
 _POOLED_BYTES = [0]
 
 
-def aligned_empty(shape, dtype, align: int = ALIGN) -> np.ndarray:
+def aligned_empty(shape: Sequence[int], dtype: DTypeLike, align: int = ALIGN) -> np.ndarray:
     """An uninitialised C-contiguous array whose data starts on an `align`-byte boundary."""
     dtype = np.dtype(dtype)
     n = dtype.itemsize
@@ -73,7 +75,7 @@ def _remember(a: np.ndarray, ptr: int) -> None:
 
 
 class _Slab:
-    def __init__(self):
+    def __init__(self) -> None:
         self.memory = np.empty(SLAB_BYTES, dtype=np.uint8)
         self.base = address(self.memory)
         self.used = (-self.base) % ALIGN
@@ -82,7 +84,7 @@ class _Slab:
 _SLAB: list[_Slab | None] = [None]
 
 
-def new_buffer(shape, dtype: np.dtype, nbytes: int) -> tuple[np.ndarray, int]:
+def new_buffer(shape: Sequence[int], dtype: np.dtype, nbytes: int) -> tuple[np.ndarray, int]:
     """A fresh output buffer and its address: small ones are carved from shared slabs (no
     allocation call, address by arithmetic), large ones are aligned arrays of their own."""
     if nbytes > SMALL_BYTES:

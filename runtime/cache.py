@@ -35,6 +35,10 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..compiler.program import Program
 
 MAGIC = b"FGCACHE2\n"
 OLD_MAGIC = b"FGOBJ1\n"            # unauthenticated entries of earlier versions
@@ -368,12 +372,12 @@ class ObjectCache:
         _remove_quietly(folder.entry(name))
 
 
-def _load_program(payload: bytes):
+def _load_program(payload: bytes) -> Program:
     from ..compiler.program import Program  # the runtime depends on the Program type only
     return Program.from_json(payload)
 
 
-def _save_program(program) -> bytes:
+def _save_program(program: Program) -> bytes:
     return program.to_json().encode()
 
 

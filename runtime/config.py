@@ -6,9 +6,10 @@ first kernel call.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 
-def threads_from_env(environ=os.environ) -> int | None:
+def threads_from_env(environ: Mapping[str, str] = os.environ) -> int | None:
     """FUSEGRAD_NUM_THREADS as a positive count, None when unset; a ValueError naming the
     variable for anything else (checked when fusegrad is imported, not at the first kernel)."""
     value = environ.get("FUSEGRAD_NUM_THREADS")

@@ -16,6 +16,8 @@ import ctypes.util
 import hashlib
 import os
 import threading
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, NoReturn
 
 import llvmlite
 import llvmlite.binding as llvm
@@ -25,11 +27,14 @@ from .buffers import address, aligned_empty, new_buffer
 from .cache import OBJECTS, VERSION
 from .config import ENV_THREADS
 
+if TYPE_CHECKING:
+    from ..compiler.program import Program
+
 _LOCK = threading.Lock()
 _STATE: dict = {}
 
 
-def _new_machine():
+def _new_machine() -> llvm.TargetMachine:
     """A target machine for the host CPU with all its features, at -O3."""
     if "cpu" not in _STATE:
         llvm.initialize_native_target()
@@ -40,14 +45,14 @@ def _new_machine():
         cpu=_STATE["cpu"], features=_STATE["features"], opt=3, codemodel="jitdefault")
 
 
-def _machine():
+def _machine() -> llvm.TargetMachine:
     """The target machine that optimises and emits code (each JIT engine owns another)."""
     if "tm" not in _STATE:
         _STATE["tm"] = _new_machine()
     return _STATE["tm"]
 
 
-def _gomp():
+def _gomp() -> tuple[int, int, int] | None:
     """Addresses of GOMP_parallel, omp_get_thread_num, omp_get_num_threads, or None."""
     if "gomp" not in _STATE:
         path = ctypes.util.find_library("gomp") or "libgomp.so.1"
@@ -84,13 +89,13 @@ def set_num_threads(n: int) -> None:
     _STATE["threads"] = int(n) if _gomp() is not None else 1
 
 
-def cache_key(program) -> str:
+def cache_key(program: Program) -> str:
     _machine()
     text = "\n".join([program.key, _STATE["cpu"], _STATE["features"], llvmlite.__version__, VERSION])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def optimized_module(ir_text: str):
+def optimized_module(ir_text: str) -> llvm.ModuleRef:
     """Parse, verify and -O3 optimise LLVM IR for the host."""
     tm = _machine()
     mod = llvm.parse_assembly(ir_text)
@@ -103,7 +108,7 @@ def optimized_module(ir_text: str):
     return mod
 
 
-def jit_engine(ir_text: str):
+def jit_engine(ir_text: str) -> llvm.ExecutionEngine:
     """An MCJIT engine holding `ir_text` optimised as programs are (-O3 for the host): for
     kernel-level tests and benchmarks that build LLVM modules themselves."""
     engine = llvm.create_mcjit_compiler(optimized_module(ir_text), _new_machine())
@@ -111,7 +116,7 @@ def jit_engine(ir_text: str):
     return engine
 
 
-def machine_code(program) -> bytes:
+def machine_code(program: Program) -> bytes:
     """The program's object code, from the cache or compiled now."""
     key = cache_key(program)
     obj = OBJECTS.get(key)
@@ -128,7 +133,7 @@ class ProgramError(RuntimeError):
 
 
 class CpuExecutable:
-    def __init__(self, program):
+    def __init__(self, program: Program) -> None:
         self.program = program
         self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _new_machine())
         self._engine.add_object_file(llvm.ObjectFileRef.from_data(machine_code(program)))
@@ -144,7 +149,8 @@ class CpuExecutable:
         for b in program.buffers:
             if b.role == "temp":
                 self.table[b.slot] = address(self.arena) + b.offset
-        self.out_specs = []
+        # (name, slot, shape, dtype, nbytes) per output
+        self.out_specs: list[tuple[str, int, tuple[int, ...], np.dtype, int]] = []
         for name, slot in program.outputs.items():
             dtype = np.dtype(program.buffers[slot].dtype)
             shape = program.buffers[slot].shape
@@ -153,7 +159,7 @@ class CpuExecutable:
         # `lock` until the call has returned (a thread binding between would swap them).
         self.lock = threading.RLock()
 
-    def _install_gomp(self):
+    def _install_gomp(self) -> None:
         gomp = _gomp()
         if gomp is None:
             return
@@ -161,7 +167,8 @@ class CpuExecutable:
             slot = self._engine.get_global_value_address(name)
             ctypes.c_void_p.from_address(slot).value = fn_address
 
-    def __call__(self, inputs, params, outputs=None) -> dict:
+    def __call__(self, inputs: Iterable[np.ndarray], params: Iterable[np.ndarray],
+                 outputs: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Run with numpy buffers for the inputs and params (C-contiguous, the program's
         dtypes); returns the outputs by name, written into `outputs` where given."""
         with self.lock:          # binding and the call are one step: another thread binds after
@@ -177,11 +184,12 @@ class CpuExecutable:
     def bind(self, slot: int, a: np.ndarray) -> None:
         self.table[slot] = address(a)
 
-    def bind_outputs(self, outputs=None) -> dict:
+    def bind_outputs(self, outputs: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Bind `outputs` (name -> array) where given and fresh buffers elsewhere. Names of one
         value (the compiler gave them one slot) share its fresh buffer; the program writes the
         buffer bound last for a slot."""
-        table, result = self.table, {}
+        table = self.table
+        result: dict[str, np.ndarray] = {}
         of_slot: dict[int, np.ndarray] = {}
         for name, slot, shape, dtype, nbytes in self.out_specs:
             a = outputs.get(name) if outputs else None
@@ -204,7 +212,7 @@ class CpuExecutable:
                 raise_check(self.program, check)
 
 
-def raise_check(program, check: int):
+def raise_check(program: Program, check: int) -> NoReturn:
     code, message, loc = program.checks[check]
     where = f" (at {loc})" if loc else ""
     if code == 1:

@@ -22,11 +22,22 @@ from __future__ import annotations
 
 import atexit
 import threading
-from typing import Any, Callable
+from collections.abc import Iterable, Mapping, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Callable, Generic, TypeVar
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .cpu import raise_check
+
+if TYPE_CHECKING:
+    from pycuda.driver import Module
+    from pycuda.tools import DeviceMemoryPool
+
+    from ..compiler.program import Program
+
+BufferT = TypeVar("BufferT")   # a device buffer type (DeviceBuffer here; tests emulate one)
 
 WAVES = 4                    # resident blocks x this = the most blocks a launch gets
 _STATE: dict = {}
@@ -35,7 +46,7 @@ _LOCK = threading.Lock()
 
 # ---------------------------------------------------------------- driver and device
 
-def driver():
+def driver() -> ModuleType:
     """pycuda.driver, initialised, with device 0's primary context current on this thread."""
     drv = _STATE.get("driver")
     if drv is None:
@@ -100,7 +111,7 @@ def synchronize() -> None:
     driver().Context.synchronize()
 
 
-def _pool():
+def _pool() -> DeviceMemoryPool:
     if "pool" not in _STATE:
         driver()
         from pycuda.tools import DeviceMemoryPool
@@ -120,7 +131,7 @@ class DeviceBuffer:
 
     __slots__ = ("shape", "dtype", "nbytes", "allocation", "__weakref__")
 
-    def __init__(self, shape, dtype):
+    def __init__(self, shape: Sequence[int], dtype: DTypeLike) -> None:
         self.shape = tuple(int(d) for d in shape)
         self.dtype = np.dtype(dtype)
         self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
@@ -160,7 +171,7 @@ class DeviceBuffer:
         if self.nbytes:
             driver().memset_d8(self.ptr, 0, self.nbytes)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"DeviceBuffer({self.dtype}{list(self.shape)} at {self.ptr:#x})"
 
 
@@ -169,7 +180,7 @@ class DeviceBuffer:
 _MODULES: dict = {}          # program key -> loaded pycuda module
 
 
-def _module(program):
+def _module(program: Program) -> Module:
     module = _MODULES.get(program.key)
     if module is None:
         module = _MODULES[program.key] = driver().module_from_buffer(program.source.encode())
@@ -181,25 +192,26 @@ def _grid_cap(block: int) -> int:
     return min(resident * WAVES, _attribute("MAX_GRID_DIM_X"))
 
 
-def output_specs(program) -> list:
+def output_specs(program: Program) -> list[tuple[str, int, tuple[int, ...], np.dtype]]:
     """(name, slot, shape, dtype) of each output of a program."""
     return [(name, slot, program.buffers[slot].shape, np.dtype(program.buffers[slot].dtype))
             for name, slot in program.outputs.items()]
 
 
-class DeviceCalls:
+class DeviceCalls(Generic[BufferT]):
     """Calling a device program with buffers: `bind` each slot (the subclass says how), then
     `call`; or all at once. `out_specs` and `new_buffer` come from the subclass."""
 
     # supplied by the subclass
-    program: Any
-    lock: Any
-    out_specs: list
-    new_buffer: Callable[..., Any]
-    bind: Callable[[int, Any], None]
+    program: Program
+    lock: threading.RLock
+    out_specs: list[tuple[str, int, tuple[int, ...], np.dtype]]      # (name, slot, shape, dtype)
+    new_buffer: Callable[[tuple[int, ...], np.dtype], BufferT]
+    bind: Callable[[int, BufferT], None]
     call: Callable[[], None]
 
-    def __call__(self, inputs, params, outputs=None) -> dict:
+    def __call__(self, inputs: Iterable[BufferT], params: Iterable[BufferT],
+                 outputs: Mapping[str, BufferT] | None = None) -> dict[str, BufferT]:
         """Run with device buffers for the inputs and params (the program's shapes and
         dtypes); returns the output buffers by name, written into `outputs` where given."""
         with self.lock:          # binding and the call are one step: another thread binds after
@@ -211,11 +223,11 @@ class DeviceCalls:
             self.call()
         return result
 
-    def bind_outputs(self, outputs=None) -> dict:
+    def bind_outputs(self, outputs: Mapping[str, BufferT] | None = None) -> dict[str, BufferT]:
         """Bind `outputs` (name -> buffer) where given and fresh buffers elsewhere (one per
         slot: names of one value share it)."""
-        result: dict = {}
-        of_slot: dict = {}
+        result: dict[str, BufferT] = {}
+        of_slot: dict[int, BufferT] = {}
         for name, slot, shape, dtype in self.out_specs:
             buf = outputs.get(name) if outputs else None
             if buf is None:
@@ -225,10 +237,10 @@ class DeviceCalls:
         return result
 
 
-class CudaExecutable(DeviceCalls):
+class CudaExecutable(DeviceCalls[DeviceBuffer]):
     new_buffer = staticmethod(lambda shape, dtype: DeviceBuffer(shape, dtype))
 
-    def __init__(self, program: Any) -> None:
+    def __init__(self, program: Program) -> None:
         if program.target != "cuda":
             raise ValueError(f"a {program.target!r} program cannot run on CUDA")
         drv = driver()

@@ -325,6 +325,7 @@ def _chunk_ranges(b: ir.IRBuilder, plan: RowPlan, part, nparts) -> list:
     SUM_BLOCKs when that dim is innermost, so a float32 sum blocks as on one thread), all
     of the other reduced dims."""
     d = split_dim(plan)
+    assert d is not None, "only a split row reduction is chunked"
     extent = plan.space[d]
     grain = SUM_BLOCK if d == plan.inner_dims[-1] else 1
     lo, hi = _part_range(b, -(-extent // grain), part, nparts)
@@ -401,9 +402,10 @@ def emit_matmul_kernel(module: ir.Module, sched: Schedule, k: Kernel, checks: li
     """`kN(table, part, nparts)` calls the GEMM generator's function on the program table
     directly; the kernel's root, if it is not the matmul itself, becomes the epilogue."""
     mm = k.anchor
+    assert mm is not None, "a matmul kernel is anchored at its matmul"
     (root, out_slot), rest = k.stores[0], k.stores[1:]
     operands = [matmul_read(x, sched.read_slot) for x in mm.inputs]
-    slot = lambda x: sched.read_slot.get(id(x), sched.read_slot.get(id(movement_base(x)[0])))
+    slot = sched.slot_of
     batch = numel(mm.shape[:-2])
     m, n = mm.shape[-2], mm.shape[-1]
     spec = gemm.GemmSpec(
@@ -439,6 +441,7 @@ def drive_scatter(em: Emitter, k: Kernel, stores, part, nparts) -> bool:
     """out = base; then out[index[i] along axis] += src[i] for every i, on one thread."""
     b = em.b
     sc = k.anchor
+    assert sc is not None, "a scatter kernel is anchored at its scatter_add"
     base, index, src = sc.inputs
     axis = sc.attrs["axis"]
     (node, out), rest = stores[0], stores[1:]

@@ -353,6 +353,7 @@ class _GemmGenerator:
         if self.rows_per_batch:
             batch = b.udiv(row, _i64(self.rows_per_batch))
             row = b.urem(row, _i64(self.rows_per_batch))
+        assert self.epilogue is not None, "called only when there is an epilogue"
         return self.epilogue(b, table, batch, row, col, value)
 
     # -- entry point -------------------------------------------------------------------------

@@ -106,6 +106,7 @@ flush-to-zero, denormal inputs and results become zeros.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import llvmlite.ir as ir
@@ -700,7 +701,7 @@ def _quarter_turns_to_radians(d: _Ops, h, lo):
     return _two_sum_ordered(d, r, err)
 
 
-def _payne_hanek_reduction(o: _Ops, x):
+def _payne_hanek_reduction(o: _Ops, x: ir.Value) -> tuple[ir.Value, ir.Value, ir.Value]:
     """(q, r, r_lo) with x = q pi/2 + r + r_lo mod 2 pi, |r| <= pi/4, q an i32 in [0, 4).
 
     For finite |x| >= trig_big; smaller |x| give finite garbage (the window
@@ -735,7 +736,7 @@ def _payne_hanek_reduction(o: _Ops, x):
     return q, o.select(negative, o.neg(r), r), o.select(negative, o.neg(r_lo), r_lo)
 
 
-def _cody_waite_reduction(o: _Ops, x):
+def _cody_waite_reduction(o: _Ops, x: ir.Value) -> tuple[ir.Value, ir.Value, ir.Value]:
     """(q, r, r_lo) as _payne_hanek_reduction, accurate for |x| < trig_big."""
     f = o.fmt
     kf = o.rint(o.mul(x, o.const(f.two_over_pi)))
@@ -1012,7 +1013,7 @@ def _erf(o: _Ops, x):
     return o.b.fptrunc(_erf_f64(d, o.b.fpext(x, d.fmt.ftype)), o.fmt.ftype)
 
 
-_BODIES = {
+_BODIES: dict[str, Callable[..., ir.Value]] = {
     "exp": _exp,
     "expm1": _expm1,
     "log": _log,

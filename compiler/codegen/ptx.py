@@ -121,6 +121,7 @@ def emit_scatter(module, sched: Schedule, k: Kernel, checks: list) -> list:
     """out = base; out[index[i] along axis] += src[i] with atomics; copies to further outputs.
     Three entries, because every base element must be written before any source is added."""
     sc = k.anchor
+    assert sc is not None, "a scatter kernel is anchored at its scatter_add"
     base, index, src = sc.inputs
     axis, size = sc.attrs["axis"], sc.shape[sc.attrs["axis"]]
     launches = []

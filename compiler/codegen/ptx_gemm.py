@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from ..passes.fuse import Kernel, matmul_read, movement_base
+from ..passes.fuse import Kernel, matmul_read
 from ..passes.schedule import Schedule
 from . import nvptx
 from .emit import Space
@@ -64,6 +64,7 @@ def _group_offset(i: int, per_thread: int, extent: int) -> int:
 
 def emit_matmul(module, sched: Schedule, k: Kernel, checks: list):
     mm = k.anchor
+    assert mm is not None, "a matmul kernel is anchored at its matmul"
     dt = mm.dtype
     ety = mem_type(dt)
     batch_shape = tuple(mm.shape[:-2])
@@ -72,7 +73,7 @@ def emit_matmul(module, sched: Schedule, k: Kernel, checks: list):
     t = tiling(dt.itemsize, batch, M, N)
     kf = open_kernel(module, sched, k, checks, k.name, t.threads)
     em, b = kf.em, kf.b
-    slot = lambda x: sched.read_slot.get(id(x), sched.read_slot.get(id(movement_base(x)[0])))
+    slot = sched.slot_of
     a_op, b_op = (matmul_read(x, sched.read_slot) for x in mm.inputs)
     a_ptr, b_ptr = kf.ptr_of_slot[slot(mm.inputs[0])], kf.ptr_of_slot[slot(mm.inputs[1])]
     a_row = t.bm + PAD

@@ -104,7 +104,7 @@ def row_partial(em: Emitter, r, plan: RowPlan, ranges, outer_index, stores):
     b = em.b
     S, inner_dims = plan.space, plan.inner_dims
     acc = ir.Constant(F64, 0.0) if blocked(r) else reduction_identity(r.op, r.dtype)
-    inner = []
+    inner: list[Loop] = []
     for depth, (_dim, (lo, hi)) in enumerate(zip(inner_dims, ranges)):
         last = depth == len(inner_dims) - 1
         if last and blocked(r):

@@ -69,6 +69,13 @@ _KEYWORD = re.compile(r"(?:true|false|none)(?!\w)")
 _ASSIGNED = re.compile(r"[^\s,;]+?(?=[ \t]*<-)")
 
 
+def space_end(text: str, pos: int = 0) -> int:
+    """Where the spaces and tabs from `pos` end (_SPACE matches everywhere, if only emptily)."""
+    m = _SPACE.match(text, pos)
+    assert m is not None
+    return m.end()
+
+
 def keyword(word: str) -> re.Pattern:
     return re.compile(rf"{word}(?!\w)")
 
@@ -83,7 +90,7 @@ class Cursor:
         self.text, self.number, self.pos = text, number, 0
 
     def skip_space(self) -> None:
-        self.pos = _SPACE.match(self.text, self.pos).end()
+        self.pos = space_end(self.text, self.pos)
 
     def at_end(self) -> bool:
         self.skip_space()
@@ -176,7 +183,9 @@ def read_value(cur: Cursor):
 def read_type(cur: Cursor) -> tuple[Token, tuple, dtypes.DType]:
     """`f32[2,3]`: the token, the shape and the dtype."""
     token = cur.take(_TYPE, "a type such as f32[2,3]")
-    short, dims = _TYPE.fullmatch(token.text).groups()
+    m = _TYPE.fullmatch(token.text)
+    assert m is not None  # the token is a match of _TYPE
+    short, dims = m.groups()
     if short not in _DTYPES:
         raise error_at(token, f"unknown dtype {short!r} (one of {', '.join(d.short for d in dtypes.ALL)})")
     if dims and not re.fullmatch(r"\d+(,\d+)*", dims):
@@ -397,7 +406,8 @@ def read_header(cur: Cursor, scope: Scope) -> tuple[str, list, list]:
 
 def read_operands(cur: Cursor, scope: Scope) -> tuple[tuple, dict]:
     """`%a, %b, key=value, ...`: operands first, then attributes, up to `#` or the line's end."""
-    inputs, attrs = [], {}
+    inputs: list[Node] = []
+    attrs: dict[str, tuple[object, Token]] = {}
     if cur.at_end() or cur.peek("#"):
         return (), attrs
     while True:
@@ -433,7 +443,7 @@ def read_node(cur: Cursor, scope: Scope) -> None:
     scope.define(var, build_node(NodeText(var, type_token, shape, dt, op, inputs, attrs, loc)))
 
 
-def read_output(cur: Cursor, scope: Scope, outputs: dict) -> None:
+def read_output(cur: Cursor, scope: Scope, outputs: dict[str, Node]) -> None:
     key = cur.take(_NAME, "an output such as out=%0")
     if key.text in outputs:
         raise error_at(key, f"two outputs are named {key.text!r}")
@@ -441,7 +451,7 @@ def read_output(cur: Cursor, scope: Scope, outputs: dict) -> None:
     outputs[key.text] = scope.lookup(cur.take(_VAR, "a value such as %0"))
 
 
-def read_assign(cur: Cursor, scope: Scope, assigns: dict) -> None:
+def read_assign(cur: Cursor, scope: Scope, assigns: dict[int, tuple[Node, Node]]) -> None:
     """`net.weight <- %3`: the param must exist, be assigned once, and keep its type."""
     name = cur.take(_ASSIGNED, "an assign such as net.weight <- %3")
     param = scope.param(name)
@@ -455,10 +465,11 @@ def read_assign(cur: Cursor, scope: Scope, assigns: dict) -> None:
     assigns[id(param)] = (param, value)
 
 
-def read_return(cur: Cursor, scope: Scope) -> tuple[dict, list]:
+def read_return(cur: Cursor, scope: Scope) -> tuple[dict[str, Node], list[tuple[Node, Node]]]:
     """`return k=%a, ...; assign p <- %b, ...`: the outputs and the assigns."""
     cur.take(_RETURN, "'return'")
-    outputs, assigns = {}, {}
+    outputs: dict[str, Node] = {}
+    assigns: dict[int, tuple[Node, Node]] = {}
     read_list(cur, lambda: read_output(cur, scope, outputs), (";",))
     if cur.accept(";"):
         cur.take(_ASSIGN, "'assign'")
@@ -475,7 +486,7 @@ def numbered_lines(text: str) -> list[Cursor]:
 
 
 def is_return(cur: Cursor) -> bool:
-    return _RETURN.match(cur.text, _SPACE.match(cur.text).end()) is not None
+    return _RETURN.match(cur.text, space_end(cur.text)) is not None
 
 
 def parse_graph(text: str) -> Graph:

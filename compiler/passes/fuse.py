@@ -77,8 +77,8 @@ def movement_base(x: Node) -> tuple[Node, list]:
     return x, chain
 
 
-def view_of(x: Node) -> ViewStack | None:
-    """The views through which `x` reads its movement base, or None if a concat intervenes."""
+def view_of(x: Node) -> ViewStack:
+    """The views through which `x` reads its movement base (a concat is a base: it is no view)."""
     base, chain = movement_base(x)
     st = ViewStack.contiguous(base.shape)
     for m in reversed(chain):
@@ -112,7 +112,9 @@ def matmul_read(x: Node, read_slot: dict) -> MatmulOperand:
     if id(x) in read_slot:
         m, k = x.shape[-2], x.shape[-1]
         return MatmulOperand((m * k, k, 1), 0)
-    return matmul_operand(x)
+    operand = matmul_operand(x)
+    assert operand is not None, "an operand that needs a copy has its own buffer (_forced)"
+    return operand
 
 
 def _broadcast_axes(src_shape, dst_shape):
@@ -317,8 +319,7 @@ def _absorb(grp: Kernel, k: Kernel, position: dict) -> None:
     grp.nodes = sorted(grp.nodes + [n for n in k.nodes if id(n) not in inside], key=lambda n: position[id(n)])
     computed = {id(o) for o in grp.outputs} | {id(n) for n in grp.nodes}
     loads = [x for x in grp.loads + k.loads if id(x) not in computed]
-    seen = set()
-    grp.loads = [x for x in loads if not (id(x) in seen or seen.add(id(x)))]
+    grp.loads = list({id(x): x for x in loads}.values())    # each once, in first-seen order
 
 
 def _kernel(name: str, root: _Root, nodes: list, roots_of: dict, roots: dict) -> Kernel:

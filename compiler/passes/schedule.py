@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from ..ir import Graph, Node, int64
+from ..ir import DType, Graph, Node, fmt_type, int64
 from ..ir.ops import ELEMENTWISE_KINDS, OPS
-from .fuse import Fused, Kernel
+from .fuse import Fused, Kernel, movement_base
 
 ARENA_ALIGN = 64
 
@@ -31,7 +31,7 @@ class Buffer:
     role: str                  # error | input | param | output | temp
     name: str
     shape: tuple
-    dtype: object
+    dtype: DType
     offset: int = -1           # byte offset in the arena (temps)
 
     @property
@@ -55,6 +55,13 @@ class Schedule:
     @property
     def temp_bytes(self) -> int:
         return sum(b.nbytes for b in self.buffers if b.role == "temp")
+
+    def slot_of(self, x: Node) -> int:
+        """The slot a kernel reads operand `x` from: its own buffer, else that of its movement
+        base (a view read in place). Fusion gives every operand one of the two."""
+        slot = self.read_slot.get(id(x), self.read_slot.get(id(movement_base(x)[0])))
+        assert slot is not None, f"no buffer holds {x.op} {fmt_type(x.shape, x.dtype)} or its movement base"
+        return slot
 
 
 def _align(n: int) -> int:
@@ -116,7 +123,8 @@ def schedule(fused: Fused) -> Schedule:
     for p in graph.params:
         read_slot[id(p)] = add("param", p.attrs["name"], p)
 
-    outputs, output_slot_of = {}, {}
+    outputs: dict[str, int] = {}
+    output_slot_of: dict[int, int] = {}           # value id -> its output slot
     for name, v in graph.outputs.items():
         if id(v) in output_slot_of:                 # two names for one value share its buffer
             outputs[name] = output_slot_of[id(v)]
@@ -156,7 +164,8 @@ def schedule(fused: Fused) -> Schedule:
 def _plan_arena(s: Schedule) -> int:
     """Offsets for temps so that buffers alive at the same time never overlap."""
     position = {k.name: i for i, k in enumerate(s.kernels)}
-    first, last = {}, {}
+    first: dict[int, int] = {}      # slot -> position of the first and the last kernel using it
+    last: dict[int, int] = {}
     for k in s.kernels:
         i = position[k.name]
         for _, slot in k.stores:
@@ -167,7 +176,8 @@ def _plan_arena(s: Schedule) -> int:
             if slot is not None:
                 last[slot] = max(last.get(slot, i), i)
     temps = sorted((b for b in s.buffers if b.role == "temp"), key=lambda b: (-b.nbytes, b.slot))
-    placed, top = [], 0
+    placed: list[tuple[Buffer, int, tuple[int, int]]] = []    # (temp, offset, live range)
+    top = 0
     for b in temps:
         live = (first.get(b.slot, 0), last.get(b.slot, 0))
         clashes = sorted((o, o + _align(c.nbytes)) for c, o, (f, end) in placed if f <= live[1] and live[0] <= end)

@@ -37,6 +37,8 @@ import os
 import re
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from .. import compiler, runtime, trace_hooks
 from .. import placement as _placement
@@ -52,14 +54,34 @@ from .replay import Variant, restore_old_leaf
 from .signature import call_key, flatten, reason, unflatten
 from .tracer import Tracer, TracingError, optimizer_states, undo_trace
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..compiler.ir import Graph
+    from ..compiler.program import Program
+    from ..device import device as Device
+    from ..runtime.cuda import DeviceBuffer
+    from ..storage import Storage as StorageT
+
 log = logging.getLogger("fusegrad")
 
 MAX_GUARD_VARIANTS = 8     # programs kept per signature for different Python states (train/eval)
 MAX_SIGNATURES = 64        # signatures kept per compiled function (least recently used dropped)
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-class CompiledFunction:
-    def __init__(self, fn, dump=None, static_argnames=(), max_variants: int = 8):
+# A call's key (signature.call_key): the arguments' structure, shapes, dtypes, devices and
+# static values, with the global modes (grad enabled, default dtype).
+CallKey = tuple
+
+
+class CompiledFunction(Generic[P, R]):
+    """`fn` compiled (`fusegrad.compile`): called like `fn`, returning what `fn` returns, with
+    tensors computed by one native call per signature."""
+
+    def __init__(self, fn: Callable[P, R], dump: str | Iterable[str] | None = None,
+                 static_argnames: Iterable[str] = (), max_variants: int = 8) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
         # the graph's name: a word, so its printed IR parses back (`<lambda>` becomes `lambda`)
@@ -70,12 +92,13 @@ class CompiledFunction:
         self.signature = inspect.signature(fn)
         self.param_names = [p.name for p in self.signature.parameters.values()
                             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        self.variants: OrderedDict = OrderedDict()   # signature -> variants, most recent first (LRU)
+        # signature -> variants, most recent first (LRU)
+        self.variants: OrderedDict[CallKey, list[Variant]] = OrderedDict()
         self.stats = {"traces": 0, "replays": 0, "compiles": 0}
-        self._last_key = None
-        self._warned: set = set()
+        self._last_key: CallKey | None = None
+        self._warned: set[CallKey] = set()
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         key, leaves, names = call_key(self, args, kwargs)
         with LOCK:          # one realization or replay at a time (threads: see realize.LOCK)
             v = self._replayable(key)
@@ -87,11 +110,11 @@ class CompiledFunction:
                     refresh()
             return self._outputs(v, v.run(input_buffers(leaves, self.static, names)))
 
-    def traced_variants(self) -> list:
+    def traced_variants(self) -> list[Variant]:
         """Every variant kept, for every signature (least recently used signature first)."""
         return [v for variants in self.variants.values() for v in variants]
 
-    def _replayable(self, key):
+    def _replayable(self, key: CallKey) -> Variant | None:
         """A variant traced for this signature whose guards hold now (moved to the front), or None."""
         variants = self.variants.get(key)
         if variants is None:
@@ -106,7 +129,7 @@ class CompiledFunction:
                 return v
         return None
 
-    def _retrace(self, key, args, kwargs) -> Variant:
+    def _retrace(self, key: CallKey, args: tuple, kwargs: dict[str, Any]) -> Variant:
         """Trace for this signature and state; reuse a variant whose graph the trace repeats."""
         variants = self.variants.get(key, [])
         self._log_retrace(key, variants)
@@ -131,18 +154,21 @@ class CompiledFunction:
             self.variants.popitem(last=False)      # least recently used signature
         return new
 
-    def _outputs(self, v: Variant, arrays: list):
+    def _outputs(self, v: Variant, arrays: list) -> Any:
+        """`fn`'s result with its tensors the program's outputs (the structure is unchecked)."""
         it, wrap = iter(arrays), v.wrap
+        assert wrap is not None, "a variant that runs was loaded"
         leaves = [self._output(next(it), v.program, wrap) if isinstance(x, Tensor) else x for x in v.out_leaves]
         return unflatten(v.out_tree, iter(leaves))
 
     @staticmethod
-    def _output(array, program, wrap) -> Tensor:
+    def _output(array: np.ndarray | DeviceBuffer, program: Program,
+                wrap: Callable[[Any], Tensor]) -> Tensor:
         t = wrap(array)                     # a tensor on the device of the buffer
         t._storage.program = program        # fusegrad.program_of(result) answers for it
         return t
 
-    def _log_retrace(self, key, variants):
+    def _log_retrace(self, key: CallKey, variants: list[Variant]) -> None:
         if not variants and self._last_key is not None and key != self._last_key:
             log.info("retracing %s: %s", self.name, reason(self._last_key, key))
         elif variants:
@@ -151,7 +177,7 @@ class CompiledFunction:
                 log.info("retracing %s: %s", self.name, changed or "the state it captured changed")
         self._last_key = key
 
-    def lower(self, *args, **kwargs) -> "Lowered":
+    def lower(self, *args: P.args, **kwargs: P.kwargs) -> Lowered:
         """Trace and compile for these arguments without running; the compiler's stages as text.
         Tensor state the trace changed is put back (other Python side effects are not)."""
         v = self._trace(args, kwargs, undo=True)
@@ -160,15 +186,17 @@ class CompiledFunction:
 
     # ------------------------------------------------------------ tracing
 
-    def _trace(self, args, kwargs, undo: bool = False) -> Variant:
+    def _trace(self, args: tuple, kwargs: dict[str, Any], undo: bool = False) -> Variant:
         self.stats["traces"] += 1
         tracer = Tracer(self.name)
         bound = self.signature.bind(*args, **kwargs)
-        inputs, devices, traced = [], [], {}
+        inputs: list[Node] = []
+        devices: list[Device | None] = []       # per input: its argument's device (None: the CPU)
+        traced: dict[str, Any] = {}
         for name, value in bound.arguments.items():
             arg_leaves: list = []
             tree = flatten(value, arg_leaves)
-            new_leaves = []
+            new_leaves: list = []
             for i, x in enumerate(arg_leaves):
                 if isinstance(x, Tensor) and name in self.static:
                     tracer.readable.add(id(x._storage))
@@ -202,7 +230,8 @@ class CompiledFunction:
             undo_trace(tracer)
         return v
 
-    def _read_trace(self, tracer: Tracer, out, inputs, devices, arguments=()) -> Variant:
+    def _read_trace(self, tracer: Tracer, out: object, inputs: list[Node], devices: list[Device | None],
+                    arguments: Iterable[tuple[str, object]] = ()) -> Variant:
         out_leaves: list = []
         out_tree = flatten(out, out_leaves)
         returned = [x for x in out_leaves if isinstance(x, Tensor)]
@@ -238,7 +267,8 @@ class CompiledFunction:
             restore_old_leaf(s)
         return v
 
-    def _device(self, graph, devices, sources, returned, escaped, assigned, names):
+    def _device(self, graph: Graph, devices: list[Device | None], sources: list, returned: list[Tensor],
+                escaped: list[StorageT], assigned: list[StorageT], names: dict[int, str]) -> Device | None:
         """The device the variant runs on (None: the CPU); a TracingError if the trace mixes
         devices. CPU scalars may join a CUDA variant as inputs or captured state."""
         updated = {id(s) for s in assigned}
@@ -270,7 +300,7 @@ class CompiledFunction:
         v.load(program, runtime.load(program))
 
 
-def _defined_at(fn) -> str:
+def _defined_at(fn: Callable[..., object]) -> str:
     """`file.py:line` of a function's definition (errors found once the whole trace is read)."""
     code = getattr(fn, "__code__", None)
     return f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}" if code else "?"
@@ -279,7 +309,7 @@ def _defined_at(fn) -> str:
 class Lowered:
     """The stages of a compiled program as text, and its graph for Graphviz."""
 
-    def __init__(self, program, graph):
+    def __init__(self, program: Program, graph: Graph) -> None:
         self.program = program
         self.graph = graph
 
@@ -292,7 +322,15 @@ class Lowered:
         return self.program.stages["dot"]
 
 
-def compile(fn=None, *, dump=None, static_argnames=(), max_variants: int = 8):
+@overload
+def compile(fn: Callable[P, R], *, dump: str | Iterable[str] | None = None, static_argnames: Iterable[str] = (),
+            max_variants: int = 8) -> CompiledFunction[P, R]: ...
+@overload
+def compile(fn: None = None, *, dump: str | Iterable[str] | None = None, static_argnames: Iterable[str] = (),
+            max_variants: int = 8) -> Callable[[Callable[P, R]], CompiledFunction[P, R]]: ...
+def compile(fn: Callable[P, R] | None = None, *, dump: str | Iterable[str] | None = None,
+            static_argnames: Iterable[str] = (),
+            max_variants: int = 8) -> CompiledFunction[P, R] | Callable[[Callable[P, R]], CompiledFunction[P, R]]:
     """Trace `fn` once per signature and replay it as one native call (decorator or function)."""
     if fn is None:
         return lambda f: CompiledFunction(f, dump, static_argnames, max_variants)
