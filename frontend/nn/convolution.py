@@ -33,7 +33,7 @@ from .. import ops
 from ..autograd.grad_mode import no_grad
 from ..compiler.ir.ops import window_out_sizes
 from ..compiler.passes.autodiff import vjp
-from ..creation import full, iota
+from ..creation import iota
 from ..shape_ops import cat
 
 if TYPE_CHECKING:
@@ -68,6 +68,12 @@ def _pad(x: Tensor, low: Sequence[int], high: Sequence[int]) -> Tensor:
     if not any(low) and not any(high):
         return x
     return ops.prim("pad", [x], {"low": (0,) * lead + tuple(low), "high": (0,) * lead + tuple(high)})
+
+
+def _ones(shape: Sequence[int], dtype: Any, device: Any) -> Tensor:
+    """Lazy ones of `shape` (a broadcast constant, no buffer): computed inside the kernel that reads them."""
+    one = ops.eq(iota((1,) * len(shape), 0, D.int64, device), 0)
+    return (one if dtype.is_bool else one.to(dtype)).expand(tuple(shape))
 
 
 def _unbatched(input: Tensor, nd: int, op: str) -> bool:
@@ -340,7 +346,7 @@ def _max_poolnd(input: Tensor, kernel_size: Any, stride: Any, padding: Any, dila
     low, high = _pool_pads(sizes, out, kernel, stride, pad, dilation)
     x = input
     if any(low) or any(high):    # pad with the lowest value: a padded mask picks x or -inf
-        inside = _pad(full(tuple(x.shape), True, dtype=D.bool_, device=x.device), low, high)
+        inside = _pad(_ones(tuple(x.shape), D.bool_, x.device), low, high)
         x = ops.where(inside, _pad(x, low, high), _lowest(x.dtype))
     w = _first_windows(_window(x, kernel, stride, dilation), out, nd)     # [..., O.., K..]
     k_axes = tuple(range(w.dim() - nd, w.dim()))
@@ -443,9 +449,8 @@ def _avg_poolnd(input: Tensor, kernel_size: Any, stride: Any, padding: Any, ceil
         counted = tuple(h + 2 * p for h, p in zip(sizes, pad)) if count_include_pad else sizes
         inner = (0,) * nd if count_include_pad else low
         outer = tuple(hi - p for hi, p in zip(high, pad)) if count_include_pad else high
-        mask_shape = (1,) * (input.dim() - nd) + counted
-        mask = _pad(full(mask_shape, 1.0, dtype=input.dtype, device=input.device), inner,
-                    tuple(max(o, 0) for o in outer))
+        mask_shape = tuple(input.shape[:-nd]) + counted       # the input's lead dims: fuses with the sum
+        mask = _pad(_ones(mask_shape, input.dtype, input.device), inner, tuple(max(o, 0) for o in outer))
         if any(o < 0 for o in outer):        # the windows reach only part of the right padding
             stops = tuple(mask.shape[:-nd]) + tuple(m + min(o, 0) for m, o in zip(mask.shape[-nd:], outer))
             mask = ops.prim("slice", [mask], {"starts": (0,) * mask.dim(), "stops": stops,
