@@ -3,8 +3,12 @@ ships all of them: setuptools installs only the packages named there, and an edi
 would hide a missing one."""
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
+
+import pytest
+
+# tomllib joined the standard library in Python 3.11; fusegrad still supports 3.10
+tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11 on")
 
 ROOT = Path(__file__).resolve().parent.parent
 
