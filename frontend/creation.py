@@ -2,6 +2,10 @@
 
 Factories fill buffers with numpy at once (a new shape costs no compilation); the random
 ones draw from fusegrad's Philox stream (random.py), the same stream kernels draw from.
+
+These functions take no tensor to build their result through, so this module sits above
+tensor.py and imports Tensor (issue 12); the data conversion they share with the legacy
+constructor `Tensor([1, 2])` and with indexing is in conversion.py, below Tensor.
 """
 from __future__ import annotations
 
@@ -15,12 +19,16 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from . import dtypes as D
-from . import placement as _placement
 from . import random as _rng
 from . import trace_hooks
-from .compiler.ir import make
+from .conversion import aligned_copy as _aligned_copy
+from .conversion import check_native_byte_order as _check_native_byte_order
+from .conversion import legacy_constructor_array as legacy_constructor_array
+from .conversion import sizes as _sizes
+from .conversion import to_array as _to_array
+from .prims import iota_node
 from .runtime import aligned_empty
-from .source import user_loc
+from .tensor import Tensor
 
 if TYPE_CHECKING:
     from .device import device as _device
@@ -33,119 +41,6 @@ DTypeLike = Union["D.DType", str, type, "np.dtype[Any]"]
 DeviceLike = Union["_device", str, int]
 SizeLike = Union[int, Sequence[int]]
 Scalar = Union[bool, int, float]
-
-
-def _sizes(size: Sequence[Any]) -> tuple[int, ...]:
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        size = tuple(size[0])
-    if len(size) == 1 and hasattr(size[0], "__iter__") and not isinstance(size[0], str):
-        size = tuple(size[0])
-    for s in size:
-        if not isinstance(s, (builtins.int, np.integer)) or isinstance(s, builtins.bool):
-            raise TypeError(f"expected a sequence of integers for size, but got {type(s).__name__}")
-        if s < 0:
-            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: {list(size)}")
-    return tuple(builtins.int(s) for s in size)
-
-
-def _aligned_copy(a: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
-    out = aligned_empty(a.shape, dtype or a.dtype)
-    np.copyto(out, a, casting="unsafe")
-    return out
-
-
-def _infer_dtype(data: object) -> D.DType:
-    """PyTorch's dtype for nested Python data: bools < ints < floats (the default dtype)."""
-    kinds = set()
-    stack = [data]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, Tensor):
-            kinds.add(x.dtype.kind if x.dtype.is_floating_point else "i" if x.dtype.is_int else "b")
-        elif isinstance(x, (list, tuple)):
-            stack.extend(x)
-        elif isinstance(x, (builtins.bool, np.bool_)):
-            kinds.add("b")
-        elif isinstance(x, (builtins.int, np.integer)):
-            kinds.add("i")
-        elif isinstance(x, (builtins.float, np.floating)):
-            kinds.add("f")
-        else:
-            raise _not_data(x)
-    if "f" in kinds:
-        return D.get_default_dtype()
-    if "i" in kinds:
-        return D.int64
-    if "b" in kinds:
-        return D.bool_
-    return D.get_default_dtype()
-
-
-def _to_array(data: Any, dtype: D.DType | None) -> np.ndarray:
-    if isinstance(data, Tensor):
-        a = data._host_values()
-        return _aligned_copy(a, (dtype or data.dtype).np)
-    if isinstance(data, (np.ndarray, np.generic)):   # numpy arrays and scalars keep their dtype
-        data = np.asarray(data)
-        _check_native_byte_order(data)
-        dt = dtype or D.from_numpy(data.dtype)
-        return _aligned_copy(data, dt.np)
-    dt = dtype or _infer_dtype(data)
-    data = _plain(data)
-    _check_nesting(data, _nested_shape(data))
-    try:
-        raw = np.array(data, dtype=np.float64 if dt.is_floating_point else object)
-        return _aligned_copy(raw.astype(dt.np) if raw.dtype == object else raw, dt.np)
-    except (ValueError, OverflowError) as e:
-        raise ValueError(str(e)) from None
-
-
-def _check_native_byte_order(a: np.ndarray) -> None:
-    """PyTorch takes numpy arrays in the machine's byte order only ('>f4' on x86: ValueError)."""
-    if not a.dtype.isnative:
-        raise ValueError("given numpy array has byte order different from the native byte order. "
-                         "Conversion between byte orders is currently not supported.")
-
-
-def _not_data(x: object) -> Exception:
-    """PyTorch's error for an element that is not a number: TypeError for strings, else RuntimeError."""
-    if isinstance(x, (str, bytes)):
-        return TypeError(f"new(): invalid data type '{type(x).__name__}'")
-    return RuntimeError(f"Could not infer dtype of {type(x).__name__}")
-
-
-def _plain(data: Any) -> Any:
-    if isinstance(data, Tensor):
-        return data._host_values().tolist()
-    if isinstance(data, (list, tuple)):
-        return [_plain(x) for x in data]
-    return data
-
-
-def _nested_shape(data: Any) -> tuple[int, ...]:
-    """The shape of nested sequences, read (as PyTorch reads it) from the first element of each level."""
-    shape = []
-    while isinstance(data, (list, tuple)):
-        shape.append(len(data))
-        if not data:
-            break
-        data = data[0]
-    return tuple(shape)
-
-
-def _check_nesting(data: Any, shape: tuple[int, ...], dim: int = 0) -> None:
-    """Every sequence at depth `dim` has length shape[dim] and numbers sit only at the last depth."""
-    is_seq = isinstance(data, (list, tuple))
-    if dim == len(shape):
-        if is_seq:
-            raise TypeError(f"'{type(data).__name__}' object cannot be interpreted as an integer")
-        return
-    if not is_seq:
-        raise TypeError("not a sequence")
-    if len(data) != shape[dim]:
-        raise ValueError(f"expected sequence of length {shape[dim]} at dim {dim} (got {len(data)})")
-    for x in data:
-        _check_nesting(x, shape, dim + 1)
 
 
 def tensor(data: Any, dtype: DTypeLike | None = None, device: DeviceLike | None = None, requires_grad: bool = False,
@@ -338,17 +233,6 @@ def _frame_view(memory: np.ndarray, frame: tuple[int, ...],
     return v.expand(a.shape) if kept != a.shape else v
 
 
-def legacy_constructor_array(args: tuple, dtype: D.DType) -> np.ndarray:
-    """Tensor(2, 3) / Tensor([1, 2]) / Tensor(ndarray) / Tensor(): PyTorch's legacy forms."""
-    if not args:
-        return aligned_empty((0,), dtype.np)
-    if len(args) == 1 and not isinstance(args[0], (builtins.int, np.integer)):
-        return _to_array(args[0], dtype)
-    out = aligned_empty(_sizes(args), dtype.np)
-    out.fill(0)
-    return out
-
-
 def _typed_constructor(dtype: D.DType, name: str) -> Callable[..., Tensor]:
     def make_tensor(*args: Any, device: DeviceLike | None = None) -> Tensor:
         return _placed(Tensor._from_array(legacy_constructor_array(args, dtype)), device)
@@ -531,13 +415,9 @@ def eye(n: int, m: int | None = None, dtype: DTypeLike | None = None, device: De
 def iota(shape: Sequence[int], axis: int, dtype: D.DType | None = None, device: Any = None) -> Tensor:
     """Lazy index values along `axis` (an IR iota node: free inside a fused kernel), computed
     on `device` (a device object, None: the CPU)."""
-    node = make("iota", (), {"axis": axis}, user_loc(), shape=tuple(shape), dtype=dtype or D.int64)
-    _placement.place(node, device)
-    return Tensor._from_value(node)
+    return Tensor._from_value(iota_node(shape, axis, dtype or D.int64, device))
 
 
 def manual_seed(seed: int) -> Generator:
     return _rng.manual_seed(seed)
 
-
-from .tensor import Tensor  # noqa: E402

@@ -5,31 +5,44 @@ the base, so writes go back through the view (inplace.py). Integer-tensor indice
 gather over the indexed dims flattened into one; a boolean mask is turned into the integer
 indices of its True elements (its values decide the result's shape, so it is realized, as
 PyTorch synchronizes on it). Writes through tensor indices are a where/scatter update.
+
+Like the other op modules, this one imports only the layers below Tensor: index tensors made
+here are built through the indexed tensor (`x._wrap`, `x._result`: see tensor_base.py), and
+`IndexingMethods`, at the end, holds Tensor's indexing methods, which tensor.py composes.
 """
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import dtypes as D
 from . import inplace, ops, shape_ops, trace_hooks
+from .conversion import to_array
+from .prims import iota_node
+from .storage import Storage
+from .tensor_base import TensorBase, leaf_node
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
 
 
-def _as_index_list(index):
+def _as_index_list(x, index):
     if not isinstance(index, tuple):
         index = (index,)
     out = []
     for item in index:
-        if isinstance(item, (list, np.ndarray)) and not isinstance(item, Tensor):
-            item = _tensor_from(item)
+        if isinstance(item, (list, np.ndarray)) and not isinstance(item, TensorBase):
+            item = _array_tensor(x, to_array(item, None))     # fusegrad.tensor(item)
         out.append(item)
     return out
 
 
-def _tensor_from(data):
-    from .creation import tensor
-    return tensor(data)
+def _array_tensor(like, array: np.ndarray):
+    """A leaf tensor holding `array` (built through the tensor `like`)."""
+    return like._wrap(Storage(leaf_node(array), buffer=array))
 
 
 def _expand_ellipsis(items, rank):
@@ -47,7 +60,7 @@ def _expand_ellipsis(items, rank):
 
 
 def _is_bool_tensor(i) -> bool:
-    return isinstance(i, Tensor) and i.dtype.is_bool
+    return isinstance(i, TensorBase) and i.dtype.is_bool
 
 
 def _bool_to_long(items, shape):
@@ -57,7 +70,7 @@ def _bool_to_long(items, shape):
         if _is_bool_tensor(i):
             _check_mask(i, shape, d)
             coords = np.nonzero(i._host_values())
-            out.extend(Tensor._from_array(np.ascontiguousarray(c.astype(np.int64))) for c in coords)
+            out.extend(_array_tensor(i, np.ascontiguousarray(c.astype(np.int64))) for c in coords)
             d += i.dim()
         elif isinstance(i, builtins.bool):
             out.append(None if i else slice(0, 0))
@@ -106,7 +119,7 @@ def _basic(x, items):
             ranges[d] = (start, stop, step)
             out_shape.append(len(range(start, stop, step)))
             tensor_at.append(None)
-        elif isinstance(item, Tensor):
+        elif isinstance(item, TensorBase):
             if item.dtype.is_floating_point:
                 raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
             out_shape.append(size)
@@ -161,11 +174,11 @@ def _on_device_of(x, items):
     dev = x._storage.device
     if dev is None:
         return items
-    return [i.to(x.device) if isinstance(i, Tensor) and i._storage.device != dev else i for i in items]
+    return [i.to(x.device) if isinstance(i, TensorBase) and i._storage.device != dev else i for i in items]
 
 
 def getitem(x, index):
-    items = _bool_to_long(_expand_ellipsis(_as_index_list(index), x.dim()), tuple(x.shape))
+    items = _bool_to_long(_expand_ellipsis(_as_index_list(x, index), x.dim()), tuple(x.shape))
     items = _on_device_of(x, items)
     v, tensor_at = _basic(x, items)
     if all(t is None for t in tensor_at):
@@ -174,18 +187,18 @@ def getitem(x, index):
 
 
 def setitem(x, index, value):
-    items = _on_device_of(x, _expand_ellipsis(_as_index_list(index), x.dim()))
+    items = _on_device_of(x, _expand_ellipsis(_as_index_list(x, index), x.dim()))
     if len(items) == 1 and _is_bool_tensor(items[0]) and tuple(items[0].shape) == tuple(x.shape[:items[0].dim()]) \
-            and (not isinstance(value, Tensor) or value.numel() == 1):
+            and (not isinstance(value, TensorBase) or value.numel() == 1):
         mask = items[0]
         if mask.dim() < x.dim():
             mask = shape_ops.reshape_value(mask, tuple(mask.shape) + (1,) * (x.dim() - mask.dim()))
-        inplace.assign(x, ops.where(mask, value if isinstance(value, Tensor) else value, x), "index_put_")
+        inplace.assign(x, ops.where(mask, value if isinstance(value, TensorBase) else value, x), "index_put_")
         return
     items = _on_device_of(x, _bool_to_long(items, tuple(x.shape)))
     v, tensor_at = _basic(x, items)
     if all(t is None for t in tensor_at):
-        if isinstance(value, Tensor):
+        if isinstance(value, TensorBase):
             inplace.assign(v, value, "copy_")
         else:
             inplace.fill_(v, value)
@@ -198,17 +211,17 @@ def _index_put(v, tensor_at, value):
     dev = v._storage.device
     positions = _advanced(_iota_like(v), tensor_at)       # flat positions of the written elements
     target = tuple(positions.shape)
-    vals = value if isinstance(value, Tensor) else ops.const(value, v.dtype, (), dev)
+    vals = value if isinstance(value, TensorBase) else ops.const(value, v.dtype, (), dev, like=v)
     vals = ops.cast(vals, v.dtype).expand(target) if tuple(vals.shape) != target else ops.cast(vals, v.dtype)
     n = v.numel()
     flat_pos = shape_ops.reshape_value(positions, (positions.numel(),))
     flat_vals = shape_ops.reshape_value(vals, (vals.numel(),))
     if not trace_hooks.active():
         flat_pos, flat_vals = _last_write_wins(flat_pos, flat_vals)
-    zeros = ops.const(0, v.dtype, (n,), dev)
+    zeros = ops.const(0, v.dtype, (n,), dev, like=v)
     scattered = ops.prim("scatter_add", [zeros, flat_pos, flat_vals], {"axis": 0})
-    hits = ops.prim("scatter_add", [ops.const(0, D.int64, (n,), dev), flat_pos,
-                                    ops.const(1, D.int64, (flat_pos.numel(),), dev)], {"axis": 0})
+    hits = ops.prim("scatter_add", [ops.const(0, D.int64, (n,), dev, like=v), flat_pos,
+                                    ops.const(1, D.int64, (flat_pos.numel(),), dev, like=v)], {"axis": 0})
     old = shape_ops.reshape_value(v, (n,))
     new = ops.where(ops.gt(hits, 0), scattered, old)
     inplace.assign(v, shape_ops.reshape_value(new, tuple(v.shape)), "index_put_")
@@ -222,14 +235,13 @@ def _last_write_wins(positions, values):
     keep = np.sort(len(pos) - 1 - last_reversed)
     if len(keep) == len(pos):
         return positions, values
-    keep_t = Tensor._from_array(np.ascontiguousarray(keep.astype(np.int64)))
-    kept = Tensor._from_array(np.ascontiguousarray(pos[keep])).to(positions.device)
+    keep_t = _array_tensor(positions, np.ascontiguousarray(keep.astype(np.int64)))
+    kept = _array_tensor(positions, np.ascontiguousarray(pos[keep])).to(positions.device)
     return kept, getitem(values, keep_t)
 
 
 def _iota_like(v):
-    from .creation import iota
-    flat = iota((v.numel(),), 0, device=v._storage.device)
+    flat = v._result(iota_node((v.numel(),), 0, D.int64, v._storage.device))
     return shape_ops.reshape_value(flat, tuple(v.shape))
 
 
@@ -248,4 +260,30 @@ def scatter_add(x, dim, index, src):
     return ops.prim("scatter_add", [x, index, src], {"axis": axis}, name="ScatterAddBackward0")
 
 
-from .tensor import Tensor  # noqa: E402
+
+# ---------------------------------------------------------------- Tensor's methods
+
+class IndexingMethods(TensorBase):
+    """Tensor methods that index: `x[...]`, `x[...] = v`, iteration, index_select, ..."""
+
+    __slots__ = ()
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return getitem(self, index)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        setitem(self, index, value)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (getitem(self, i) for i in range(self.shape[0]))
+
+    def index_select(self, dim: int, index: Tensor) -> Tensor:
+        return index_select(self, dim, index)
+
+    def masked_fill(self, mask: Tensor, value: Any) -> Tensor:
+        return masked_fill(self, mask, value)
+
+    def scatter_add(self, dim: int, index: Tensor, src: Tensor) -> Tensor:
+        return scatter_add(self, dim, index, src)

@@ -9,25 +9,34 @@ compiles and differentiates like the rest.
 Storages that hold state (parameters, optimizer moments, `.grad`) or whose memory numpy
 shares are realized at the update, so eager training loops keep bounded graphs; inside
 `deferred()` the updates of a whole optimizer step are realized together, as one program.
+
+Like the other op modules, this one imports only the layers below Tensor (see tensor_base.py);
+`InplaceMethods`, at the end, holds Tensor's in-place methods and operators (`+=`, ...),
+which tensor.py composes into Tensor.
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 
 from . import dtypes as D
-from . import ops, shape_ops, trace_hooks
-from . import random as _random
+from . import ops, philox, shape_ops, trace_hooks
 from .compiler.ir import make
 from .compiler.ir.dtypes import category
 from .compiler.ir.ops import broadcast_shapes
 from .compiler.passes.autodiff import unslice
 from .grad_mode import is_grad_enabled
+from .prims import is_np_scalar
 from .realize import realize
 from .source import user_loc
-from .storage import buffer_of
+from .storage import Storage, buffer_of
+from .tensor_base import TensorBase, leaf_node
+
+_T = TypeVar("_T", bound=TensorBase)
 
 _BATCHES: contextvars.ContextVar = contextvars.ContextVar("fusegrad_deferred", default=None)
 
@@ -42,7 +51,7 @@ def _batches() -> list:
 
 
 @contextlib.contextmanager
-def deferred():
+def deferred() -> Iterator[None]:
     """Realize the state updates made inside as one program when the outermost block exits.
     If that program fails, every storage it would have updated keeps its old value."""
     batches = _batches()
@@ -83,21 +92,25 @@ def _tracing() -> bool:
     return trace_hooks.active()
 
 
-def tensor_emit(op, *inputs, **attrs):
-    """autodiff-style `emit` over tensors (records autograd like any op)."""
-    shape, dtype = attrs.pop("shape", None), attrs.pop("dtype", None)
-    if op == "const":
-        return ops.const(attrs["value"], dtype, shape)
-    if op == "cast":
-        return ops.cast(inputs[0], dtype)
-    if shape is not None:
-        attrs["shape"] = shape
-    return ops.prim(op, list(inputs), attrs)
+def tensor_emitter(like: TensorBase | None) -> Callable[..., Any]:
+    """autodiff-style `emit` over tensors (records autograd like any op). Constants, which
+    have no tensor operand, are built through `like`."""
+    def emit(op: str, *inputs: Any, **attrs: Any) -> Any:
+        shape, dtype = attrs.pop("shape", None), attrs.pop("dtype", None)
+        if op == "const":
+            return ops.const(attrs["value"], dtype, shape, like=like)
+        if op == "cast":
+            return ops.cast(inputs[0], dtype)
+        if shape is not None:
+            attrs["shape"] = shape
+        return ops.prim(op, list(inputs), attrs)
+    return emit
 
 
 def _write_back(base, chain, new):
     """The base's new value after its view (through `chain`) takes the value `new`."""
     values = [base]
+    emit = tensor_emitter(base)
     for op, attrs, _ in chain[:-1]:
         values.append(ops.prim(op, [values[-1]], attrs))
     for (op, attrs, _), old in zip(reversed(chain), reversed(values)):
@@ -108,9 +121,9 @@ def _write_back(base, chain, new):
             new = ops.prim("permute", [new], {"perm": tuple(sorted(range(len(perm)), key=perm.__getitem__))})
         elif op == "slice":
             args = (tuple(old.shape), attrs["starts"], attrs["stops"], attrs["steps"])
-            placed = unslice(tensor_emit, new, *args)
-            ones = ops.const(True, D.bool_, tuple(new.shape))
-            new = ops.where(unslice(tensor_emit, ones, *args), placed, old)
+            placed = unslice(emit, new, *args)
+            ones = ops.const(True, D.bool_, tuple(new.shape), like=base)
+            new = ops.where(unslice(emit, ones, *args), placed, old)
         else:
             raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a "
                                "single memory location. Please clone() the tensor before performing the operation.")
@@ -188,9 +201,8 @@ def _partly_overlap(a, b) -> bool:
 def check_no_overlap(t, inputs, opname: str):
     """PyTorch refuses an in-place op whose input partly overlaps the written-to tensor
     (`x.add_(x.t())`): the result would depend on the order elements are written in."""
-    from .tensor import Tensor
     for x in inputs:
-        if not isinstance(x, Tensor) or x._storage is not t._storage:
+        if not isinstance(x, TensorBase) or x._storage is not t._storage:
             continue
         out, span = _dense_span(t), _dense_span(x)
         if out is not None and span is not None and _partly_overlap(out, span):
@@ -221,13 +233,13 @@ def _unary_inplace(fn, opname):
 
 
 def zero_(t):
-    return assign(t, ops.const(0, t.dtype, tuple(t.shape)), "zero_")
+    return assign(t, ops.const(0, t.dtype, tuple(t.shape), like=t), "zero_")
 
 
 def fill_(t, value):
     if hasattr(value, "_value"):
         return assign(t, value, "fill_")
-    return assign(t, ops.const(value, t.dtype, tuple(t.shape)), "fill_")
+    return assign(t, ops.const(value, t.dtype, tuple(t.shape), like=t), "fill_")
 
 
 def copy_(t, src, non_blocking=False):
@@ -238,11 +250,10 @@ def copy_(t, src, non_blocking=False):
 
 
 def _copy_source(t, src):
-    from .tensor import Tensor
-    if isinstance(src, Tensor):
+    if isinstance(src, TensorBase):
         return src
-    if isinstance(src, (bool, int, float)) or ops._is_np_scalar(src):
-        return ops.const(src, t.dtype)
+    if isinstance(src, (bool, int, float)) or is_np_scalar(src):
+        return ops.const(src, t.dtype, like=t)
     raise TypeError(f"copy_(): argument 'other' (position 1) must be Tensor, not {type(src).__name__}")
 
 
@@ -252,7 +263,7 @@ def _copied(t, src):
     write-back does this for views)."""
     new = ops.cast(_fitted(t, src, "copy_"), t.dtype)
     if t._base is None and t.requires_grad and is_grad_enabled():
-        return ops.where(ops.const(True, D.bool_, tuple(t.shape)), new, t)
+        return ops.where(ops.const(True, D.bool_, tuple(t.shape), like=t), new, t)
     return shape_ops.clone(new)
 
 
@@ -262,8 +273,8 @@ def clamp_(t, min=None, max=None):
 
 
 def _random_fill(t, values: np.ndarray, opname):
-    from .tensor import Tensor
-    return assign(t, Tensor._from_array(np.ascontiguousarray(values.astype(t.dtype.np))), opname)
+    array = np.ascontiguousarray(values.astype(t.dtype.np))
+    return assign(t, t._wrap(Storage(leaf_node(array), buffer=array)), opname)
 
 
 def random_(t, from_=None, to=None, *, generator=None):
@@ -274,17 +285,17 @@ def random_(t, from_=None, to=None, *, generator=None):
         lo, hi = 0, from_
     else:
         lo, hi = from_, to
-    u = _random.uniform(t.numel(), np.float64, generator)
+    u = philox.uniform(t.numel(), np.float64, generator)
     return _random_fill(t, (lo + np.floor(u * (hi - lo))).reshape(tuple(t.shape)), "random_")
 
 
 def uniform_(t, a=0.0, b=1.0, *, generator=None):
-    u = _random.uniform(t.numel(), np.float64, generator)
+    u = philox.uniform(t.numel(), np.float64, generator)
     return _random_fill(t, (a + (b - a) * u).reshape(tuple(t.shape)), "uniform_")
 
 
 def normal_(t, mean=0.0, std=1.0, *, generator=None):
-    z = _random.normal(t.numel(), np.float64, generator)
+    z = philox.normal(t.numel(), np.float64, generator)
     return _random_fill(t, (mean + std * z).reshape(tuple(t.shape)), "normal_")
 
 
@@ -292,7 +303,7 @@ def masked_fill_(t, mask, value):
     return assign(t, ops.where(mask, value, t), "masked_fill_")
 
 
-# in-place forms of ops (Tensor.add_, ...; tensor.py's methods call these)
+# in-place forms of ops (Tensor.add_, ...: InplaceMethods below)
 add_, sub_, mul_ = _inplace(ops.add, "add_"), _inplace(ops.sub, "sub_"), _inplace(ops.mul, "mul_")
 div_, pow_ = _inplace(ops.div, "div_"), _inplace(ops.pow, "pow_")
 round_, fmod_ = _inplace(ops.round, "round_"), _inplace(ops.fmod, "fmod_")
@@ -302,3 +313,107 @@ log_, sqrt_ = _unary_inplace(ops.log, "log_"), _unary_inplace(ops.sqrt, "sqrt_")
 abs_, relu_ = _unary_inplace(ops.abs, "abs_"), _unary_inplace(ops.relu, "relu_")
 sigmoid_, tanh_ = _unary_inplace(ops.sigmoid, "sigmoid_"), _unary_inplace(ops.tanh, "tanh_")
 floor_ = _unary_inplace(ops.floor, "floor_")
+
+
+# ---------------------------------------------------------------- Tensor's methods
+
+class InplaceMethods(TensorBase):
+    """Tensor methods that update a tensor in place, and the in-place operators (`+=`, ...)."""
+
+    __slots__ = ()
+
+    def __iadd__(self: _T, other: Any) -> _T:
+        return add_(self, other)
+
+    def __isub__(self: _T, other: Any) -> _T:
+        return sub_(self, other)
+
+    def __imul__(self: _T, other: Any) -> _T:
+        return mul_(self, other)
+
+    def __itruediv__(self: _T, other: Any) -> _T:
+        return div_(self, other)
+
+    def __ipow__(self: _T, other: Any) -> _T:
+        return pow_(self, other)
+
+    def add_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return add_(self, *args, **kwargs)
+
+    def sub_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return sub_(self, *args, **kwargs)
+
+    def mul_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return mul_(self, *args, **kwargs)
+
+    def div_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return div_(self, *args, **kwargs)
+
+    def pow_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return pow_(self, *args, **kwargs)
+
+    def clamp_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return clamp_(self, *args, **kwargs)
+
+    def zero_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return zero_(self, *args, **kwargs)
+
+    def fill_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return fill_(self, *args, **kwargs)
+
+    def copy_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return copy_(self, *args, **kwargs)
+
+    def random_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return random_(self, *args, **kwargs)
+
+    def uniform_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return uniform_(self, *args, **kwargs)
+
+    def normal_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return normal_(self, *args, **kwargs)
+
+    def masked_fill_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return masked_fill_(self, *args, **kwargs)
+
+    def neg_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return neg_(self, *args, **kwargs)
+
+    def exp_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return exp_(self, *args, **kwargs)
+
+    def erf_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return erf_(self, *args, **kwargs)
+
+    def log_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return log_(self, *args, **kwargs)
+
+    def sqrt_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return sqrt_(self, *args, **kwargs)
+
+    def abs_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return abs_(self, *args, **kwargs)
+
+    def relu_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return relu_(self, *args, **kwargs)
+
+    def sigmoid_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return sigmoid_(self, *args, **kwargs)
+
+    def tanh_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return tanh_(self, *args, **kwargs)
+
+    def floor_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return floor_(self, *args, **kwargs)
+
+    def round_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return round_(self, *args, **kwargs)
+
+    def fmod_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return fmod_(self, *args, **kwargs)
+
+    def remainder_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return remainder_(self, *args, **kwargs)
+
+    def clip_(self: _T, *args: Any, **kwargs: Any) -> _T:
+        return clamp_(self, *args, **kwargs)

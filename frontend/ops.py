@@ -1,24 +1,37 @@
 """The op layer: PyTorch-semantics math on lazy tensors, built from IR primitives.
 
-`prim` applies one primitive: it asks the IR for a node (shape and dtype inferred now, the
-user's source line recorded) and, when autograd records, a grad_fn. Everything else here is
-composed from `prim`: type promotion and Python scalars (as constants) for binary ops, float
-promotion for transcendental ops, reductions with PyTorch's dims and dtypes, and composites
-such as sigmoid or softmax, whose last primitive takes PyTorch's grad_fn name.
+`prim` (prims.py) applies one primitive: it asks the IR for a node (shape and dtype inferred
+now, the user's source line recorded) and, when autograd records, a grad_fn. Everything here
+is composed from `prim`: type promotion and Python scalars (as constants) for binary ops,
+float promotion for transcendental ops, reductions with PyTorch's dims and dtypes, and
+composites such as sigmoid or softmax, whose last primitive takes PyTorch's grad_fn name.
+
+This module imports only the layers below Tensor (tensor_base.py, prims.py): results are
+built through a tensor operand (`x._result(...)`, see tensor_base.py), and `MathMethods`, at
+the end, holds Tensor's operators and math methods, which tensor.py composes into Tensor.
 """
 from __future__ import annotations
 
 import builtins
 import math
 from collections import namedtuple
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
 
 from . import dtypes as D
-from . import placement as _placement
-from .compiler.ir import AxisError, fmt_type, make
-from .grad_fn import Function
-from .grad_mode import is_grad_enabled, no_grad
-from .placement import check_devices
-from .source import user_loc
+from .grad_mode import no_grad
+from .prims import c_name as _c_name
+from .prims import cast, const, iota_node, named, op_error, operand, prim, reshape_value
+from .prims import check_not_bool as _check_not_bool
+from .prims import check_operand as _check_operand
+from .prims import torch_name as _torch_name
+from .tensor_base import TensorBase, normalize_dims
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
+
+_T = TypeVar("_T", bound=TensorBase)
 
 
 def _return_type(name: str):
@@ -32,114 +45,50 @@ MaxResult = _return_type("max")
 MinResult = _return_type("min")
 
 
-# ---------------------------------------------------------------- primitives
-
-def apply(op: str, values, attrs=None, *, shape=None, dtype=None, record=True, loc=None):
-    """One primitive on (node, grad_fn) values: the new (node, grad_fn)."""
-    node = make(op, [v[0] for v in values], attrs, loc or user_loc(), shape=shape, dtype=dtype)
-    fn = None
-    if record and node.dtype.is_floating_point:
-        nexts = tuple(v[1] for v in values)
-        if builtins.any(f is not None for f in nexts):
-            fn = Function(op, node.attrs, node.inputs, node, nexts)
-    return node, fn
-
-
-def prim(op: str, tensors, attrs=None, *, shape=None, dtype=None, name=None):
-    check_devices(tensors)
-    node, fn = apply(op, [t._value() for t in tensors], attrs, shape=shape, dtype=dtype,
-                     record=is_grad_enabled())
-    if name is not None and fn is not None:
-        fn._name = name
-    return Tensor._from_value(node, fn)
-
-
-def named(t, name: str):
-    """Give a composite's result PyTorch's grad_fn name (its last primitive's record)."""
-    fn = t._value()[1]
-    if isinstance(fn, Function):
-        fn._name = name
-    return t
-
-
-def const(value, dtype, shape=(), device=None):
-    """A constant of `shape`, computed on `device` (a device object, None: the CPU)."""
-    node = make("const", (), {"value": _py(value, dtype)}, user_loc(), shape=tuple(shape), dtype=dtype)
-    _placement.place(node, device)
-    return Tensor._from_value(node, None)
-
-
-def _py(value, dtype):
-    if dtype.is_floating_point:
-        return builtins.float(value)
-    if dtype.is_bool:
-        return builtins.bool(value)
-    return builtins.int(value)
-
-
-def cast(t, dtype):
-    if t.dtype is dtype:
-        return t
-    return prim("cast", [t], shape=t.shape, dtype=dtype)
-
-
-def operand(x, dtype):
-    """A tensor operand of `dtype`: tensors are cast, Python scalars become constants."""
-    if isinstance(x, Tensor):
-        return cast(x, dtype)
-    return const(x, dtype)
-
-
-def op_error(exc_type, op: str, message: str, tensors):
-    """PyTorch's exception for `op` (its type and message), naming the operand types and the
-    user's line as the IR's errors do: `floor(b8[2]): "floor_vml_cpu" not implemented for 'Bool' (at m.py:3)`."""
-    types = ", ".join(fmt_type(t.shape, t.dtype) for t in tensors)
-    loc = user_loc()
-    return exc_type(f"{op}({types}): {message}" + (f" (at {loc})" if loc else ""))
-
-
-def _check_not_bool(x, op: str, kernel: str):
-    """PyTorch has no bool kernel for `op`: NotImplementedError naming its CPU kernel."""
-    if x.dtype.is_bool:
-        raise op_error(NotImplementedError, op, f'"{kernel}" not implemented for \'Bool\'', [x])
-
-
-def _check_operand(x, opname):
-    if isinstance(x, Tensor) or isinstance(x, (builtins.int, builtins.float, builtins.bool)) or _is_np_scalar(x):
-        return
-    raise TypeError(f"{opname}(): argument 'other' must be Tensor or Number, not {type(x).__name__}")
-
-
-def _is_np_scalar(x) -> bool:
-    import numpy as np
-    return isinstance(x, (np.generic,)) and not isinstance(x, np.ndarray)
-
-
 # ---------------------------------------------------------------- elementwise
 
 def binary(op: str, a, b, *, name=None, dtype=None, opname=None):
     _check_operand(a, opname or op)
     _check_operand(b, opname or op)
     dt = dtype or D.result_type(a, b)
-    return prim(op, [operand(a, dt), operand(b, dt)], name=name)
+    like = a if isinstance(a, TensorBase) else b if isinstance(b, TensorBase) else _tensor_of(a, b, opname or op)
+    return prim(op, [operand(a, dt, like), operand(b, dt, like)], name=name)
+
+
+def _tensor_of(a, b, opname: str) -> TensorBase:
+    """The tensor operand of a binary op: its result (and a scalar operand's constant) is
+    built through it."""
+    if isinstance(a, TensorBase):
+        return a
+    if isinstance(b, TensorBase):
+        return b
+    raise TypeError(f"{opname}(): argument 'input' (position 1) must be Tensor, not {type(a).__name__}")
 
 
 def add(a, b, alpha=1):
     if alpha != 1:
-        b = mul(b, alpha)
+        b = _scaled(a, b, alpha)
     return binary("add", a, b, opname="add")
 
 
 def sub(a, b, alpha=1):
     _check_not_bool_sub(a, b)
     if alpha != 1:
-        b = mul(b, alpha)
-    return binary("sub", a, b, name="SubBackward0" if isinstance(a, Tensor) else "RsubBackward1", opname="sub")
+        b = _scaled(a, b, alpha)
+    return binary("sub", a, b, name="SubBackward0" if isinstance(a, TensorBase) else "RsubBackward1", opname="sub")
+
+
+def _scaled(a, b, alpha):
+    """b * alpha for add and sub: a tensor, also when b is a number (a constant built through a)."""
+    if not isinstance(b, TensorBase):
+        _check_operand(b, "mul")
+        b = const(b, D.result_type(b, alpha), like=a if isinstance(a, TensorBase) else None)
+    return mul(b, alpha)
 
 
 def _check_not_bool_sub(a, b):
     """PyTorch refuses to subtract bools (tensors or Python bools), with one message for two and one for one."""
-    bools = [isinstance(x, builtins.bool) or isinstance(x, Tensor) and x.dtype.is_bool for x in (a, b)]
+    bools = [isinstance(x, builtins.bool) or isinstance(x, TensorBase) and x.dtype.is_bool for x in (a, b)]
     if builtins.all(bools):
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
                            "Use the `^` or `logical_xor()` operator instead.")
@@ -169,7 +118,8 @@ def div(a, b, rounding_mode=None):
 
 def floor_divide(a, b):
     dt = D.result_type(a, b)
-    a_, b_ = operand(a, dt), operand(b, dt)
+    like = _tensor_of(a, b, "floor_divide")
+    a_, b_ = operand(a, dt, like), operand(b, dt, like)
     if dt.is_floating_point:
         return _float_floor_divide(a_, b_)
     q = binary("div", a_, b_)           # truncates toward zero
@@ -195,7 +145,8 @@ def _sign_fix(r, b):
 def remainder(a, b):
     """Python's %: fmod, moved by one divisor where its sign differs from the divisor's."""
     dt = D.result_type(a, b)
-    a_, b_ = operand(a, dt), operand(b, dt)
+    like = _tensor_of(a, b, "remainder")
+    a_, b_ = operand(a, dt, like), operand(b, dt, like)
     r = fmod(a_, b_)
     return add(r, mul(cast(_sign_fix(r, b_), dt), b_))
 
@@ -203,15 +154,17 @@ def remainder(a, b):
 def fmod(a, b):
     """C's fmod: the remainder of the quotient truncated toward zero (the dividend's sign)."""
     dt = D.result_type(a, b)
-    a_, b_ = operand(a, dt), operand(b, dt)
+    like = _tensor_of(a, b, "fmod")
+    a_, b_ = operand(a, dt, like), operand(b, dt, like)
     if dt.is_floating_point:
-        return prim("fmod", [a_, b_], name="FmodBackward1" if isinstance(b, Tensor) else "FmodBackward0")
+        return prim("fmod", [a_, b_], name="FmodBackward1" if isinstance(b, TensorBase) else "FmodBackward0")
     return sub(a_, mul(binary("div", a_, b_), b_))      # integer div truncates (and checks for 0)
 
 
 def pow(a, b):
-    if isinstance(b, Tensor) or isinstance(a, Tensor) and a.dtype.is_floating_point or not isinstance(b, builtins.int):
-        name = "PowBackward1" if isinstance(b, Tensor) else "PowBackward0"
+    if isinstance(b, TensorBase) or isinstance(a, TensorBase) and a.dtype.is_floating_point or \
+            not isinstance(b, builtins.int):
+        name = "PowBackward1" if isinstance(b, TensorBase) else "PowBackward0"
         return binary("pow", a, b, name=name, opname="pow")
     if b < 0 and not a.dtype.is_floating_point:
         raise RuntimeError("Integers to negative integer powers are not allowed.")
@@ -230,7 +183,8 @@ def _compare(op, a, b, swap=False):
     _check_operand(a, op)
     _check_operand(b, op)
     dt = D.result_type(a, b)
-    x, y = operand(a, dt), operand(b, dt)
+    like = a if isinstance(a, TensorBase) else b if isinstance(b, TensorBase) else _tensor_of(a, b, op)
+    x, y = operand(a, dt, like), operand(b, dt, like)
     return prim(op, [y, x] if swap else [x, y])
 
 
@@ -276,15 +230,15 @@ def logical_xor(a, b):
 
 def bitwise(op, a, b):
     """`&`, `|`, `^` on bool tensors (masks); integer bitwise ops are not supported."""
-    if builtins.all(not isinstance(x, Tensor) or x.dtype.is_bool for x in (a, b)) and \
-            builtins.all(isinstance(x, (Tensor, builtins.bool)) for x in (a, b)):
+    if builtins.all(not isinstance(x, TensorBase) or x.dtype.is_bool for x in (a, b)) and \
+            builtins.all(isinstance(x, (TensorBase, builtins.bool)) for x in (a, b)):
         return {"and": logical_and, "or": logical_or, "xor": logical_xor}[op](a, b)
     raise TypeError(f"bitwise_{op} is only supported on bool tensors in fusegrad")
 
 
 def where(condition, x, y):
     dt = D.result_type(x, y)
-    return prim("where", [cast(condition, D.bool_), operand(x, dt), operand(y, dt)])
+    return prim("where", [cast(condition, D.bool_), operand(x, dt, condition), operand(y, dt, condition)])
 
 
 def _float_unary(op, x):
@@ -367,9 +321,8 @@ def abs(x):
 
 def sign(x):
     if x.dtype.is_bool:     # PyTorch: a bool tensor is its own sign
-        from .shape_ops import clone
-        return clone(x)
-    zero = const(0, x.dtype)
+        return prim("reshape", [x], {"shape": tuple(x.shape)}, name="CloneBackward0")   # shape_ops.clone
+    zero = const(0, x.dtype, like=x)
     return sub(cast(gt(x, zero), x.dtype), cast(lt(x, zero), x.dtype))
 
 
@@ -387,7 +340,7 @@ def sigmoid(x):
 def relu(x):
     if x.dtype.is_bool:
         raise op_error(RuntimeError, "relu", "Boolean inputs not supported for relu", [x])
-    return named(where(le(x, 0), const(0, x.dtype), x), "ReluBackward0")
+    return named(where(le(x, 0), const(0, x.dtype, like=x), x), "ReluBackward0")
 
 
 def clamp(x, min=None, max=None):
@@ -395,9 +348,9 @@ def clamp(x, min=None, max=None):
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     out = x
     if min is not None:
-        out = where(lt(out, min), operand(min, D.result_type(x, min)), out)
+        out = where(lt(out, min), operand(min, D.result_type(x, min), x), out)
     if max is not None:
-        out = where(lt(max, out), operand(max, D.result_type(out, max)), out)
+        out = where(lt(max, out), operand(max, D.result_type(out, max), x), out)
     return named(out, "ClampBackward1")
 
 
@@ -406,21 +359,6 @@ def _float_operand(x):
 
 
 # ---------------------------------------------------------------- reductions
-
-def normalize_dims(x, dim, op: str) -> tuple:
-    rank = x.dim()
-    if dim is None:
-        return tuple(range(rank))
-    dims = (dim,) if isinstance(dim, builtins.int) else tuple(dim)
-    out = []
-    for d in dims:
-        lo, hi = (-rank, rank - 1) if rank else (-1, 0)
-        if not lo <= d <= hi:
-            raise AxisError(op, f"Dimension out of range (expected to be in range of [{lo}, {hi}], but got {d})",
-                            user_loc())
-        out.append(d % rank if rank else 0)
-    return tuple(sorted(set(out)))
-
 
 def _drop_dims(t, axes, keepdim, name=None):
     """A reduction's result without its reduced dims (a fresh value, not a view)."""
@@ -489,11 +427,6 @@ def _truth(x, op, dim, keepdim, opname):
     return r if x.dtype is D.uint8 else cast(r, D.bool_)
 
 
-def _torch_name(dt) -> str:
-    return {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int", "uint8": "Byte",
-            "bool": "Bool"}[dt.name]
-
-
 def amax(x, dim=None, keepdim=False):
     return _reduce("reduce_max", x, _all_if_empty(dim), keepdim, "AmaxBackward0", "amax")
 
@@ -510,7 +443,6 @@ def _check_reduced_size(x, axis: int, op: str):
 
 def _one_element_row(x, dim, op: str):
     """A 0-d tensor reduced over dim 0 or -1 (PyTorch allows both): as a 1-element row over dim 0."""
-    from .shape_ops import reshape_value
     normalize_dims(x, dim, op)
     return reshape_value(x, (1,)), 0
 
@@ -527,29 +459,26 @@ def _extreme(x, dim, keepdim, which):
     (axis,) = normalize_dims(x, dim, which)
     _check_reduced_size(x, axis, which)
     idx = (argmax if which == "max" else argmin)(x, axis, keepdim=True)
-    from .shape_ops import gather_along
-    values = gather_along(x, axis, idx)
+    values = prim("gather", [x, idx], {"axis": axis}, name="GatherBackward0")   # shape_ops.gather_along
     values = named(_drop_dims(values, (axis,), keepdim), "MaxBackward0" if which == "max" else "MinBackward0")
     result = MaxResult if which == "max" else MinResult
     return result(values, _drop_dims(idx, (axis,), keepdim))
 
 
 def max(x, dim=None, keepdim=False, *, other=None):
-    if isinstance(dim, Tensor):
+    if isinstance(dim, TensorBase):
         return maximum(x, dim)
     return _extreme(x, dim, keepdim, "max")
 
 
 def min(x, dim=None, keepdim=False):
-    if isinstance(dim, Tensor):
+    if isinstance(dim, TensorBase):
         return minimum(x, dim)
     return _extreme(x, dim, keepdim, "min")
 
 
 def _arg_extreme(x, dim, keepdim, which):
     """First index of the max (min) along `dim`, NaN counting as the extreme (as PyTorch)."""
-    from .creation import iota
-    from .shape_ops import reshape_value
     with no_grad():
         flat = dim is None
         if flat:
@@ -565,7 +494,7 @@ def _arg_extreme(x, dim, keepdim, which):
         hit = eq(x, best)
         if x.dtype.is_floating_point:
             hit = logical_or(hit, ne(x, x))
-        first = amin(where(hit, iota(x.shape, axis), x.shape[axis]), axis, keepdim=True)
+        first = amin(where(hit, x._result(iota_node(x.shape, axis, D.int64)), x.shape[axis]), axis, keepdim=True)
         if flat:
             return reshape_value(first, kept if keepdim else ())
         return _drop_dims(first, (axis,), keepdim)
@@ -583,14 +512,13 @@ def argmin(x, dim=None, keepdim=False):
 
 def matmul(a, b):
     """PyTorch's matmul: dot for 1-D @ 1-D, matrix-vector, and batched with broadcast batch dims."""
-    if not isinstance(b, Tensor) or not isinstance(a, Tensor):
+    if not isinstance(b, TensorBase) or not isinstance(a, TensorBase):
         raise TypeError(f"matmul(): argument 'other' must be Tensor, not {type(b).__name__}")
     if a.dim() == 0 or b.dim() == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {a.dim()}D and {b.dim()}D")
     if a.dtype is not b.dtype:
         raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {_c_name(a.dtype)} != "
                            f"{_c_name(b.dtype)}")
-    from .shape_ops import reshape_value
     a2 = reshape_value(a, (1,) + tuple(a.shape)) if a.dim() == 1 else a
     b2 = reshape_value(b, tuple(b.shape) + (1,)) if b.dim() == 1 else b
     rank = builtins.max(a2.dim(), b2.dim())
@@ -608,11 +536,6 @@ def matmul(a, b):
     if a.dim() == 1 and b.dim() == 1:
         return named(reshape_value(out, ()), "DotBackward0")
     return reshape_value(out, shape) if shape != tuple(out.shape) else out
-
-
-def _c_name(dt) -> str:
-    return {"float32": "float", "float64": "double", "int64": "long int", "int32": "int", "uint8": "unsigned char",
-            "bool": "bool"}[dt.name]
 
 
 def mm(a, b):
@@ -675,4 +598,299 @@ def logsumexp(x, dim, keepdim=False):
     return named(_drop_dims(r, axes, keepdim), "LogsumexpBackward0")
 
 
-from .tensor import Tensor  # noqa: E402  (the class and its ops refer to each other)
+# ---------------------------------------------------------------- Tensor's methods
+
+class MathMethods(TensorBase):
+    """Python's operators and the Tensor methods of the elementwise, reduction and matrix ops
+    (tensor.py composes Tensor from this and the other op modules' mixins). A binary operator
+    answers NotImplemented for an operand that is not a tensor or a number, so Python can try
+    the other operand."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:     # defining __eq__ would otherwise make tensors unhashable
+        return id(self)
+
+    def __add__(self, other: Any) -> Tensor:
+        return add(self, other) if _is_operand(other) else NotImplemented
+
+    def __sub__(self, other: Any) -> Tensor:
+        return sub(self, other) if _is_operand(other) else NotImplemented
+
+    def __mul__(self, other: Any) -> Tensor:
+        return mul(self, other) if _is_operand(other) else NotImplemented
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return div(self, other) if _is_operand(other) else NotImplemented
+
+    def __floordiv__(self, other: Any) -> Tensor:
+        return floor_divide(self, other) if _is_operand(other) else NotImplemented
+
+    def __mod__(self, other: Any) -> Tensor:
+        return remainder(self, other) if _is_operand(other) else NotImplemented
+
+    def __pow__(self, other: Any) -> Tensor:
+        return pow(self, other) if _is_operand(other) else NotImplemented
+
+    def __lt__(self, other: Any) -> Tensor:
+        return lt(self, other) if _is_operand(other) else NotImplemented
+
+    def __le__(self, other: Any) -> Tensor:
+        return le(self, other) if _is_operand(other) else NotImplemented
+
+    def __gt__(self, other: Any) -> Tensor:
+        return gt(self, other) if _is_operand(other) else NotImplemented
+
+    def __ge__(self, other: Any) -> Tensor:
+        return ge(self, other) if _is_operand(other) else NotImplemented
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return eq(self, other) if _is_operand(other) else NotImplemented
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return ne(self, other) if _is_operand(other) else NotImplemented
+
+    def __radd__(self, other: Any) -> Tensor:
+        return add(other, self) if _is_operand(other) else NotImplemented
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return sub(other, self) if _is_operand(other) else NotImplemented
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return mul(other, self) if _is_operand(other) else NotImplemented
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return div(other, self) if _is_operand(other) else NotImplemented
+
+    def __rfloordiv__(self, other: Any) -> Tensor:
+        return floor_divide(other, self) if _is_operand(other) else NotImplemented
+
+    def __rmod__(self, other: Any) -> Tensor:
+        return remainder(other, self) if _is_operand(other) else NotImplemented
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return pow(other, self) if _is_operand(other) else NotImplemented
+
+    def __and__(self, other: Any) -> Tensor:
+        return bitwise("and", self, other) if _is_operand(other) else NotImplemented
+
+    def __or__(self, other: Any) -> Tensor:
+        return bitwise("or", self, other) if _is_operand(other) else NotImplemented
+
+    def __xor__(self, other: Any) -> Tensor:
+        return bitwise("xor", self, other) if _is_operand(other) else NotImplemented
+
+    def __rand__(self, other: Any) -> Tensor:
+        return bitwise("and", other, self) if _is_operand(other) else NotImplemented
+
+    def __ror__(self, other: Any) -> Tensor:
+        return bitwise("or", other, self) if _is_operand(other) else NotImplemented
+
+    def __neg__(self) -> Tensor:
+        return neg(self)
+
+    def __abs__(self) -> Tensor:
+        return abs(self)
+
+    def __invert__(self) -> Tensor:
+        return logical_not(self)
+
+    def __pos__(self: _T) -> _T:
+        return self
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return matmul(other, self)
+
+    def add(self, *args: Any, **kwargs: Any) -> Tensor:
+        return add(self, *args, **kwargs)
+
+    def sub(self, *args: Any, **kwargs: Any) -> Tensor:
+        return sub(self, *args, **kwargs)
+
+    def mul(self, *args: Any, **kwargs: Any) -> Tensor:
+        return mul(self, *args, **kwargs)
+
+    def div(self, *args: Any, **kwargs: Any) -> Tensor:
+        return div(self, *args, **kwargs)
+
+    def true_divide(self, *args: Any, **kwargs: Any) -> Tensor:
+        return div(self, *args, **kwargs)
+
+    def floor_divide(self, *args: Any, **kwargs: Any) -> Tensor:
+        return floor_divide(self, *args, **kwargs)
+
+    def remainder(self, *args: Any, **kwargs: Any) -> Tensor:
+        return remainder(self, *args, **kwargs)
+
+    def fmod(self, *args: Any, **kwargs: Any) -> Tensor:
+        return fmod(self, *args, **kwargs)
+
+    def pow(self, *args: Any, **kwargs: Any) -> Tensor:
+        return pow(self, *args, **kwargs)
+
+    def maximum(self, *args: Any, **kwargs: Any) -> Tensor:
+        return maximum(self, *args, **kwargs)
+
+    def minimum(self, *args: Any, **kwargs: Any) -> Tensor:
+        return minimum(self, *args, **kwargs)
+
+    def lt(self, *args: Any, **kwargs: Any) -> Tensor:
+        return lt(self, *args, **kwargs)
+
+    def le(self, *args: Any, **kwargs: Any) -> Tensor:
+        return le(self, *args, **kwargs)
+
+    def gt(self, *args: Any, **kwargs: Any) -> Tensor:
+        return gt(self, *args, **kwargs)
+
+    def ge(self, *args: Any, **kwargs: Any) -> Tensor:
+        return ge(self, *args, **kwargs)
+
+    def eq(self, *args: Any, **kwargs: Any) -> Tensor:
+        return eq(self, *args, **kwargs)
+
+    def ne(self, *args: Any, **kwargs: Any) -> Tensor:
+        return ne(self, *args, **kwargs)
+
+    def logical_not(self, *args: Any, **kwargs: Any) -> Tensor:
+        return logical_not(self, *args, **kwargs)
+
+    def logical_and(self, *args: Any, **kwargs: Any) -> Tensor:
+        return logical_and(self, *args, **kwargs)
+
+    def logical_or(self, *args: Any, **kwargs: Any) -> Tensor:
+        return logical_or(self, *args, **kwargs)
+
+    def logical_xor(self, *args: Any, **kwargs: Any) -> Tensor:
+        return logical_xor(self, *args, **kwargs)
+
+    def exp(self, *args: Any, **kwargs: Any) -> Tensor:
+        return exp(self, *args, **kwargs)
+
+    def log(self, *args: Any, **kwargs: Any) -> Tensor:
+        return log(self, *args, **kwargs)
+
+    def sqrt(self, *args: Any, **kwargs: Any) -> Tensor:
+        return sqrt(self, *args, **kwargs)
+
+    def rsqrt(self, *args: Any, **kwargs: Any) -> Tensor:
+        return rsqrt(self, *args, **kwargs)
+
+    def reciprocal(self, *args: Any, **kwargs: Any) -> Tensor:
+        return reciprocal(self, *args, **kwargs)
+
+    def sin(self, *args: Any, **kwargs: Any) -> Tensor:
+        return sin(self, *args, **kwargs)
+
+    def cos(self, *args: Any, **kwargs: Any) -> Tensor:
+        return cos(self, *args, **kwargs)
+
+    def tanh(self, *args: Any, **kwargs: Any) -> Tensor:
+        return tanh(self, *args, **kwargs)
+
+    def erf(self, *args: Any, **kwargs: Any) -> Tensor:
+        return erf(self, *args, **kwargs)
+
+    def sigmoid(self, *args: Any, **kwargs: Any) -> Tensor:
+        return sigmoid(self, *args, **kwargs)
+
+    def relu(self, *args: Any, **kwargs: Any) -> Tensor:
+        return relu(self, *args, **kwargs)
+
+    def abs(self, *args: Any, **kwargs: Any) -> Tensor:
+        return abs(self, *args, **kwargs)
+
+    def neg(self, *args: Any, **kwargs: Any) -> Tensor:
+        return neg(self, *args, **kwargs)
+
+    def negative(self, *args: Any, **kwargs: Any) -> Tensor:
+        return neg(self, *args, **kwargs)
+
+    def sign(self, *args: Any, **kwargs: Any) -> Tensor:
+        return sign(self, *args, **kwargs)
+
+    def floor(self, *args: Any, **kwargs: Any) -> Tensor:
+        return floor(self, *args, **kwargs)
+
+    def ceil(self, *args: Any, **kwargs: Any) -> Tensor:
+        return ceil(self, *args, **kwargs)
+
+    def round(self, *args: Any, **kwargs: Any) -> Tensor:
+        return round(self, *args, **kwargs)
+
+    def clamp(self, *args: Any, **kwargs: Any) -> Tensor:
+        return clamp(self, *args, **kwargs)
+
+    def clip(self, *args: Any, **kwargs: Any) -> Tensor:
+        return clamp(self, *args, **kwargs)
+
+    def sum(self, *args: Any, **kwargs: Any) -> Tensor:
+        return sum(self, *args, **kwargs)
+
+    def mean(self, *args: Any, **kwargs: Any) -> Tensor:
+        return mean(self, *args, **kwargs)
+
+    def prod(self, *args: Any, **kwargs: Any) -> Tensor:
+        return prod(self, *args, **kwargs)
+
+    def max(self, *args: Any, **kwargs: Any) -> Any:
+        return max(self, *args, **kwargs)
+
+    def min(self, *args: Any, **kwargs: Any) -> Any:
+        return min(self, *args, **kwargs)
+
+    def amax(self, *args: Any, **kwargs: Any) -> Tensor:
+        return amax(self, *args, **kwargs)
+
+    def amin(self, *args: Any, **kwargs: Any) -> Tensor:
+        return amin(self, *args, **kwargs)
+
+    def all(self, *args: Any, **kwargs: Any) -> Tensor:
+        return all(self, *args, **kwargs)
+
+    def any(self, *args: Any, **kwargs: Any) -> Tensor:
+        return any(self, *args, **kwargs)
+
+    def argmax(self, *args: Any, **kwargs: Any) -> Tensor:
+        return argmax(self, *args, **kwargs)
+
+    def argmin(self, *args: Any, **kwargs: Any) -> Tensor:
+        return argmin(self, *args, **kwargs)
+
+    def softmax(self, *args: Any, **kwargs: Any) -> Tensor:
+        return softmax(self, *args, **kwargs)
+
+    def log_softmax(self, *args: Any, **kwargs: Any) -> Tensor:
+        return log_softmax(self, *args, **kwargs)
+
+    def logsumexp(self, *args: Any, **kwargs: Any) -> Tensor:
+        return logsumexp(self, *args, **kwargs)
+
+    def matmul(self, *args: Any, **kwargs: Any) -> Tensor:
+        return matmul(self, *args, **kwargs)
+
+    def mm(self, *args: Any, **kwargs: Any) -> Tensor:
+        return mm(self, *args, **kwargs)
+
+    def bmm(self, *args: Any, **kwargs: Any) -> Tensor:
+        return bmm(self, *args, **kwargs)
+
+    def dot(self, *args: Any, **kwargs: Any) -> Tensor:
+        return dot(self, *args, **kwargs)
+
+    def mv(self, *args: Any, **kwargs: Any) -> Tensor:
+        return matmul(self, *args, **kwargs)
+
+    def where(self, condition: Any, other: Any) -> Tensor:
+        return where(condition, self, other)
+
+    def square(self) -> Tensor:
+        return mul(self, self)
+
+
+def _is_operand(other: Any) -> bool:
+    """Whether a binary operator takes `other`: a tensor or a (Python or numpy) number."""
+    return isinstance(other, (TensorBase, builtins.int, builtins.float, builtins.bool, np.generic))

@@ -2,117 +2,42 @@
 
 The generator is (seed, offset); drawing n numbers takes counters offset .. offset+n-1 and
 advances the offset. Eager factories (`rand`, `randn`, ...) compute the stream with numpy
-here; inside kernels the IR `rand` op computes the same bits (codegen/emit.py), so a value
-drawn in a fused dropout mask equals the one numpy would have drawn at that counter.
+(philox.py, below Tensor, where the generator and the stream live); inside kernels the IR
+`rand` op computes the same bits (codegen/emit.py), so a value drawn in a fused dropout mask
+equals the one numpy would have drawn at that counter. This module, above tensor.py, makes
+those lazy draws (`rand_tensor`): they take no tensor to build their result through.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import trace_hooks
+from . import ops, trace_hooks
 from .compiler.ir import make
+from .philox import Generator as Generator
+from .philox import default_generator as default_generator
+from .philox import initial_seed as initial_seed
+from .philox import manual_seed as manual_seed
+from .philox import normal as normal
+from .philox import philox_words as philox_words
+from .philox import randint_args as randint_args
+from .philox import seed as seed
+from .philox import uniform as uniform
 from .source import user_loc
+from .tensor import Tensor
 
 if TYPE_CHECKING:
     from .compiler.ir.dtypes import DType
-    from .tensor import Tensor
-
-_M = (np.uint64(0xD2511F53), np.uint64(0xCD9E8D57))
-_W = (np.uint64(0x9E3779B9), np.uint64(0xBB67AE85))
-_LOW = np.uint64(0xFFFFFFFF)
-_DEFAULT_SEED = 67280421310721
 
 
-class Generator:
-    """(seed, offset) of the Philox stream, held in a small int64 tensor so that a traced
-    function captures it as state and advances it in place on every call."""
-
-    def __init__(self, seed: int = _DEFAULT_SEED) -> None:
-        self._state: Tensor | None = None
-        self.manual_seed(seed)
-
-    @property
-    def state(self) -> Tensor:
-        if self._state is None:
-            from .tensor import Tensor
-            self._state = Tensor._from_array(np.zeros(2, np.int64))
-            self._state._storage.state = True
-        return self._state
-
-    def _words(self) -> np.ndarray:
-        self.state._realize()
-        return self.state._storage.buffer
-
-    def manual_seed(self, seed: int) -> "Generator":
-        words = self._words()
-        words[0] = np.uint64(int(seed) & ((1 << 64) - 1)).astype(np.int64)
-        words[1] = 0
-        return self
-
-    @property
-    def seed(self) -> int:
-        return int(np.int64(self._words()[0]).astype(np.uint64))
-
-    @property
-    def offset(self) -> int:
-        return int(self._words()[1])
-
-    def initial_seed(self) -> int:
-        return self.seed
-
-    def take(self, n: int) -> tuple[int, int]:
-        """(seed, first counter) for n numbers, advancing the stream past them."""
-        words = self._words()
-        start = int(words[1])
-        words[1] += int(n)
-        return self.seed, start
-
-    def get_state(self) -> np.ndarray:
-        return self._words().copy()
-
-    def set_state(self, state: Any) -> None:
-        self._words()[:] = np.asarray(state, dtype=np.int64)
-
-
-default_generator = Generator()
-
-
-def manual_seed(seed: int) -> Generator:
-    return default_generator.manual_seed(seed)
-
-
-def randint_args(args: tuple, low: Any, high: Any, size: Any) -> tuple[int, int, tuple[int, ...]]:
-    """(low, high, size) of PyTorch's randint(high, size) / randint(low, high, size), each
-    argument given by position or keyword, checked as PyTorch checks them."""
-    given = {k: v for k, v in (("low", low), ("high", high), ("size", size)) if v is not None}
-    slots = ("low", "high", "size") if len(args) + len(given) >= 3 else ("high", "size")
-    free = [k for k in slots if k not in given]
-    if len(args) > len(free) or len(args) + len(given) < 2:
-        raise TypeError(f"randint() received an invalid combination of arguments - got {len(args)} "
-                        "positional arguments; expected (high, size) or (low, high, size)")
-    given.update(zip(free, args))
-    missing = [k for k in slots if k not in given]
-    if missing:
-        raise TypeError(f"randint() missing required argument '{missing[0]}'")
-    for position, name in enumerate(slots, 1):
-        _check_randint_arg(name, position, given[name])
-    lo, hi = int(given.get("low", 0)), int(given["high"])
-    if lo >= hi:
-        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={lo} >= to={hi}")
-    return lo, hi, tuple(given["size"])
-
-
-def _check_randint_arg(name: str, position: int, value: object) -> None:
-    is_int = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-    ok = all(map(is_int, value)) if name == "size" and isinstance(value, (tuple, list)) else \
-        name != "size" and is_int(value)
-    if not ok:
-        want = "tuple of ints" if name == "size" else "int"
-        raise TypeError(f"randint(): argument '{name}' (position {position}) must be {want}, "
-                        f"not {type(value).__name__}")
+def state_of(gen: Generator) -> Tensor:
+    """The generator's (seed, offset) storage as a tensor (one per generator: a trace captures
+    it as state and advances it in place)."""
+    if gen.state_tensor is None:
+        gen.state_tensor = Tensor._new(gen.storage)
+    return gen.state_tensor
 
 
 def rand_tensor(shape: Sequence[int], dtype: DType, generator: Generator | None = None) -> Tensor:
@@ -121,12 +46,12 @@ def rand_tensor(shape: Sequence[int], dtype: DType, generator: Generator | None 
     Eagerly, the key is a fresh (seed, offset) buffer and the generator advances at once;
     inside a trace the key is the generator's state tensor itself, advanced in place, so
     every call of the compiled function draws new numbers."""
-    from .tensor import Tensor
     gen = generator or default_generator
     n = int(np.prod(shape, dtype=np.int64))
     if trace_hooks.active():
-        key = gen.state._value()[0]
-        gen.state.add_(Tensor._from_array(np.array([0, n], np.int64)))
+        state = state_of(gen)
+        key = state._value()[0]
+        state.add_(Tensor._from_array(np.array([0, n], np.int64)))
     else:
         seed_, start = gen.take(n)
         key = Tensor._from_array(np.array([seed_, start], np.uint64).view(np.int64))._value()[0]
@@ -135,51 +60,6 @@ def rand_tensor(shape: Sequence[int], dtype: DType, generator: Generator | None 
 
 def randn_tensor(shape: Sequence[int], dtype: DType, generator: Generator | None = None) -> Tensor:
     """Lazy standard normals by Box-Muller on two lazy uniforms (for traced code)."""
-    from . import ops
     u1, u2 = rand_tensor(shape, dtype, generator), rand_tensor(shape, dtype, generator)
     r = ops.sqrt(ops.mul(ops.log(ops.sub(1.0, u1)), -2.0))
     return ops.mul(r, ops.cos(ops.mul(u2, 2 * np.pi)))
-
-
-def seed() -> int:
-    import time
-    return default_generator.manual_seed(time.time_ns()).seed
-
-
-def initial_seed() -> int:
-    return default_generator.seed
-
-
-def philox_words(seed: int, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first two output words of Philox-4x32-10 for counters start .. start+n-1."""
-    with np.errstate(over="ignore"):
-        ctr = np.arange(n, dtype=np.uint64) + np.uint64(start)
-        c0, c1 = ctr & _LOW, ctr >> np.uint64(32)
-        c2 = np.zeros(n, np.uint64)
-        c3 = np.zeros(n, np.uint64)
-        k0, k1 = np.uint64(seed) & _LOW, np.uint64(seed >> 32) & _LOW
-        for r in range(10):
-            p0, p1 = c0 * _M[0], c2 * _M[1]
-            c0, c1, c2, c3 = (p1 >> np.uint64(32)) ^ c1 ^ k0, p1 & _LOW, (p0 >> np.uint64(32)) ^ c3 ^ k1, p0 & _LOW
-            if r < 9:
-                k0, k1 = (k0 + _W[0]) & _LOW, (k1 + _W[1]) & _LOW
-    return c0, c1
-
-
-def uniform(n: int, dtype: Any, generator: Generator | None = None) -> np.ndarray:
-    """n uniform numbers in [0, 1) of a float numpy dtype, from the generator's stream."""
-    seed_, start = (generator or default_generator).take(n)
-    w0, w1 = philox_words(seed_, start, n)
-    if np.dtype(dtype) == np.float32:
-        return ((w0 >> np.uint64(8)).astype(np.float32) * np.float32(2.0 ** -24))
-    bits = ((w0 << np.uint64(32)) | w1) >> np.uint64(11)
-    return bits.astype(np.float64) * 2.0 ** -53
-
-
-def normal(n: int, dtype: Any, generator: Generator | None = None) -> np.ndarray:
-    """n standard normal numbers (Box-Muller on pairs of uniforms)."""
-    u = uniform(2 * ((n + 1) // 2), np.float64, generator)
-    u1, u2 = u[0::2], u[1::2]
-    r = np.sqrt(-2.0 * np.log1p(-u1))
-    z = np.concatenate([r * np.cos(2 * np.pi * u2), r * np.sin(2 * np.pi * u2)])[:n]
-    return z.astype(dtype)

@@ -1,11 +1,19 @@
 """The frontend's modules import one way (issue 12): no import cycle longer than two modules,
 and no function-local import of a fusegrad module used to dodge one.
 
-The layers, lowest first: the lazy layer (device, dtypes, source, trace_hooks, storage,
-placement, internal_errors, programs, realize; it never imports Tensor), with grad_mode and
-grad_fn -> tensor -> the op modules (ops, shape_ops, creation, random, inplace, indexing) ->
-autograd/ (the engine) -> jit/ (compiled functions) -> nn, optim, cuda, accelerator and the
-package's public API.
+The layers, lowest first:
+- the lazy layer (device, dtypes, source, trace_hooks, storage, placement, internal_errors,
+  programs, realize, printing), with grad_mode and grad_fn; it never imports Tensor;
+- tensor_base (TensorBase: the data half of Tensor), then conversion (Python data and arrays
+  as buffers), philox (the random stream and its generator) and prims (one primitive on
+  tensors, constants, views);
+- the op modules: ops and shape_ops, then inplace, then indexing; each defines a mixin of
+  Tensor's methods and builds its results through its tensor operands (`x._result`), so none
+  imports Tensor;
+- autograd/ (the engine, which builds tensors through the ones it is given);
+- tensor (class Tensor: TensorBase and the op modules' mixins, backward() through the engine);
+- random (lazy draws) and creation (factories): they make tensors from nothing;
+- jit/ (compiled functions) -> nn, optim, cuda, accelerator and the package's public API.
 
 The imports are read from the source with `ast`, without importing anything. Imports under
 `if TYPE_CHECKING:` (annotations only) do not count.
@@ -24,19 +32,6 @@ PACKAGE = "fusegrad"
 # module), each with its reason. Keep this list short: a local import that only dodges an
 # import cycle belongs at the top of the module, in a layer above what it imports.
 ALLOWED_LOCAL_IMPORTS: dict[tuple[str, str], str] = {
-}
-
-# Still to do (issue 12): Tensor and the op modules refer to each other. Tensor's methods call
-# ops, shape_ops, indexing and inplace (bottom-of-file imports in tensor.py), its backward()
-# and retain_grad() call the autograd engine, and the op modules build Tensors. Until ops
-# build their results without importing tensor, this import cycle and the function-local
-# imports below remain. The tests fail on any new one, and on an entry here that is gone (so
-# the lists only shrink).
-PENDING_CYCLE = {"indexing", "inplace", "ops", "shape_ops", "tensor"}
-PENDING_LOCAL_IMPORTS = {
-    ("indexing", "creation"),
-    ("inplace", "tensor"), ("ops", "creation"), ("ops", "shape_ops"), ("random", "ops"), ("random", "tensor"),
-    ("tensor", "autograd"), ("tensor", "autograd.engine"), ("tensor", "creation"),
 }
 
 
@@ -134,10 +129,6 @@ def test_no_import_cycle_longer_than_two_modules():
     for component in nx.strongly_connected_components(graph):
         if len(component) <= 2:
             continue
-        names = {_short(m) for m in component}
-        if names == PENDING_CYCLE:
-            continue
-        assert not names < PENDING_CYCLE, f"the pending cycle shrank to {sorted(names)}: update PENDING_CYCLE"
         for cycle in nx.simple_cycles(graph.subgraph(component)):
             if len(cycle) > 2:
                 long_cycles.append(" -> ".join(cycle + cycle[:1]))
@@ -148,7 +139,7 @@ def test_no_import_cycle_longer_than_two_modules():
 def test_no_function_local_imports_of_fusegrad_modules():
     _, local = _imports()
     unexpected = [f"{a} imports {b} inside a function (line {line})" for a, b, line in local
-                  if (a, b) not in ALLOWED_LOCAL_IMPORTS and (_short(a), _short(b)) not in PENDING_LOCAL_IMPORTS]
+                  if (a, b) not in ALLOWED_LOCAL_IMPORTS]
     assert not unexpected, "\n".join(unexpected)
 
 
@@ -156,14 +147,7 @@ def test_allow_list_is_current():
     _, local = _imports()
     used = {(a, b) for a, b, _ in local}
     stale = [pair for pair in ALLOWED_LOCAL_IMPORTS if pair not in used]
-    stale += [pair for pair in PENDING_LOCAL_IMPORTS if (f"{PACKAGE}.{pair[0]}", f"{PACKAGE}.{pair[1]}") not in used]
     assert not stale, f"listed local imports no longer present (remove them): {stale}"
-
-
-def test_pending_cycle_is_current():
-    graph, _ = _imports()
-    components = [{_short(m) for m in c} for c in nx.strongly_connected_components(graph)]
-    assert PENDING_CYCLE in components, "the pending import cycle changed: update PENDING_CYCLE (it may only shrink)"
 
 
 def test_lazy_layer_never_imports_tensor():
@@ -173,3 +157,37 @@ def test_lazy_layer_never_imports_tensor():
     for name in lazy:
         reached = nx.descendants(graph, f"{PACKAGE}.{name}")
         assert f"{PACKAGE}.tensor" not in reached, f"{PACKAGE}.{name} imports (through others) {PACKAGE}.tensor"
+        assert f"{PACKAGE}.tensor_base" not in reached, f"{PACKAGE}.{name} imports (through others) tensor_base"
+
+
+def test_op_layer_never_imports_tensor():
+    """The op modules and the engine build tensors through their operands: Tensor is above them."""
+    graph, _ = _imports()
+    below_tensor = ["tensor_base", "conversion", "philox", "prims", "ops", "shape_ops", "inplace", "indexing",
+                    "autograd", "autograd.engine"]
+    for name in below_tensor:
+        reached = nx.descendants(graph, f"{PACKAGE}.{name}")
+        for above in ("tensor", "random", "creation"):
+            assert f"{PACKAGE}.{above}" not in reached, f"{PACKAGE}.{name} imports (through others) {PACKAGE}.{above}"
+
+
+def test_no_import_cycles_in_the_frontend():
+    """Imports point one way: not even a two-module cycle."""
+    graph, _ = _imports()
+    cycles = [sorted(_short(m) for m in c) for c in nx.strongly_connected_components(graph) if len(c) > 1]
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def test_imports_come_before_the_code():
+    """No module-level import below a function or class definition (a bottom-of-file import of
+    a fusegrad module is an import cycle in disguise)."""
+    late = []
+    for name, path in _modules().items():
+        tree = ast.parse(path.read_text(), str(path))
+        first_def = None
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                first_def = first_def or node.lineno
+            elif isinstance(node, (ast.Import, ast.ImportFrom)) and first_def is not None:
+                late.append(f"{_short(name) or PACKAGE}: line {node.lineno}")
+    assert not late, "imports after the first definition:\n" + "\n".join(late)

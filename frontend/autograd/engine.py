@@ -6,18 +6,23 @@ inputs, and passes them on. Cotangents are IR nodes, so the backward pass is new
 in the same graph as the forward pass: realized together, fused and compiled. With
 `create_graph=True` they are tensors recording their own history instead, so the result can
 be differentiated again.
+
+The engine sits below Tensor (tensor.py imports it for `backward()` and `retain_grad()`): the
+tensors it makes (gradients, create_graph's recording values, seeds) are built through the
+tensors it is given (`t._result(node)`, see tensor_base.py), never from the Tensor class.
 """
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 from .. import ops
 from ..compiler.passes.autodiff import node_emit, vjp
 from ..grad_fn import AccumulateGrad, Function
 from ..grad_mode import set_grad_enabled
-from ..inplace import assign, defer, deferred, tensor_emit
+from ..inplace import assign, defer, deferred, tensor_emitter
 from ..source import user_loc
-from ..tensor import Tensor
+from ..tensor_base import TensorBase
 
 FREED = ("Trying to backward through the graph a second time (or directly access saved tensors after they have "
          "already been freed). Saved intermediate values of the graph are freed when you call .backward() or "
@@ -46,20 +51,23 @@ def _topo(roots) -> list:
 
 
 class _Emitters:
-    """Emit cotangents as IR nodes, or as recording tensors for create_graph."""
+    """Emit cotangents as IR nodes, or, for create_graph, as recording tensors built through
+    `like` (a tensor the walk was given: a seed)."""
 
-    def __init__(self, create_graph: bool):
+    def __init__(self, create_graph: bool, like: TensorBase | None):
         self.create_graph = create_graph
+        self.like = like
         if create_graph:
-            self.emit = tensor_emit
+            self.emit = tensor_emitter(like)
         else:
             self.emit = node_emit(user_loc())
 
-    def values(self, fn: Function):
+    def values(self, fn: Function) -> tuple:
         if not self.create_graph:
             return fn.inputs, fn.output
-        inputs = tuple(Tensor._from_value(x, nxt) for x, nxt in zip(fn.inputs, fn.next))
-        return inputs, Tensor._from_value(fn.output, fn)
+        like: Any = self.like
+        inputs = tuple(like._result(x, nxt) for x, nxt in zip(fn.inputs, fn.next))
+        return inputs, like._result(fn.output, fn)
 
     def seed(self, g):
         if self.create_graph:
@@ -89,7 +97,7 @@ def retain_grad(tensor) -> None:
 def run(roots, seeds, retain_graph: bool, create_graph: bool, capture=None) -> dict:
     """Propagate `seeds` from the `roots` functions; accumulate into leaves or, with `capture`
     (a set of function ids), return the cotangents reaching those functions instead."""
-    em = _Emitters(create_graph)
+    em = _Emitters(create_graph, seeds[0] if seeds else None)
     ct: dict[int, object] = {}
     for fn, g in zip(roots, seeds):
         g = em.seed(g)
@@ -127,7 +135,7 @@ def run(roots, seeds, retain_graph: bool, create_graph: bool, capture=None) -> d
 
 def accumulate(leaf, g, create_graph: bool) -> None:
     """leaf.grad += g (a new gradient tensor the first time), as PyTorch's AccumulateGrad."""
-    grad = g if isinstance(g, Tensor) else Tensor._from_value(g)
+    grad = g if isinstance(g, TensorBase) else leaf._result(g)
     if not create_graph:
         grad = grad.detach()
     if leaf._grad is None:
@@ -170,9 +178,9 @@ def _seed(t, g):
     if g is None:
         if t.numel() != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
-        return ops.const(1.0, t.dtype, tuple(t.shape))
-    if not isinstance(g, Tensor):
-        g = ops.const(g, t.dtype, tuple(t.shape))
+        return ops.const(1.0, t.dtype, tuple(t.shape), like=t)
+    if not isinstance(g, TensorBase):
+        g = ops.const(g, t.dtype, tuple(t.shape), like=t)
     if tuple(g.shape) != tuple(t.shape):
         raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {g.shape} and output[0] has a shape "
                            f"of {t.shape}.")
@@ -182,10 +190,10 @@ def _seed(t, g):
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=None,
          materialize_grads=False):
     """Gradients of `outputs` with respect to `inputs`, returned instead of accumulated."""
-    single = isinstance(inputs, Tensor)
-    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single = isinstance(inputs, TensorBase)
+    outputs = [outputs] if isinstance(outputs, TensorBase) else list(outputs)
     inputs = [inputs] if single else list(inputs)
-    grad_outputs = [grad_outputs] if isinstance(grad_outputs, Tensor) else (
+    grad_outputs = [grad_outputs] if isinstance(grad_outputs, TensorBase) else (
         list(grad_outputs) if grad_outputs is not None else [None] * len(outputs))
     roots, seeds = [], []
     for i, (t, g) in enumerate(zip(outputs, grad_outputs)):
@@ -209,7 +217,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             if not (allow_unused or materialize_grads):
                 raise RuntimeError("One of the differentiated Tensors appears to not have been used in the graph. "
                                    "Set allow_unused=True if this is the desired behavior.")
-            result.append(ops.const(0.0, x.dtype, tuple(x.shape)) if materialize_grads else None)
+            result.append(ops.const(0.0, x.dtype, tuple(x.shape), like=x) if materialize_grads else None)
             continue
-        result.append(g if isinstance(g, Tensor) else Tensor._from_value(g))
+        result.append(g if isinstance(g, TensorBase) else x._result(g))
     return tuple(result)
