@@ -246,10 +246,10 @@ def test_loss_curve_matches_pytorch(name, kw, task):
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples")
 
 
-def _run_example(name: str) -> str:
+def _run_example(name: str, timeout: int = 120) -> str:
     env = dict(os.environ, MPLBACKEND="Agg")
     done = subprocess.run([sys.executable, os.path.join(EXAMPLES, name)], capture_output=True, text=True, env=env,
-                          timeout=120)
+                          timeout=timeout)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -276,3 +276,15 @@ def test_example_compiled_training():
     traces, replays = map(int, re.search(r"(\d+) traces, (\d+) replays", out).groups())
     assert traces <= 3 and replays == 30 * (1347 // 64) - traces    # every later step replays
     assert "loss curve saved to" in out or "skipped the plot" in out
+
+
+def test_example_cnn_digits():
+    """The issue's bar: a LeNet-style CNN with BatchNorm and max-pooling, compiled, >= 98 %."""
+    out = _run_example("cnn_digits.py", timeout=600)
+    epochs = re.findall(r"^epoch +\d+  loss (\d+\.\d+)  test accuracy ([\d.]+)%$", out, re.M)
+    assert len(epochs) == 12
+    assert float(epochs[-1][0]) < 0.1 * float(epochs[0][0])
+    assert float(re.search(r"test accuracy: ([\d.]+)%", out).group(1)) >= 98.0
+    traces, replays = map(int, re.search(r"(\d+) traces, (\d+) replays", out).groups())
+    assert traces <= 3 and replays == 12 * (1347 // 64) - traces    # every later step replays
+    assert "curves saved to" in out or "skipped the plot" in out

@@ -100,7 +100,8 @@ def _in_projection_packed(q: Tensor, k: Tensor, v: Tensor, w: Tensor,
     w_q, w_k, w_v = _chunk(w, 3)
     b_q, b_k, b_v = (None, None, None) if b is None else _chunk(b, 3)
     if k is v:
-        kv = F.linear(k, cat([w_k, w_v]), None if b is None else cat([b_k, b_v]))
+        kv_bias = None if b_k is None or b_v is None else cat([b_k, b_v])
+        kv = F.linear(k, cat([w_k, w_v]), kv_bias)
         kp, vp = _split(kv, [e, e], -1)
         return F.linear(q, w_q, b_q), kp, vp
     return F.linear(q, w_q, b_q), F.linear(k, w_k, b_k), F.linear(v, w_v, b_v)
@@ -281,7 +282,8 @@ class MultiheadAttention(Module):
             self.bias_k = Parameter(empty((1, 1, embed_dim), dtype=dtype, device=device))
             self.bias_v = Parameter(empty((1, 1, embed_dim), dtype=dtype, device=device))
         else:
-            self.bias_k = self.bias_v = None
+            self.register_parameter("bias_k", None)
+            self.register_parameter("bias_v", None)
         self.add_zero_attn = add_zero_attn
         self._reset_parameters()
 

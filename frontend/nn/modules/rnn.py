@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...autograd.grad_mode import no_grad
 from ...creation import empty, zeros
@@ -74,6 +74,15 @@ def _steps(x: Tensor) -> list[Tensor]:
 # ---------------------------------------------------------------- the multi-layer recurrences
 
 
+
+class _LayerWeights(NamedTuple):
+    """One layer and direction's weights (PyTorch's names, without the `_l{k}` suffix)."""
+    weight_ih: Tensor
+    weight_hh: Tensor
+    bias_ih: Tensor | None
+    bias_hh: Tensor | None
+    weight_hr: Tensor | None
+
 class RNNBase(Module):
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
@@ -124,7 +133,8 @@ class RNNBase(Module):
             for direction in range(num_directions):
                 layer_input_size = input_size if layer == 0 else real_hidden_size * num_directions
                 suffix = "_reverse" if direction == 1 else ""
-                shapes = {"weight_ih": (gate_size, layer_input_size), "weight_hh": (gate_size, real_hidden_size)}
+                shapes: dict[str, tuple[int, ...]] = {"weight_ih": (gate_size, layer_input_size),
+                                                      "weight_hh": (gate_size, real_hidden_size)}
                 if bias:
                     shapes.update({"bias_ih": (gate_size,), "bias_hh": (gate_size,)})
                 if proj_size > 0:
@@ -198,10 +208,11 @@ class RNNBase(Module):
             s += ", bidirectional={bidirectional}"
         return s.format(**self.__dict__)
 
-    def _weights(self, layer: int, direction: int) -> dict[str, Tensor | None]:
+    def _weights(self, layer: int, direction: int) -> _LayerWeights:
         suffix = "_reverse" if direction == 1 else ""
-        return {kind: getattr(self, f"{kind}_l{layer}{suffix}", None)
-                for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")}
+        found: dict[str, Any] = {kind: getattr(self, f"{kind}_l{layer}{suffix}", None)
+                                 for kind in _LayerWeights._fields}
+        return _LayerWeights(**found)
 
     def _run(self, input: Tensor, hidden: list[tuple[Tensor, ...]]) -> tuple[Tensor, list[tuple[Tensor, ...]]]:
         """The layers over a (T, B, F) input from the initial states `hidden` (one tuple per layer
@@ -214,7 +225,7 @@ class RNNBase(Module):
             outputs = []
             for direction in range(num_directions):
                 w = self._weights(layer, direction)
-                projected = F.linear(layer_input, w["weight_ih"], w["bias_ih"])   # W_ih x + b_ih, every step
+                projected = F.linear(layer_input, w.weight_ih, w.bias_ih)   # W_ih x + b_ih, every step
                 steps = _steps(projected)
                 if direction == 1:
                     steps = steps[::-1]
@@ -232,7 +243,7 @@ class RNNBase(Module):
                 layer_input = F.dropout(layer_input, self.dropout, True)
         return layer_input, finals
 
-    def _cell(self, gi: Tensor, state: tuple[Tensor, ...], w: dict[str, Tensor | None]) -> tuple[Tensor, ...]:
+    def _cell(self, gi: Tensor, state: tuple[Tensor, ...], w: _LayerWeights) -> tuple[Tensor, ...]:
         raise NotImplementedError
 
     def _prepare(self, input: Tensor, name: str) -> tuple[Tensor, bool]:
@@ -299,8 +310,8 @@ class RNN(_SingleStateRNN):
                          device=device, dtype=dtype)
         self.nonlinearity = nonlinearity
 
-    def _cell(self, gi: Tensor, state: tuple[Tensor, ...], w: dict[str, Tensor | None]) -> tuple[Tensor, ...]:
-        return (_rnn_step(gi, state[0], w["weight_hh"], w["bias_hh"], self.mode == "RNN_RELU"),)  # type: ignore
+    def _cell(self, gi: Tensor, state: tuple[Tensor, ...], w: _LayerWeights) -> tuple[Tensor, ...]:
+        return (_rnn_step(gi, state[0], w.weight_hh, w.bias_hh, self.mode == "RNN_RELU"),)
 
 
 class GRU(_SingleStateRNN):
@@ -314,8 +325,8 @@ class GRU(_SingleStateRNN):
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          device=device, dtype=dtype)
 
-    def _cell(self, gi: Tensor, state: tuple[Tensor, ...], w: dict[str, Tensor | None]) -> tuple[Tensor, ...]:
-        return (_gru_step(gi, state[0], w["weight_hh"], w["bias_hh"]),)  # type: ignore[arg-type]
+    def _cell(self, gi: Tensor, state: tuple[Tensor, ...], w: _LayerWeights) -> tuple[Tensor, ...]:
+        return (_gru_step(gi, state[0], w.weight_hh, w.bias_hh),)
 
 
 class LSTM(RNNBase):
@@ -341,8 +352,8 @@ class LSTM(RNNBase):
         self.check_hidden_size(hidden[1], self.get_expected_cell_size(input, batch_sizes),
                                "Expected hidden[1] size {}, got {}")
 
-    def _cell(self, gi: Tensor, state: tuple[Tensor, ...], w: dict[str, Tensor | None]) -> tuple[Tensor, ...]:
-        return _lstm_step(gi, state[0], state[1], w["weight_hh"], w["bias_hh"], w["weight_hr"])  # type: ignore
+    def _cell(self, gi: Tensor, state: tuple[Tensor, ...], w: _LayerWeights) -> tuple[Tensor, ...]:
+        return _lstm_step(gi, state[0], state[1], w.weight_hh, w.bias_hh, w.weight_hr)
 
     def forward(self, input: Tensor,
                 hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
