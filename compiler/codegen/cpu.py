@@ -37,7 +37,7 @@ from ..ir import dtypes
 from ..passes.fuse import Kernel, matmul_read, movement_base
 from ..passes.schedule import Schedule
 from . import gemm
-from .emit import Emitter, Space, combine, recursion_for, reduction_identity
+from .emit import Emitter, Space, combine, reduction_identity
 from .kernel_plan import RowPlan, collapsed_shape, contiguous, has_output, kernel_slots, node_pointers, numel, row_plan
 from .llvm_util import I32, I64, PTR, VOID, Loop, close_nest, elem_ptr, i64, intrinsic, load_value, nest, store_value
 from .row_loops import (
@@ -80,11 +80,6 @@ class KernelCode:
 
 def emit_module(sched: Schedule, name: str, checks: list) -> tuple[str, list]:
     """LLVM IR text of the whole program and the per-kernel facts the runtime needs."""
-    with recursion_for(sched):
-        return _emit_module(sched, name, checks)
-
-
-def _emit_module(sched: Schedule, name: str, checks: list) -> tuple[str, list]:
     module = ir.Module(name=name)
     for g in GOMP_GLOBALS:
         var = ir.GlobalVariable(module, PTR, g)

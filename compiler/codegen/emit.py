@@ -23,8 +23,6 @@ generate. The Emitter looks a node's rule up in its target's table (`RULES`; the
 """
 from __future__ import annotations
 
-import contextlib
-import sys
 from dataclasses import dataclass
 
 from llvmlite import ir
@@ -33,7 +31,6 @@ from ..ir import Node, dtypes
 from ..ir.ops import OPS
 from ..ir.registry import CPU, ElementwiseRule, IndexRule, Marker, ReductionRule, planned
 from ..passes.fuse import Kernel
-from ..passes.schedule import Schedule
 from ..view import ViewStack, row_major_strides
 from . import mathlib
 from .llvm_util import (
@@ -80,18 +77,6 @@ def path_view(node_shape, path) -> ViewStack:
     for m in reversed(path):
         st = st.apply(m.op, m.attrs)
     return st
-
-
-@contextlib.contextmanager
-def recursion_for(sched: Schedule):
-    """The Emitter evaluates expressions recursively; let deep fused chains (thousands of ops
-    in one loop) through. Python 3.11+ frames do not use the C stack, so this is safe."""
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, 8 * sum(len(k.nodes) for k in sched.kernels) + 2000))
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(old)
 
 
 class Emitter:
@@ -157,12 +142,44 @@ class Emitter:
 
     def value(self, n: Node, path: tuple, space: Space) -> ir.Value:
         key = (id(n), tuple(id(m) for m in path), id(space))
+        v = self._cached(key)
+        if v is None:
+            self._inputs_first(n, path, space)
+            v = self.scopes[-1][key] = self._compute(n, path, space)
+        return v
+
+    def _cached(self, key: tuple) -> ir.Value | None:
         for scope in reversed(self.scopes):
             if key in scope:
                 return scope[key]
-        v = self._compute(n, path, space)
-        self.scopes[-1][key] = v
-        return v
+        return None
+
+    def _inputs_first(self, root: Node, root_path: tuple, space: Space) -> None:
+        """Compute the values `root` needs, deepest first, with a stack instead of recursion:
+        a fused chain may be thousands of ops deep, and `_compute` then finds its inputs in
+        the scope (no Python recursion limit to raise, no process-wide state to touch)."""
+        stack: list[tuple[Node, tuple, bool]] = [(root, root_path, False)]
+        while stack:
+            n, path, inputs_done = stack.pop()
+            key = (id(n), tuple(id(m) for m in path), id(space))
+            if (n is root and path is root_path and inputs_done) or self._cached(key) is not None:
+                continue
+            if inputs_done:
+                self.scopes[-1][key] = self._compute(n, path, space)
+                continue
+            stack.append((n, path, True))
+            stack.extend((x, p, False) for x, p in reversed(self._value_inputs(n, path)))
+
+    def _value_inputs(self, n: Node, path: tuple) -> list[tuple[Node, tuple]]:
+        """The (input, path) values that `_compute` asks for when it computes `n` at `path`."""
+        if id(n) in self.acc or id(n) in self.loaded or not n.inputs:
+            return []
+        rule = self.RULES[n.op]
+        if isinstance(rule, IndexRule):
+            needs: list[tuple[Node, tuple]] = []
+            rule.views(self, n, path, lambda st: None, lambda x, p: needs.append((x, p)))
+            return needs
+        return [(x, path) for x in n.inputs] if isinstance(rule, ElementwiseRule) else []
 
     def _compute(self, n: Node, path: tuple, space: Space) -> ir.Value:
         if id(n) in self.acc:

@@ -71,8 +71,7 @@ def collapsed_shape(em: Emitter, k: Kernel) -> tuple:
     shape become one flat loop the vectorizer handles)."""
     root = tuple(k.space)
     views = [contiguous(root)]
-    for n, _ in k.stores:
-        _collect_views(em, n, (), views, set())
+    _collect_views(em, [n for n, _ in k.stores], views)
     keep = [d for d in range(len(root)) if root[d] != 1]
     if not keep:
         return ()
@@ -95,26 +94,31 @@ def _mergeable(v, a: int, b: int, shape) -> bool:
     return full(a) and full(b) and v.strides[a] == v.strides[b] * shape[b]
 
 
-def _collect_views(em: Emitter, n, path: tuple, out: list, seen: set) -> None:
+def _collect_views(em: Emitter, stores: list, out: list) -> None:
     """Every view through which the kernel indexes memory or masks values, as `value` will:
     a loaded node's own view, else what its lowering says it reads (IndexRule.views), else
-    (elementwise, reductions) its inputs at the same index."""
-    key = (id(n), tuple(id(m) for m in path))
-    if key in seen:
-        return
-    seen.add(key)
-    visit = lambda x, p: _collect_views(em, x, p, out, seen)   # noqa: E731
-    if id(n) in em.loaded:
-        out.append(path_view(n.shape, path))
-        if n.kind == "gather":     # a loaded gather's index too (as this function always has)
-            visit(n.inputs[1], path)
-        return
-    rule = em.RULES[n.op]
-    if isinstance(rule, IndexRule):
-        rule.views(em, n, path, out.append, visit)
-        return
-    for x in n.inputs:
-        visit(x, path)
+    (elementwise, reductions) its inputs at the same index. A stack, not recursion: fused
+    chains may be thousands of ops deep."""
+    seen: set = set()
+    stack: list[tuple] = [(n, ()) for n in stores]
+    visit = lambda x, p: stack.append((x, p))   # noqa: E731
+    while stack:
+        n, path = stack.pop()
+        key = (id(n), tuple(id(m) for m in path))
+        if key in seen:
+            continue
+        seen.add(key)
+        if id(n) in em.loaded:
+            out.append(path_view(n.shape, path))
+            if n.kind == "gather":     # a loaded gather's index too (as this function always has)
+                visit(n.inputs[1], path)
+            continue
+        rule = em.RULES[n.op]
+        if isinstance(rule, IndexRule):
+            rule.views(em, n, path, out.append, visit)
+            continue
+        for x in n.inputs:
+            visit(x, path)
 
 
 # ---------------------------------------------------------------- row reductions

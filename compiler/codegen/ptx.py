@@ -26,7 +26,7 @@ from ..ir import dtypes
 from ..passes.fuse import Kernel
 from ..passes.schedule import Schedule
 from . import nvptx, ptx_gemm, ptx_rows
-from .emit import ERR_INDEX, Space, recursion_for
+from .emit import ERR_INDEX, Space
 from .kernel_plan import collapsed_shape, contiguous, has_output, numel
 from .llvm_util import Loop, elem_ptr, i64, load_value, mem_type, store_value
 from .ptx_kernel import KernelFunction, accumulate, accumulator_identity, finish, open_kernel
@@ -45,8 +45,7 @@ def emit_module(sched: Schedule, name: str, checks: list, arch: str | None = Non
     """The program's kernels for GPU architecture `arch` (default nvptx.DEFAULT_ARCH)."""
     arch = arch or nvptx.DEFAULT_ARCH
     module = nvptx.new_module(name)
-    with recursion_for(sched):
-        launches = [launch for k in sched.kernels if has_output(k) for launch in emit_kernel(module, sched, k, checks)]
+    launches = [launch for k in sched.kernels if has_output(k) for launch in emit_kernel(module, sched, k, checks)]
     text = str(module)
     return PtxModule(text, nvptx.to_ptx(text, arch), launches)
 
