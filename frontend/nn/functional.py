@@ -233,7 +233,7 @@ def _check_normalized(input: Tensor, shape: tuple[int, ...], params: dict[str, T
 
 def _moments(x: Tensor, dims: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:
     """Mean, x - mean and the biased variance over `dims` (kept as size-1 dims): PyTorch's
-    `var(unbiased=False)`, which the tensor ops do not have yet, as the mean of squared deviations."""
+    `var(correction=0)` as the mean of squared deviations, the deviations kept for the caller."""
     mean = ops.mean(x, dims, keepdim=True)
     centered = ops.sub(x, mean)
     return mean, centered, ops.mean(ops.mul(centered, centered), dims, keepdim=True)
