@@ -172,7 +172,8 @@ def _sum_out(t: Any, labels: list[Label], keep: set) -> tuple[Any, list[Label]]:
     axes = [d for d, x in enumerate(labels) if x not in keep]
     if not axes:
         return t, labels
-    return ops.sum(t, axes), [x for x in labels if x in keep]
+    dtype = None if t.dtype.is_bool else t.dtype        # int32 stays int32, as PyTorch's
+    return ops.sum(t, axes, dtype=dtype), [x for x in labels if x in keep]
 
 
 def _arranged(t: Any, labels: list[Label], order: list[Label], sizes: dict, expand: bool) -> Any:
