@@ -31,15 +31,6 @@ def _device_of(x: TensorBase) -> Any:
 
 # ---------------------------------------------------------------- beta * input + alpha * products
 
-def _check_scalars(op: str, dtype: D.DType, beta: Any, alpha: Any, tensors: Sequence[TensorBase]) -> None:
-    if dtype.is_floating_point:
-        return
-    for name, v in (("beta", beta), ("alpha", alpha)):
-        if isinstance(v, builtins.float):
-            raise op_error(RuntimeError, op, f"For integral input tensors, argument {name} must not be a floating "
-                           "point number.", tensors)
-
-
 def _same_dtype(op: str, tensors: Sequence[tuple[str, TensorBase]]) -> None:
     (first_name, first), *rest = tensors
     for name, t in rest:
@@ -50,7 +41,8 @@ def _same_dtype(op: str, tensors: Sequence[tuple[str, TensorBase]]) -> None:
 
 def _scaled_sum(op: str, input: TensorBase, product: Any, beta: Any, alpha: Any, name: str) -> Tensor:
     """beta * input + alpha * product, input broadcast to the product's shape; with beta == 0
-    input is not read (its NaNs do not propagate), as PyTorch's."""
+    input is not read (its NaNs do not propagate), as PyTorch's. For integer tensors beta and
+    alpha are truncated to integers, as PyTorch's kernels do."""
     shape = tuple(product.shape)
     bias = shape_ops.expand(input, shape)       # checks that input broadcasts to the result
     scaled = product if alpha == 1 else ops.mul(product, operand(alpha, product.dtype, product))
@@ -69,7 +61,6 @@ def addmm(input: TensorBase, mat1: TensorBase, mat2: TensorBase, *, beta: Any = 
                            [input, mat1, mat2])
     _same_dtype("addmm", [("mat1", mat1), ("mat2", mat2)])
     _same_dtype("addmm", [("self", input), ("mat2", mat2)])
-    _check_scalars("addmm", input.dtype, beta, alpha, [input, mat1, mat2])
     return _scaled_sum("addmm", input, ops.matmul(mat1, mat2), beta, alpha, "AddmmBackward0")
 
 
@@ -88,14 +79,12 @@ def _check_batches(op: str, input: TensorBase, batch1: TensorBase, batch2: Tenso
 def baddbmm(input: TensorBase, batch1: TensorBase, batch2: TensorBase, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
     """beta * input + alpha * (batch1 @ batch2) per batch, input broadcast to (b, n, p)."""
     _check_batches("baddbmm", input, batch1, batch2)
-    _check_scalars("baddbmm", input.dtype, beta, alpha, [input, batch1, batch2])
     return _scaled_sum("baddbmm", input, ops.matmul(batch1, batch2), beta, alpha, "BaddbmmBackward0")
 
 
 def addbmm(input: TensorBase, batch1: TensorBase, batch2: TensorBase, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
     """beta * input + alpha * sum_b batch1[b] @ batch2[b]: one (n, b*k) @ (b*k, p) matmul."""
     _check_batches("addbmm", input, batch1, batch2)
-    _check_scalars("addbmm", input.dtype, beta, alpha, [input, batch1, batch2])
     b, n, k = batch1.shape
     p = batch2.shape[2]
     left = shape_ops.reshape(shape_ops.permute(batch1, (1, 0, 2)), (n, b * k))
@@ -210,6 +199,9 @@ def vector_norm(x: TensorBase, ord: Any = 2, dim: Any = None, keepdim: bool = Fa
     axes = normalize_dims(x, ops._all_if_empty(dim), "linalg.vector_norm") if x.dim() else ()
     p = builtins.float(ord)
     if p == math.inf or p == -math.inf:
+        if x.numel() == 0 and builtins.any(x.shape[d] == 0 for d in axes):
+            raise op_error(RuntimeError, "linalg.vector_norm", "linalg.vector_norm cannot compute the inf norm on an "
+                           "empty tensor because the operation does not have an identity", [x])
         out = (ops.amax if p > 0 else ops.amin)(ops.abs(x), axes, keepdim=keepdim) if axes else ops.abs(x)
         return named(out, "LinalgVectorNormBackward0")
     if p == 0:
@@ -279,7 +271,7 @@ def lerp(input: TensorBase, end: TensorBase, weight: Any) -> Tensor:
         raise op_error(NotImplementedError, "lerp", f'"{kernel}" not implemented for \'{_torch_name(input.dtype)}\'',
                        operands)
     for name, t in (("end", end), ("weight", weight)):
-        if isinstance(t, TensorBase) and t.dtype is not input.dtype:
+        if isinstance(t, TensorBase) and t.dtype is not input.dtype and (name == "end" or t.dim() > 0):
             raise op_error(RuntimeError, "lerp", f"expected dtype {ops._c_name(input.dtype)} for `{name}` but got "
                            f"dtype {ops._c_name(t.dtype)}", operands)
     diff = ops.sub(end, input)
@@ -287,6 +279,7 @@ def lerp(input: TensorBase, end: TensorBase, weight: Any) -> Tensor:
         w = builtins.float(weight)
         out = ops.add(input, ops.mul(diff, w)) if builtins.abs(w) < 0.5 else ops.sub(end, ops.mul(diff, 1.0 - w))
         return named(out, "LerpBackward0")
+    weight = cast(weight, input.dtype)      # a 0-d weight of another float dtype (PyTorch takes it)
     near = ops.lt(ops.abs(weight), 0.5)
     out = ops.where(near, ops.add(input, ops.mul(weight, diff)), ops.sub(end, ops.mul(diff, ops.sub(1.0, weight))))
     return named(out, "LerpBackward1")

@@ -138,7 +138,7 @@ def tensor_split(input: TensorBase, indices_or_sections: Any, dim: int = 0) -> t
         out, start = [], 0
         for stop in bounds + [n]:
             a, b, _ = builtins.slice(start, stop).indices(n)
-            out.append(_piece(x, axis, a, builtins.max(a, b), "SplitWithSizesBackward0"))
+            out.append(_piece(x, axis, a, builtins.max(a, b), "SliceBackward0"))
             start = stop
         return tuple(out)
     sections = builtins.int(indices_or_sections)
@@ -146,7 +146,11 @@ def tensor_split(input: TensorBase, indices_or_sections: Any, dim: int = 0) -> t
         raise op_error(RuntimeError, "tensor_split", f"number of sections must be larger than 0, got {sections}",
                        [x])
     small, extra = divmod(n, sections)
-    return split_with_sizes(x, [small + 1] * extra + [small] * (sections - extra), axis)
+    out, start = [], 0
+    for size in [small + 1] * extra + [small] * (sections - extra):
+        out.append(_piece(x, axis, start, start + size, "SliceBackward0"))
+        start += size
+    return tuple(out)
 
 
 # ---------------------------------------------------------------- triangles
@@ -178,6 +182,8 @@ def triu(input: TensorBase, diagonal: int = 0) -> Tensor:
 
 def repeat(x: TensorBase, *sizes: Any) -> Tensor:
     """x tiled `sizes` times along each dim (leading new dims for extra sizes): a copy."""
+    if not sizes:
+        raise TypeError('repeat() missing 1 required positional arguments: "repeats"')
     reps = tuple(builtins.int(s) for s in (sizes[0] if len(sizes) == 1 and isinstance(sizes[0], (tuple, list))
                                            else sizes))
     if len(reps) < x.dim():
@@ -227,7 +233,7 @@ def repeat_interleave(input: TensorBase, repeats: Any = None, dim: int | None = 
     shape = tuple(x.shape)
     grown = shape[:axis + 1] + (r,) + shape[axis + 1:]
     t = shape_ops.expand(reshape_value(x, shape[:axis + 1] + (1,) + shape[axis + 1:]), grown)
-    return prim("reshape", [t], {"shape": shape[:axis] + (n * r,) + shape[axis + 1:]}, name="RepeatInterleaveBackward0")
+    return prim("reshape", [t], {"shape": shape[:axis] + (n * r,) + shape[axis + 1:]}, name="ViewBackward0")
 
 
 def _counts(repeats: TensorBase, n: int, x: TensorBase) -> np.ndarray:
@@ -263,6 +269,8 @@ def flip(input: TensorBase, *dims: Any) -> Tensor:
         dims = tuple(dims[0])
     axes = [normalize_dims(x, d, "flip")[0] for d in dims]
     _check_unique(x, axes, "flip")
+    if x.dim() == 0:
+        axes = []          # a 0-d tensor's one element, flipped
     out: Any = x
     dev = _device_of(x)
     for axis in axes:

@@ -559,3 +559,22 @@ def test_errors_name_the_op_and_the_users_line():
                     ['"lerp_kernel_scalar" not implemented for \'Long\''], "lerp")
     _raises_at_line(lambda: fusegrad.addcdiv(x, x.long(), x.long()), RuntimeError,
                     ["Integer division with addcdiv is no longer supported"], "addcdiv")
+
+
+def test_edge_cases_as_pytorch():
+    scalar = fusegrad.tensor(1.5)
+    assert fusegrad.flip(scalar, (0,)).item() == 1.5 and scalar.roll(3).item() == 1.5
+    with pytest.raises(TypeError, match="repeats"):
+        fusegrad.ones(2).repeat()
+    _raises_at_line(lambda: fusegrad.norm(fusegrad.zeros(0, 3), math.inf), RuntimeError,
+                    ["cannot compute the inf norm on an empty tensor"], "vector_norm")
+    _same(fusegrad.norm(fusegrad.zeros(0, 3), math.inf, 1), np.zeros(0, np.float32))     # nothing reduced is empty
+    weight = fusegrad.tensor(0.25, dtype=fusegrad.float64)       # a 0-d weight may have another float dtype
+    got = fusegrad.lerp(fusegrad.ones(2), fusegrad.zeros(2), weight)
+    assert got.dtype == fusegrad.float32
+    _same(got, np.full(2, 0.75, np.float32))
+    ints = fusegrad.ones(2, 2, dtype=fusegrad.int64)
+    out = fusegrad.addmm(ints, ints, ints, beta=0.5, alpha=1.5)          # truncated to 0 and 1, as PyTorch's kernel
+    assert out.dtype == fusegrad.int64
+    np.testing.assert_array_equal(out.numpy(), np.full((2, 2), 2))
+
