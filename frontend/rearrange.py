@@ -212,16 +212,14 @@ def repeat_interleave(input: TensorBase, repeats: Any = None, dim: int | None = 
             raise op_error(RuntimeError, "repeat_interleave", "repeats must be 0-dim or 1-dim tensor", [x])
         counts = _counts(x, x.shape[0], x)
         index = np.ascontiguousarray(np.repeat(np.arange(x.shape[0], dtype=np.int64), counts))
-        return x._wrap(Storage(leaf_node(index), buffer=index))  # type: ignore[return-value]
+        out: Any = x._wrap(Storage(leaf_node(index), buffer=index))
+        return out.to(x.device) if x.device.type != "cpu" else out
     if dim is None:
         x = reshape_value(x, (x.numel(),))
         dim = 0
     axis = _axis(x, dim, "repeat_interleave")
     n = x.shape[axis]
-    if isinstance(repeats, TensorBase) and repeats.numel() != 1 or isinstance(repeats, (list, tuple)):
-        if isinstance(repeats, (list, tuple)):
-            repeats = x._wrap(Storage(leaf_node(np.asarray(repeats, dtype=np.int64)),
-                                      buffer=np.asarray(repeats, dtype=np.int64)))
+    if isinstance(repeats, TensorBase) and (repeats.dim() > 0 and repeats.numel() != 1 or repeats.dim() > 1):
         counts = _counts(repeats, n, x)
         index = np.ascontiguousarray(np.repeat(np.arange(n, dtype=np.int64), counts))
         return _gather_index(x, axis, index)
