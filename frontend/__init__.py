@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from . import autograd, compiler, runtime
 from .autograd import enable_grad, no_grad, set_grad_enabled
+from .compound import (addbmm, addcdiv, addcmul, addmm, baddbmm, isfinite, isinf, isnan, isneginf, isposinf, lerp,
+                       norm, std, std_mean, var, var_mean)
 from .grad_mode import is_grad_enabled
 from .creation import (BoolTensor, ByteTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor, arange, as_tensor,
                        empty, empty_like, eye, from_numpy, full, full_like, linspace, manual_seed, normal, ones,
@@ -23,6 +25,7 @@ from .device import device
 from .dtypes import (bool_ as bool, double, float, float32, float64, get_default_dtype, int, int32, int64, long,
                      set_default_dtype, uint8)
 from .dtypes import DType as dtype
+from .einsum import einsum
 from .dtypes import result_type as _result_type
 from .ops import (abs, add, all, amax, amin, any, argmax, argmin, bmm, ceil, clamp, cos, div, dot, eq, erf, exp, floor,
                   floor_divide, fmod, ge, gt, le, log, log_softmax, logical_and, logical_not, logical_or, logical_xor,
@@ -30,9 +33,11 @@ from .ops import (abs, add, all, amax, amin, any, argmax, argmin, bmm, ceil, cla
                   relu, remainder, round, rsqrt, sigmoid, sign, sin, softmax, sqrt, sub, sum, tanh, where)
 from .printing import get_printoptions, set_printoptions
 from .random import initial_seed, seed
+from .rearrange import (chunk, flip, fliplr, flipud, repeat_interleave, roll, split, split_with_sizes, tensor_split,
+                        tril, triu, unbind)
 from .shape_ops import cat, clone, flatten, permute, reshape, squeeze, stack, transpose, unsqueeze
 from .tensor import Size, Tensor
-from . import accelerator, cuda
+from . import accelerator, cuda, linalg
 from . import nn, optim  # noqa: E402  (they build on everything above)
 from .internal_errors import InternalError
 from .jit import compile

@@ -5,7 +5,8 @@ autograd state) is described in tensor_base.py, which holds that data half.
 
 This module assembles the class (issue 12: imports point one way): `TensorBase`
 (tensor_base.py) holds the data half, each op module a mixin of methods (ops.MathMethods,
-shape_ops.ShapeMethods, indexing.IndexingMethods, inplace.InplaceMethods), and Tensor adds
+shape_ops.ShapeMethods, indexing.IndexingMethods, inplace.InplaceMethods,
+rearrange.RearrangeMethods, compound.CompoundMethods), and Tensor adds
 what needs the layers above them: `backward()`/`retain_grad()` (the autograd engine),
 device and dtype conversion, the legacy constructor, and `_result`/`_wrap`, through which
 the op modules build plain Tensors from their operands without importing this module.
@@ -24,6 +25,7 @@ from . import trace_hooks as _trace_hooks
 from .autograd.engine import backward as _backward
 from .autograd.engine import retain_grad as _retain_grad
 from .compiler.ir import Node
+from .compound import CompoundMethods
 from .conversion import legacy_constructor_array
 from .device import as_device
 from .grad_mode import is_grad_enabled
@@ -32,6 +34,7 @@ from .inplace import InplaceMethods
 from .ops import MathMethods, cast
 from .prims import torch_name
 from .realize import MAX_PENDING_DEPTH, realize
+from .rearrange import RearrangeMethods
 from .runtime import aligned_empty
 from .shape_ops import ShapeMethods
 from .storage import Storage, computed
@@ -44,7 +47,8 @@ _value_device = _placement.value_device
 _trace_active = _trace_hooks.active
 
 
-class Tensor(MathMethods, ShapeMethods, IndexingMethods, InplaceMethods, TensorBase):
+class Tensor(MathMethods, ShapeMethods, IndexingMethods, InplaceMethods, RearrangeMethods, CompoundMethods,
+             TensorBase):
     __slots__ = ()
 
     def __init__(self, *args: Any, device: Any = None) -> None:

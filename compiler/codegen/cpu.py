@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from ..ir import dtypes
-from ..passes.fuse import Kernel, matmul_read, movement_base
+from ..passes.fuse import Kernel, matmul_read
 from ..passes.schedule import Schedule
 from . import gemm
 from .emit import Emitter, Space, combine, reduction_identity
@@ -412,11 +412,10 @@ def emit_matmul_kernel(module: ir.Module, sched: Schedule, k: Kernel, checks: li
 
     def epilogue(eb, table, batch_idx, row, col, acc):
         pointers = {}
-        for x in k.loads:
-            s = slot(x)
-            base = movement_base(x)[0]
-            ptr = eb.load(elem_ptr(eb, table, s, PTR), typ=PTR)
-            pointers[id(x)] = pointers[id(base)] = ptr
+        for x in k.loads:      # keyed by the load only: a materialized view (the matmul's
+            # reshaped operand, say) shares its movement base with views the epilogue reads
+            # from the base's own buffer, so keying by the base would mix the two up
+            pointers[id(x)] = eb.load(elem_ptr(eb, table, slot(x), PTR), typ=PTR)
         em = Emitter(eb, k, pointers, eb.load(elem_ptr(eb, table, 0, PTR), typ=PTR), checks)
         em.acc[id(mm)] = acc
         index = em.unravel(batch_idx, batch_shape) if batch_shape else []

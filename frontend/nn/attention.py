@@ -21,7 +21,6 @@ weights draws its mask from the same lazy Philox stream as `F.dropout`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .. import dtypes as D
@@ -51,26 +50,6 @@ def _device_of(t: Tensor) -> object:
 # ---------------------------------------------------------------- tensor helpers
 
 
-def _split(t: Tensor, sizes: Sequence[int], dim: int = 0) -> list[Tensor]:
-    """`t` cut along `dim` into consecutive pieces of `sizes` (Tensor.split with a list)."""
-    pieces, start = [], 0
-    for size in sizes:
-        pieces.append(t.narrow(dim, start, size))
-        start += size
-    return pieces
-
-
-def _chunk(t: Tensor, chunks: int, dim: int = 0) -> list[Tensor]:
-    """`t` cut along `dim` into `chunks` equal pieces (Tensor.chunk where the size divides)."""
-    size = t.shape[dim] // chunks
-    return _split(t, [size] * chunks, dim)
-
-
-def _unbind(t: Tensor, dim: int = 0) -> list[Tensor]:
-    """The slices of `t` along `dim`, that dim removed (Tensor.unbind)."""
-    return [t.narrow(dim, i, 1).squeeze(dim) for i in range(t.shape[dim])]
-
-
 def _causal_mask(rows: int, cols: int, device: object = None) -> Tensor:
     """(rows, cols) bool, True on and below the diagonal (query i attends keys 0..i): two iotas
     compared, no host work."""
@@ -78,13 +57,8 @@ def _causal_mask(rows: int, cols: int, device: object = None) -> Tensor:
 
 
 def _repeat_heads(t: Tensor, repeats: int) -> Tensor:
-    """Each head (dim -3) of `t` repeated `repeats` times in place (repeat_interleave on dim -3)."""
-    if repeats == 1:
-        return t
-    shape = tuple(t.shape)
-    lead, heads, rest = shape[:-3], shape[-3], shape[-2:]
-    grown = t.unsqueeze(t.dim() - 2).expand(*lead, heads, repeats, *rest)
-    return grown.reshape(*lead, heads * repeats, *rest)
+    """Each head (dim -3) of `t` repeated `repeats` times in place (grouped-query attention)."""
+    return t if repeats == 1 else t.repeat_interleave(repeats, dim=-3)
 
 
 def _safe_softmax(scores: Tensor) -> Tensor:

@@ -20,6 +20,7 @@ import numpy as np
 from .. import dtypes as D
 from .. import indexing, ops, shape_ops, trace_hooks
 from ..autograd.grad_mode import is_grad_enabled, no_grad
+from ..compound import vector_norm
 from ..creation import full, iota
 from ..inplace import deferred
 from ..random import rand_tensor
@@ -233,7 +234,7 @@ def _check_normalized(input: Tensor, shape: tuple[int, ...], params: dict[str, T
 
 def _moments(x: Tensor, dims: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:
     """Mean, x - mean and the biased variance over `dims` (kept as size-1 dims): PyTorch's
-    `var(unbiased=False)`, which the tensor ops do not have yet, as the mean of squared deviations."""
+    `var(correction=0)` as the mean of squared deviations, the deviations kept for the caller."""
     mean = ops.mean(x, dims, keepdim=True)
     centered = ops.sub(x, mean)
     return mean, centered, ops.mean(ops.mul(centered, centered), dims, keepdim=True)
@@ -394,7 +395,7 @@ def _embedding_renorm_(weight: Tensor, flat: Tensor, max_norm: float, norm_type:
         rows = weight.shape[0]
         used = indexing.scatter_add(ops.const(0.0, weight.dtype, (rows,), device=weight.device), 0, flat,
                                     ops.const(1.0, weight.dtype, tuple(flat.shape), device=weight.device))
-        norms = _vector_norm(weight.detach(), norm_type, dim=1)
+        norms = vector_norm(weight.detach(), norm_type, dim=1)
         scale = ops.where(ops.logical_and(ops.gt(used, 0), ops.gt(norms, max_norm)),
                           ops.div(max_norm, ops.add(norms, 1e-7)), 1.0)
         weight.mul_(shape_ops.reshape_value(scale, (rows, 1)))
@@ -465,24 +466,6 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float 
     if out is input:
         out = shape_ops.clone(input)
     return ops.named(out, "ConstantPadNdBackward0")
-
-
-def _vector_norm(x: Tensor, ord: float = 2.0, dim: int | None = None) -> Tensor:
-    """torch.linalg.vector_norm (not a tensor op yet): max |x| for inf, min |x| for -inf, the
-    count of nonzeros for 0, (sum |x|^p)^(1/p) otherwise; over `dim`, or all elements."""
-    ord = float(ord)
-    size = ops.abs(x)
-    if ord == math.inf:
-        return ops.amax(size, dim) if dim is not None else ops.amax(size)
-    if ord == -math.inf:
-        return ops.amin(size, dim) if dim is not None else ops.amin(size)
-    if ord == 0.0:
-        return ops.sum(ops.cast(ops.ne(x, 0), x.dtype), dim)
-    if ord == 1.0:
-        return ops.sum(size, dim)
-    if ord == 2.0:
-        return ops.sqrt(ops.sum(ops.mul(x, x), dim))
-    return ops.pow(ops.sum(ops.pow(size, ord), dim), 1.0 / ord)
 
 
 # ---------------------------------------------------------------- loss helpers

@@ -27,7 +27,7 @@ from ...shape_ops import cat
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
-from ..attention import _chunk, _split, scaled_dot_product_attention
+from ..attention import scaled_dot_product_attention
 from ..parameter import Parameter
 from .linear import Linear
 from .module import Module
@@ -95,14 +95,14 @@ def _in_projection_packed(q: Tensor, k: Tensor, v: Tensor, w: Tensor,
     e = q.shape[-1]
     if q is k and k is v:
         proj = F.linear(q, w, b)
-        qp, kp, vp = _chunk(proj, 3, -1)
+        qp, kp, vp = proj.chunk(3, -1)
         return qp, kp, vp
-    w_q, w_k, w_v = _chunk(w, 3)
-    b_q, b_k, b_v = (None, None, None) if b is None else _chunk(b, 3)
+    w_q, w_k, w_v = w.chunk(3)
+    b_q, b_k, b_v = (None, None, None) if b is None else b.chunk(3)
     if k is v:
         kv_bias = None if b_k is None or b_v is None else cat([b_k, b_v])
         kv = F.linear(k, cat([w_k, w_v]), kv_bias)
-        kp, vp = _split(kv, [e, e], -1)
+        kp, vp = kv.split([e, e], -1)
         return F.linear(q, w_q, b_q), kp, vp
     return F.linear(q, w_q, b_q), F.linear(k, w_k, b_k), F.linear(v, w_v, b_v)
 
@@ -147,7 +147,7 @@ def multi_head_attention_forward(
         if q_proj_weight is None or k_proj_weight is None or v_proj_weight is None:
             raise AssertionError("use_separate_proj_weight is True but q_proj_weight, k_proj_weight or "
                                  "v_proj_weight is None")
-        b_q, b_k, b_v = (None, None, None) if in_proj_bias is None else _chunk(in_proj_bias, 3)
+        b_q, b_k, b_v = (None, None, None) if in_proj_bias is None else in_proj_bias.chunk(3)
         q = F.linear(query, q_proj_weight, b_q)
         k = F.linear(key, k_proj_weight, b_k)
         v = F.linear(value, v_proj_weight, b_v)

@@ -28,7 +28,6 @@ from ...shape_ops import cat, stack
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
-from ..attention import _chunk
 from ..parameter import Parameter
 from .module import Module
 
@@ -42,7 +41,7 @@ def _lstm_step(gi: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Tensor | No
                w_hr: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """One LSTM step from the input projection gi = W_ih x + b_ih: gates i, f, g, o."""
     gates = gi + F.linear(h, w_hh, b_hh)
-    i, f, g, o = _chunk(gates, 4, -1)
+    i, f, g, o = gates.chunk(4, -1)
     c = f.sigmoid() * c + i.sigmoid() * g.tanh()
     h = o.sigmoid() * c.tanh()
     if w_hr is not None:
@@ -53,8 +52,8 @@ def _lstm_step(gi: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Tensor | No
 def _gru_step(gi: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> Tensor:
     """One GRU step from gi = W_ih x + b_ih: r, z, n = tanh(gi_n + r (W_hn h + b_hn))."""
     gh = F.linear(h, w_hh, b_hh)
-    i_r, i_z, i_n = _chunk(gi, 3, -1)
-    h_r, h_z, h_n = _chunk(gh, 3, -1)
+    i_r, i_z, i_n = gi.chunk(3, -1)
+    h_r, h_z, h_n = gh.chunk(3, -1)
     r = (i_r + h_r).sigmoid()
     z = (i_z + h_z).sigmoid()
     n = (i_n + r * h_n).tanh()

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 
 from ... import ops, shape_ops
 from ...autograd.grad_mode import no_grad
+from ...compound import vector_norm
 from ...creation import tensor
 from ...inplace import deferred
 from ...tensor import Tensor
-from ..functional import _vector_norm
 
 _TensorOrTensors = Tensor | Iterable[Tensor]
 
@@ -32,9 +32,9 @@ def get_total_norm(tensors: _TensorOrTensors, norm_type: float = 2.0, error_if_n
     if len(tensors) == 0:
         return tensor(0.0)
     with no_grad():
-        norms = [_vector_norm(g.detach(), norm_type) for g in tensors]
+        norms = [vector_norm(g.detach(), norm_type) for g in tensors]
         device = norms[0].device
-        total = _vector_norm(shape_ops.stack([n.to(device) for n in norms]), norm_type)
+        total = vector_norm(shape_ops.stack([n.to(device) for n in norms]), norm_type)
         if error_if_nonfinite and not math.isfinite(total.item()):
             raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, "
                                "so it cannot be clipped. To disable this error and scale the gradients by the "
