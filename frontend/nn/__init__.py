@@ -26,3 +26,7 @@ from .modules import (GRU, LSTM, RNN, GRUCell, LSTMCell, MultiheadAttention, RNN
 
 __all__ += ["MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder", "TransformerDecoderLayer",
             "TransformerDecoder", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
+
+from .modules import Upsample  # noqa: E402
+
+__all__ += ["Upsample"]

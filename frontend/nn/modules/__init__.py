@@ -40,3 +40,7 @@ from .transformer import (  # noqa: E402
 
 __all__ += ["MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder", "TransformerDecoderLayer",
             "TransformerDecoder", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
+
+from .upsampling import Upsample  # noqa: E402
+
+__all__ += ["Upsample"]
