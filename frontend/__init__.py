@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from . import autograd, compiler, runtime
 from .autograd import enable_grad, no_grad, set_grad_enabled
-from .grad_mode import is_grad_enabled
+from .grad_mode import inference_mode, is_grad_enabled, is_inference_mode_enabled
 from .creation import (BoolTensor, ByteTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor, arange, as_tensor,
                        empty, empty_like, eye, from_numpy, full, full_like, linspace, manual_seed, normal, ones,
                        ones_like, rand, rand_like, randint, randn, randn_like, randperm, tensor, zeros, zeros_like)
