@@ -26,6 +26,7 @@ import numpy as np
 
 from . import dtypes as D
 from . import inplace, philox, sorting, trace_hooks
+from . import placement as _placement
 from .compiler.ir import make
 from .prims import cast, const, op_error, prim, reshape_value, torch_name
 from .source import user_loc
@@ -53,7 +54,9 @@ def uniform_like(like: Any, shape: tuple, dtype: Any, generator: Any = None) -> 
     else:
         seed_, start = gen.take(n)
         key = leaf_node(np.array([seed_, start], np.uint64).view(np.int64))
-    return like._result(make("rand", (key,), {}, user_loc(), shape=tuple(shape), dtype=dtype))
+    node = make("rand", (key,), {}, user_loc(), shape=tuple(shape), dtype=dtype)
+    _placement.place(node, like._storage.device)      # drawn on like's device
+    return like._result(node)
 
 
 def _check_weights(p, rows: int, n: int) -> None:
@@ -93,6 +96,7 @@ def multinomial(input: Any, num_samples: int, replacement: bool = False, *, gene
                        [p])
     _check_weights(p, rows, n)
     w = reshape_value(cast(p.detach(), D.float64), (rows, n))
+    dev = w._storage.device
     if replacement:
         c = sorting.cumsum(w, 1)                                           # (rows, n)
         total = prim("slice", [c], {"starts": (0, n - 1), "stops": (rows, n), "steps": (1, 1)})   # (rows, 1)
@@ -101,10 +105,10 @@ def multinomial(input: Any, num_samples: int, replacement: bool = False, *, gene
         below = prim("le", [reshape_value(c, (rows, 1, n)).expand((rows, num_samples, n)),
                             reshape_value(target, (rows, num_samples, 1)).expand((rows, num_samples, n))])
         idx = prim("sum", [cast(below, D.int64)], {"axes": (2,)})
-        idx = prim("min", [reshape_value(idx, (rows, num_samples)), const(n - 1, D.int64, like=w)])
+        idx = prim("min", [reshape_value(idx, (rows, num_samples)), const(n - 1, D.int64, (), dev, like=w)])
     else:
         u = uniform_like(w, (rows, n), D.float64, generator)
-        e = prim("neg", [prim("log", [prim("sub", [const(1.0, D.float64, like=w), u])])])   # Exp(1), > 0
+        e = prim("neg", [prim("log", [prim("sub", [const(1.0, D.float64, (), dev, like=w), u])])])   # Exp(1), > 0
         keys = prim("div", [w, e])
         idx = sorting.topk(keys, num_samples, dim=1).indices
     return reshape_value(idx, (num_samples,) if p.dim() == 1 else (rows, num_samples))

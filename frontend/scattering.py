@@ -33,6 +33,11 @@ if TYPE_CHECKING:
     from .tensor import Tensor
 
 
+def _dev(x):
+    """The device x's values live on (None: the CPU): shaped constants are made there."""
+    return x._storage.device
+
+
 def _check_index(op: str, x, index, src=None) -> None:
     """PyTorch's checks on scatter's index: int64, as many dims as self, and sizes that fit."""
     if not isinstance(index, TensorBase):
@@ -86,8 +91,8 @@ def _prepare(op: str, x, dim, index, src):
 
 def _hits(x, axis, index):
     """How many writes each element of x receives (int64)."""
-    zeros = const(0, D.int64, tuple(x.shape), like=x)
-    ones = const(1, D.int64, tuple(index.shape), like=x)
+    zeros = const(0, D.int64, tuple(x.shape), _dev(x), like=x)
+    ones = const(1, D.int64, tuple(index.shape), _dev(x), like=x)
     return prim("scatter_add", [zeros, index, ones], {"axis": axis})
 
 
@@ -112,10 +117,10 @@ def _scatter_multiply(x, axis, index, src):
     idx = reshape_value(index, ishape[:axis] + (1, k) + ishape[axis + 1:]).expand(pair)
     vals = reshape_value(src, ishape[:axis] + (1, k) + ishape[axis + 1:]).expand(pair)
     t = x._result(iota_node(pair, axis, D.int64, x._storage.device))
-    factors = prim("where", [prim("eq", [idx, t]), vals, const(1, x.dtype, like=x).expand(pair)])
+    factors = prim("where", [prim("eq", [idx, t]), vals, const(1, x.dtype, pair, _dev(x), like=x)])
     prod = reshape_value(prim("prod", [factors], {"axes": (axis + 1,)}), outer)
     if outer != shape:          # positions outside index's extent get factor 1 (pad pads with 0)
-        one = const(1, x.dtype, like=x)
+        one = const(1, x.dtype, (), _dev(x), like=x)
         high = tuple(s - o for s, o in zip(shape, outer))
         prod = prim("add", [prim("pad", [prim("sub", [prod, one])], {"low": (0,) * len(shape), "high": high}), one])
     return prim("mul", [x, prod])
@@ -133,19 +138,19 @@ def scatter(x: Any, dim: int, index: Any, src: Any = None, value: Any = None, *,
         return prim("reshape", [x], {"shape": tuple(x.shape)}, name="ScatterBackward0")
     if reduce == "add":
         if not isinstance(src, TensorBase):
-            src = const(src, x.dtype, tuple(index.shape), like=x)
+            src = const(src, x.dtype, tuple(index.shape), _dev(x), like=x)
         return prim("scatter_add", [x, index, src], {"axis": axis}, name="ScatterBackward0")
     if reduce == "multiply":
         if not isinstance(src, TensorBase):
-            src = const(src, x.dtype, tuple(index.shape), like=x)
+            src = const(src, x.dtype, tuple(index.shape), _dev(x), like=x)
         return named(_scatter_multiply(x, axis, index, src), "ScatterBackward0")
-    hit = prim("lt", [const(0, D.int64, like=x), _hits(x, axis, index)])
+    hit = prim("lt", [const(0, D.int64, (), _dev(x), like=x), _hits(x, axis, index)])
     if isinstance(src, TensorBase):
-        zeros = const(0, x.dtype, tuple(x.shape), like=x)
+        zeros = const(0, x.dtype, tuple(x.shape), _dev(x), like=x)
         written = prim("scatter_add", [zeros, index, src], {"axis": axis})
         name = "ScatterBackward0"
     else:
-        written = const(src, x.dtype, tuple(x.shape), like=x)
+        written = const(src, x.dtype, tuple(x.shape), _dev(x), like=x)
         name = "ScatterBackward1"
     return named(prim("where", [hit, written, x]), name)
 
@@ -191,7 +196,7 @@ def index_add(x: Any, dim: int, index: Any, source: Any, *, alpha: Any = 1) -> T
         out = index_add(flat, 0, index, src, alpha=alpha)
         return reshape_value(out, ())
     if alpha != 1:
-        source = prim("mul", [source, const(alpha, source.dtype, like=source)])
+        source = prim("mul", [source, const(alpha, source.dtype, (), _dev(source), like=source)])
     shape = tuple(source.shape)
     if index.numel() == 0:
         return prim("reshape", [x], {"shape": tuple(x.shape)}, name="IndexAddBackward0")
@@ -210,13 +215,14 @@ def index_fill(x: Any, dim: int, index: Any, value: Any) -> Tensor:
         return reshape_value(index_fill(reshape_value(x, (1,)), 0, index, value), ())
     n = x.shape[axis]
     idx = cast(reshape_value(index, (index.numel(),)), D.int64)
-    idx = prim("where", [prim("lt", [idx, const(0, D.int64, like=idx)]), prim("add", [idx, const(n, D.int64,
-                                                                                                 like=idx)]), idx])
-    counts = prim("scatter_add", [const(0, D.int64, (n,), like=x), idx, const(1, D.int64, (idx.numel(),), like=x)],
+    zero, size = const(0, D.int64, (), _dev(x), like=idx), const(n, D.int64, (), _dev(x), like=idx)
+    idx = prim("where", [prim("lt", [idx, zero]), prim("add", [idx, size]), idx])
+    counts = prim("scatter_add", [const(0, D.int64, (n,), _dev(x), like=x), idx,
+                                   const(1, D.int64, (idx.numel(),), _dev(x), like=x)],
                   {"axis": 0})
-    mask = reshape_value(prim("lt", [const(0, D.int64, like=x), counts]),
+    mask = reshape_value(prim("lt", [const(0, D.int64, (), _dev(x), like=x), counts]),
                          tuple(n if d == axis else 1 for d in range(x.dim())))
-    fill = value if isinstance(value, TensorBase) else const(value, x.dtype, like=x)
+    fill = value if isinstance(value, TensorBase) else const(value, x.dtype, (), _dev(x), like=x)
     fill = cast(fill, x.dtype)
     return named(prim("where", [mask.expand(tuple(x.shape)), fill.expand(tuple(x.shape)), x]), "IndexFillBackward0")
 

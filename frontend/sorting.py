@@ -33,6 +33,11 @@ SortResult = _return_type("sort")
 TopkResult = _return_type("topk")
 
 
+def _dev(x):
+    """The device x's values live on (None: the CPU): shaped constants are made there."""
+    return x._storage.device
+
+
 def _axis(x, dim, op: str) -> int:
     """`dim` of x as a non-negative axis (a 0-d tensor takes dim 0 or -1, as PyTorch)."""
     if not isinstance(dim, builtins.int) or isinstance(dim, builtins.bool):
@@ -62,7 +67,7 @@ def _scan(x, axis: int, reduce_op: str, identity: Any, name: str):
     if x.numel() == 0:
         return prim("reshape", [x], {"shape": tuple(x.shape)}, name=name)
     _, xj, i, j = _pairs(x, axis)
-    masked = prim("where", [prim("le", [j, i]), xj, const(identity, x.dtype, like=x).expand(tuple(xj.shape))])
+    masked = prim("where", [prim("le", [j, i]), xj, const(identity, x.dtype, tuple(xj.shape), _dev(x), like=x)])
     r = prim(reduce_op, [masked], {"axes": (axis + 1,)})
     return named(reshape_value(r, tuple(x.shape)), name)
 
@@ -98,7 +103,7 @@ def _before(a, b, descending: bool):
     if not a.dtype.is_floating_point:
         return lt
     a_nan, b_nan = prim("ne", [a, a]), prim("ne", [b, b])
-    return prim("max", [lt, prim("mul", [b_nan, prim("eq", [a_nan, const(False, D.bool_, like=a)])])])
+    return prim("max", [lt, prim("mul", [b_nan, prim("eq", [a_nan, const(False, D.bool_, (), _dev(a), like=a)])])])
 
 
 def _same(a, b):
@@ -120,7 +125,7 @@ def _sort_indices(x, axis: int, descending: bool):
     """The int64 indices that sort x along `axis` (stable): position r holds the i of rank r."""
     rank = _ranks(x, axis, descending)
     positions = x._result(iota_node(tuple(x.shape), axis, D.int64, x._storage.device))
-    zeros = const(0, D.int64, tuple(x.shape), like=x)
+    zeros = const(0, D.int64, tuple(x.shape), _dev(x), like=x)
     return prim("scatter_add", [zeros, rank, positions], {"axis": axis})
 
 
@@ -136,7 +141,7 @@ def sort(x: Any, dim: int = -1, descending: bool = False, stable: bool | None = 
     if x.dim() == 0:
         axis = _axis(x, dim, "sort")
         return SortResult(prim("reshape", [x], {"shape": ()}, name="SortBackward0"),
-                          const(0, D.int64, (), like=x))
+                          const(0, D.int64, (), _dev(x), like=x))
     axis = _axis(x, dim, "sort")
     if x.dtype.is_bool:
         idx = _sort_indices(cast(x, D.uint8), axis, builtins.bool(descending))

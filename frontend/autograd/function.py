@@ -116,7 +116,7 @@ class PythonBackward:
                 if meta is None or not self.ctx.materialize_grads:
                     grad_outputs.append(None)
                     continue
-                g = const(0, meta[1], meta[0], like=self.like)
+                g = const(0, meta[1], meta[0], self.like._storage.device, like=self.like)
             elif not isinstance(g, TensorBase):
                 g = self.like._result(g)
             grad_outputs.append(g)
@@ -227,7 +227,7 @@ class Function(metaclass=_FunctionMeta):
             tuple(_grad_fn(a) if need else None for a, need in zip(args, ctx.needs_input_grad)),
             tuple((tuple(a.shape), a.dtype) if isinstance(a, TensorBase) else None for a in args),
             tuple((tuple(o.shape), o.dtype) if d else None for o, d in zip(outs, differentiable)),
-            const(0, first.dtype, like=first))
+            const(0, first.dtype, (), first._storage.device, like=first))
         wrapped = []
         for i, (o, d) in enumerate(zip(outs, differentiable)):
             if not d:

@@ -127,13 +127,13 @@ def interpolate(input: Tensor, size: Any = None, scale_factor: Any = None, mode:
         if mode == "nearest":
             idx = _nearest_index(n_in, n_out, scale)
             if not np.array_equal(idx, np.arange(n_in)) or n_out != n_in:
-                out = indexing.index_select(out, axis, _tensor(idx))
+                out = indexing.index_select(out, axis, _tensor(idx, device=input.device))
             continue
         i0, i1, lam = _linear_weights(n_in, n_out, scale, bool(align_corners), np.dtype(input.dtype.np).type)
-        x0 = indexing.index_select(out, axis, _tensor(i0))
-        x1 = indexing.index_select(out, axis, _tensor(i1))
-        l1 = _tensor(_along(lam, axis, rank))
-        l0 = _tensor(_along((1 - lam).astype(lam.dtype), axis, rank))
+        x0 = indexing.index_select(out, axis, _tensor(i0, device=input.device))
+        x1 = indexing.index_select(out, axis, _tensor(i1, device=input.device))
+        l1 = _tensor(_along(lam, axis, rank), device=input.device)
+        l0 = _tensor(_along((1 - lam).astype(lam.dtype), axis, rank), device=input.device)
         out = ops.add(ops.mul(x0, l0), ops.mul(x1, l1))
     if out is input or out._base is not None:      # a fresh value (not a view), to carry the grad_fn name
         out = ops.prim("reshape", [out], {"shape": tuple(out.shape)})
