@@ -27,6 +27,6 @@ from .modules import (GRU, LSTM, RNN, GRUCell, LSTMCell, MultiheadAttention, RNN
 __all__ += ["MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder", "TransformerDecoderLayer",
             "TransformerDecoder", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
 
-from .modules import Upsample  # noqa: E402
+from .modules import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d  # noqa: E402
 
-__all__ += ["Upsample"]
+__all__ += ["Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"]

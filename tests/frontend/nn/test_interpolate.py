@@ -91,6 +91,10 @@ def test_upsample_module_and_compiled():
     up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
     assert repr(up) == "Upsample(scale_factor=2.0, mode='bilinear')"
     assert repr(nn.Upsample(size=(3, 4))) == "Upsample(size=(3, 4), mode='nearest')"
+    x = fusegrad.tensor(RNG.standard_normal((1, 2, 3, 4)))
+    np.testing.assert_array_equal(nn.UpsamplingBilinear2d(scale_factor=2)(x).numpy(),
+                                  F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True).numpy())
+    np.testing.assert_array_equal(nn.UpsamplingNearest2d(size=(5, 5))(x).numpy(), F.interpolate(x, size=5).numpy())
     conv = nn.Conv2d(2, 2, 3, padding=1)
     model = nn.Sequential(conv, up)
     step = fusegrad.compile(lambda x: model(x).sum(dim=1))
