@@ -61,6 +61,11 @@ class inference_mode:
     storage), which autograd refuses to save for backward and which may not be updated in
     place outside inference mode. `inference_mode(False)` turns the mode off inside."""
 
+    def __new__(cls, mode: Any = True) -> Any:
+        if callable(mode):               # `@inference_mode` without parentheses, as PyTorch allows
+            return cls()(mode)
+        return super().__new__(cls)
+
     def __init__(self, mode: bool = True) -> None:
         self.mode = bool(mode)
         self._tokens: list = []

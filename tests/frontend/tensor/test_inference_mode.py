@@ -38,6 +38,13 @@ def test_decorator_and_autograd_namespace():
     assert out.is_inference() and not out.requires_grad and fusegrad.is_grad_enabled()
     assert fusegrad.autograd.grad_mode.inference_mode is fusegrad.inference_mode
 
+    @fusegrad.inference_mode                      # without parentheses, as PyTorch allows
+    def bare(a):
+        return a * 3, fusegrad.is_inference_mode_enabled()
+
+    out, enabled = bare(w)
+    assert enabled and out.is_inference() and bare.__name__ == "bare"
+
 
 def test_inference_tensors_in_autograd_and_in_place():
     with fusegrad.inference_mode():
