@@ -206,13 +206,22 @@ class Function(metaclass=_FunctionMeta):
 
     vjp = backward
 
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: Any) -> Any:
+        """Override to take `forward(*args)` without ctx and fill ctx here (PyTorch 2's style)."""
+        raise NotImplementedError("setup_context is not overridden")
+
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
         ctx = FunctionCtx()
         ctx.needs_input_grad = tuple(isinstance(a, TensorBase) and a.requires_grad for a in args)
         record = is_grad_enabled() and any(ctx.needs_input_grad)
         with set_grad_enabled(False):
-            out = cls.forward(ctx, *args, **kwargs)
+            if cls.setup_context is not Function.setup_context:     # forward(*args) + setup_context
+                out = cls.forward(*args, **kwargs)
+                cls.setup_context(ctx, args, out)
+            else:
+                out = cls.forward(ctx, *args, **kwargs)
         if not record:
             return out
         single = not isinstance(out, tuple)

@@ -95,6 +95,26 @@ def test_several_outputs_needs_input_grad_and_materialized_zeros():
     assert seen == [(True, False, False)]
 
 
+def test_setup_context_style():
+    class Square(fusegrad.autograd.Function):
+        @staticmethod
+        def forward(x, k):
+            return x * x * k
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            x, k = inputs
+            ctx.save_for_backward(x)
+            ctx.k = k
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * 2 * x * ctx.k, None
+
+    gradcheck(lambda a: Square.apply(a, 1.5), RNG.standard_normal((2, 2)))
+
+
 def test_no_history_without_grad():
     x = fusegrad.ones(3)
     assert Exp.apply(x).grad_fn is None
