@@ -32,7 +32,7 @@ from .printing import get_printoptions, set_printoptions
 from .random import initial_seed, seed
 from .indexing import index_select
 from .sampling import multinomial
-from .scattering import index_add, index_fill, scatter, scatter_add
+from .scattering import index_add, index_fill, scatter, scatter_add, scatter_reduce
 from .sorting import argsort, cumprod, cumsum, msort, sort, topk
 from .shape_ops import cat, clone, flatten, permute, reshape, squeeze, stack, transpose, unsqueeze
 from .tensor import Size, Tensor

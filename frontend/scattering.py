@@ -21,7 +21,10 @@ Like the other op modules, this one never imports Tensor; `ScatterMethods` is th
 from __future__ import annotations
 
 import builtins
+import math
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from . import dtypes as D
 from . import inplace
@@ -105,25 +108,34 @@ def scatter_add(x: Any, dim: int, index: Any, src: Any) -> Tensor:
     return prim("scatter_add", [x, index, src], {"axis": axis}, name="ScatterAddBackward0")
 
 
-def _scatter_multiply(x, axis, index, src):
-    """x times the product of the src values written to each position (pairwise mask over
-    the index positions k along `axis`)."""
+def _pairwise(x, axis, index, src, op: str, identity: Any, with_self: bool = False):
+    """The `op` reduction ("prod", "reduce_max", "reduce_min") of the src values written to
+    each position of x (`identity` where none is): a mask of index position k against output
+    position t along `axis`, reduced over k in one fused kernel (O(n*k) per row). index and
+    src are padded to x's extent outside `axis` with an index that matches nothing."""
     shape = tuple(x.shape)
     k = index.shape[axis]
+    high = tuple(0 if d == axis else s - i for d, (s, i) in enumerate(zip(shape, index.shape)))
+    if builtins.any(high):
+        low = (0,) * len(shape)
+        one = const(1, D.int64, (), _dev(x), like=x)
+        index = prim("sub", [prim("pad", [prim("add", [index, one])], {"low": low, "high": high}), one])
+        src = prim("pad", [src], {"low": low, "high": high})
     ishape = tuple(index.shape)
-    # pair shape: x's dims with the k axis inserted after `axis`, restricted to index's extent elsewhere
-    outer = tuple(ishape[d] if d != axis else shape[d] for d in range(len(shape)))
-    pair = outer[:axis + 1] + (k,) + outer[axis + 1:]
+    pair = shape[:axis + 1] + (k,) + shape[axis + 1:]
     idx = reshape_value(index, ishape[:axis] + (1, k) + ishape[axis + 1:]).expand(pair)
     vals = reshape_value(src, ishape[:axis] + (1, k) + ishape[axis + 1:]).expand(pair)
     t = x._result(iota_node(pair, axis, D.int64, x._storage.device))
-    factors = prim("where", [prim("eq", [idx, t]), vals, const(1, x.dtype, pair, _dev(x), like=x)])
-    prod = reshape_value(prim("prod", [factors], {"axes": (axis + 1,)}), outer)
-    if outer != shape:          # positions outside index's extent get factor 1 (pad pads with 0)
-        one = const(1, x.dtype, (), _dev(x), like=x)
-        high = tuple(s - o for s, o in zip(shape, outer))
-        prod = prim("add", [prim("pad", [prim("sub", [prod, one])], {"low": (0,) * len(shape), "high": high}), one])
-    return prim("mul", [x, prod])
+    masked = prim("where", [prim("eq", [idx, t]), vals, const(identity, x.dtype, pair, _dev(x), like=x)])
+    if with_self:      # x as one more candidate: a tie with it shares the gradient evenly (as PyTorch)
+        own = reshape_value(x, shape[:axis + 1] + (1,) + shape[axis + 1:])
+        masked = prim("concat", [masked, own], {"axis": axis + 1})
+    return reshape_value(prim(op, [masked], {"axes": (axis + 1,)}), shape)
+
+
+def _scatter_multiply(x, axis, index, src):
+    """x times the product of the src values written to each position."""
+    return prim("mul", [x, _pairwise(x, axis, index, src, "prod", 1)])
 
 
 def scatter(x: Any, dim: int, index: Any, src: Any = None, value: Any = None, *, reduce: str | None = None) -> Tensor:
@@ -153,6 +165,65 @@ def scatter(x: Any, dim: int, index: Any, src: Any = None, value: Any = None, *,
         written = const(src, x.dtype, tuple(x.shape), _dev(x), like=x)
         name = "ScatterBackward1"
     return named(prim("where", [hit, written, x]), name)
+
+
+_REDUCES = ("sum", "prod", "mean", "amax", "amin")
+
+
+def _extreme_identity(dtype, op: str):
+    """The identity of max (min) in `dtype`: -inf (inf), or the integer type's lowest (highest)."""
+    if dtype.is_floating_point:
+        return -math.inf if op == "amax" else math.inf
+    if dtype.is_bool:
+        return op == "amin"
+    info = np.iinfo(dtype.np)
+    return int(info.min) if op == "amax" else int(info.max)
+
+
+def scatter_reduce(x: Any, dim: int, index: Any, src: Any, reduce: str, *, include_self: bool = True) -> Tensor:
+    """PyTorch's scatter_reduce: the `reduce` ("sum", "prod", "mean", "amax", "amin") of the
+    src values written to each position, with x's own value when include_self; positions no
+    index hits keep x. sum is a scatter_add; the others a pairwise masked reduction (see
+    `_pairwise`); mean of integers rounds down (as PyTorch)."""
+    if reduce not in _REDUCES:
+        raise op_error(RuntimeError, "scatter_reduce", f"reduce argument must be either sum, prod, mean, amax or amin, "
+                       f"got {reduce}", [x])
+    if not isinstance(src, TensorBase):
+        raise TypeError(f"scatter_reduce(): argument 'src' (position 3) must be Tensor, not {type(src).__name__}")
+    axis, index, src = _prepare("scatter_reduce", x, dim, index, src)
+    name = "ScatterReduceBackward0"
+    if index.numel() == 0:
+        return prim("reshape", [x], {"shape": tuple(x.shape)}, name=name)
+    counts = _hits(x, axis, index)
+    hit = prim("lt", [const(0, D.int64, (), _dev(x), like=x), counts])
+    zeros = const(0, x.dtype, tuple(x.shape), _dev(x), like=x)
+    if reduce in ("sum", "mean"):
+        total = prim("scatter_add", [zeros, index, src], {"axis": axis})
+        if include_self:
+            total = prim("add", [x, total])
+            counts = prim("add", [counts, const(1, D.int64, (), _dev(x), like=x)])
+        if reduce == "sum":
+            out = total
+        else:
+            n = cast(prim("max", [counts, const(1, D.int64, (), _dev(x), like=x)]), x.dtype)
+            out = prim("div", [total, n]) if x.dtype.is_floating_point else _floor_div(total, n)
+    elif reduce == "prod":
+        r = _pairwise(x, axis, index, src, "prod", 1)
+        out = prim("mul", [x, r]) if include_self else r
+    else:
+        op = "reduce_max" if reduce == "amax" else "reduce_min"
+        out = _pairwise(x, axis, index, src, op, _extreme_identity(x.dtype, reduce), with_self=include_self)
+    if not include_self or reduce == "mean":
+        out = prim("where", [hit, out, x])
+    return named(out, name)
+
+
+def _floor_div(a, b):
+    """Integer a // b rounded toward minus infinity (b > 0)."""
+    q = prim("div", [a, b])                 # truncates toward zero
+    fix = prim("mul", [prim("lt", [prim("sub", [a, prim("mul", [q, b])]), const(0, a.dtype, (), _dev(a), like=a)]),
+                       const(True, D.bool_, (), _dev(a), like=a)])
+    return prim("sub", [q, cast(fix, a.dtype)])
 
 
 def _check_index_vector(op: str, x, axis: int, index, source=None) -> None:
@@ -233,6 +304,10 @@ def scatter_(x: Any, dim: int, index: Any, src: Any = None, value: Any = None, *
     return inplace.assign(x, scatter(x, dim, index, src, value, reduce=reduce), "scatter_")
 
 
+def scatter_reduce_(x: Any, dim: int, index: Any, src: Any, reduce: str, *, include_self: bool = True) -> Any:
+    return inplace.assign(x, scatter_reduce(x, dim, index, src, reduce, include_self=include_self), "scatter_reduce_")
+
+
 def scatter_add_(x: Any, dim: int, index: Any, src: Any) -> Any:
     return inplace.assign(x, scatter_add(x, dim, index, src), "scatter_add_")
 
@@ -265,6 +340,12 @@ class ScatterMethods(TensorBase):
 
     def scatter_add_(self, dim: int, index: Tensor, src: Tensor) -> Any:
         return scatter_add_(self, dim, index, src)
+
+    def scatter_reduce(self, dim: int, index: Tensor, src: Tensor, reduce: str, *, include_self: bool = True) -> Tensor:
+        return scatter_reduce(self, dim, index, src, reduce, include_self=include_self)
+
+    def scatter_reduce_(self, dim: int, index: Tensor, src: Tensor, reduce: str, *, include_self: bool = True) -> Any:
+        return scatter_reduce_(self, dim, index, src, reduce, include_self=include_self)
 
     def index_add(self, dim: int, index: Tensor, source: Tensor, *, alpha: Any = 1) -> Tensor:
         return index_add(self, dim, index, source, alpha=alpha)
