@@ -1,4 +1,5 @@
-"""scatter, scatter_add, index_add, index_fill and their in-place forms, with PyTorch's rules.
+"""scatter, scatter_add, scatter_reduce, index_add, index_fill and their in-place forms, with
+PyTorch's rules.
 
 All are compositions of the `scatter_add` primitive (whose kernel checks every index and
 raises IndexError naming the user's line for one out of range), `where` and `gather`:
@@ -12,6 +13,9 @@ raises IndexError naming the user's line for one out of range), `where` and `gat
 - `reduce="add"` / `"multiply"`: add is scatter_add; multiply is the product over a pairwise
   mask (index position k against output position t along `dim`), O(n*k) fused operations
   per row.
+- `scatter_reduce(x, dim, index, src, reduce, include_self)`: sum and mean by scatter_add
+  and hit counts; prod, amax and amin by the same pairwise masked reduction (x one more
+  candidate when included, so a tie with it shares the gradient evenly, as PyTorch's).
 - `index_add(x, dim, index, source, alpha)`: scatter_add of source with the 1-D index
   broadcast along `dim`. `index_fill(x, dim, index, value)`: where over the rows index hits.
 
