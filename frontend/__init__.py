@@ -17,7 +17,7 @@ from . import autograd, compiler, runtime
 from .autograd import enable_grad, no_grad, set_grad_enabled
 from .compound import (addbmm, addcdiv, addcmul, addmm, baddbmm, isfinite, isinf, isnan, isneginf, isposinf, lerp,
                        norm, std, std_mean, var, var_mean)
-from .grad_mode import is_grad_enabled
+from .grad_mode import inference_mode, is_grad_enabled, is_inference_mode_enabled
 from .creation import (BoolTensor, ByteTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor, arange, as_tensor,
                        empty, empty_like, eye, from_numpy, full, full_like, linspace, manual_seed, normal, ones,
                        ones_like, rand, rand_like, randint, randn, randn_like, randperm, tensor, zeros, zeros_like)
@@ -33,6 +33,10 @@ from .ops import (abs, add, all, amax, amin, any, argmax, argmin, bmm, ceil, cla
                   relu, remainder, round, rsqrt, sigmoid, sign, sin, softmax, sqrt, sub, sum, tanh, where)
 from .printing import get_printoptions, set_printoptions
 from .random import initial_seed, seed
+from .indexing import index_select
+from .sampling import multinomial
+from .scattering import index_add, index_fill, scatter, scatter_add, scatter_reduce
+from .sorting import argsort, cumprod, cumsum, msort, sort, topk
 from .rearrange import (chunk, flip, fliplr, flipud, repeat_interleave, roll, split, split_with_sizes, tensor_split,
                         tril, triu, unbind)
 from .shape_ops import cat, clone, flatten, permute, reshape, squeeze, stack, transpose, unsqueeze

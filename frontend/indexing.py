@@ -284,6 +284,3 @@ class IndexingMethods(TensorBase):
 
     def masked_fill(self, mask: Tensor, value: Any) -> Tensor:
         return masked_fill(self, mask, value)
-
-    def scatter_add(self, dim: int, index: Tensor, src: Tensor) -> Tensor:
-        return scatter_add(self, dim, index, src)

@@ -29,7 +29,7 @@ from .compiler.ir import make
 from .compiler.ir.dtypes import category
 from .compiler.ir.ops import broadcast_shapes
 from .compiler.passes.autodiff import unslice
-from .grad_mode import is_grad_enabled
+from .grad_mode import is_grad_enabled, is_inference_mode_enabled
 from .prims import is_np_scalar
 from .realize import realize
 from .source import user_loc
@@ -132,6 +132,10 @@ def _write_back(base, chain, new):
 
 def assign(t, value, opname: str = "copy_"):
     """Make `value` (a tensor of t's shape) the current value of `t` and everything sharing it."""
+    if t._storage.inference and not is_inference_mode_enabled():
+        raise RuntimeError("Inplace update to inference tensor outside InferenceMode is not allowed.You can make a "
+                           "clone to get a normal tensor before doing inplace update.See "
+                           "https://github.com/pytorch/rfcs/pull/17 for more details.")
     if is_grad_enabled() and not t._detached:
         if t._base is None and t._requires_grad and t.is_leaf:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")

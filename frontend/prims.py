@@ -32,12 +32,20 @@ def prim(op: str, tensors: Sequence[TensorBase], attrs: dict | None = None, *, s
     is not a bare TensorBase constant: see `const`)."""
     check_devices(tensors)
     node, fn = apply(op, [t._value() for t in tensors], attrs, shape=shape, dtype=dtype, record=is_grad_enabled())
-    if name is not None and fn is not None:
-        fn._name = name
+    if fn is not None:
+        if fn.saves_values and builtins.any(t._storage.inference for t in tensors):
+            loc = user_loc()
+            raise RuntimeError(INFERENCE_SAVED + (f" (at {loc})" if loc else ""))
+        if name is not None:
+            fn._name = name
     first = tensors[0]
     if type(first) is TensorBase:      # a bare constant: build through a full operand, if any
         first = next((t for t in tensors if type(t) is not TensorBase), first)
     return first._result(node, fn)
+
+
+INFERENCE_SAVED = ("Inference tensors cannot be saved for backward. To work around you can make a clone to get a "
+                   "normal tensor and use it in autograd.")
 
 
 def named(t: Any, name: str) -> Any:

@@ -22,6 +22,7 @@ import weakref
 
 from . import trace_hooks
 from .compiler.ir import Node as _Node
+from .grad_mode import is_inference_mode_enabled
 from .runtime import aligned_empty
 from .trace_hooks import current as _tracing
 
@@ -102,7 +103,7 @@ def buffer_owner(array):
 
 class Storage:
     __slots__ = ("node", "buffer", "holder", "version", "grad_fn", "state", "exported", "readonly", "program",
-                 "device", "__weakref__")
+                 "device", "inference", "__weakref__")
 
     def __init__(self, node, buffer=None, grad_fn=None, device=None):
         self.node = node
@@ -115,6 +116,7 @@ class Storage:
         self.readonly = False           # `buffer` must not be written (a read-only numpy array)
         self.program = None             # the compiled program that computed the value
         self.device = device
+        self.inference = is_inference_mode_enabled()   # made under inference_mode: an inference tensor
         if buffer is not None:
             _register_buffer(self)
         if _tracing() is not None:

@@ -6,7 +6,8 @@ autograd state) is described in tensor_base.py, which holds that data half.
 This module assembles the class (issue 12: imports point one way): `TensorBase`
 (tensor_base.py) holds the data half, each op module a mixin of methods (ops.MathMethods,
 shape_ops.ShapeMethods, indexing.IndexingMethods, inplace.InplaceMethods,
-rearrange.RearrangeMethods, compound.CompoundMethods), and Tensor adds
+rearrange.RearrangeMethods, compound.CompoundMethods, sorting.SortingMethods,
+scattering.ScatterMethods, sampling.SamplingMethods), and Tensor adds
 what needs the layers above them: `backward()`/`retain_grad()` (the autograd engine),
 device and dtype conversion, the legacy constructor, and `_result`/`_wrap`, through which
 the op modules build plain Tensors from their operands without importing this module.
@@ -36,7 +37,10 @@ from .prims import torch_name
 from .realize import MAX_PENDING_DEPTH, realize
 from .rearrange import RearrangeMethods
 from .runtime import aligned_empty
+from .sampling import SamplingMethods
+from .scattering import ScatterMethods
 from .shape_ops import ShapeMethods
+from .sorting import SortingMethods
 from .storage import Storage, computed
 from .tensor_base import Size as Size
 from .tensor_base import TensorBase
@@ -48,7 +52,7 @@ _trace_active = _trace_hooks.active
 
 
 class Tensor(MathMethods, ShapeMethods, IndexingMethods, InplaceMethods, RearrangeMethods, CompoundMethods,
-             TensorBase):
+             SortingMethods, ScatterMethods, SamplingMethods, TensorBase):
     __slots__ = ()
 
     def __init__(self, *args: Any, device: Any = None) -> None:

@@ -34,7 +34,7 @@ from .compiler.ir import AxisError, Node, make
 from .device import CPU
 from .device import device as Device
 from .grad_fn import AccumulateGrad, Function
-from .grad_mode import is_grad_enabled
+from .grad_mode import is_grad_enabled, is_inference_mode_enabled
 from .printing import format_tensor
 from .realize import MAX_PENDING_DEPTH, realize
 from .source import user_loc
@@ -292,6 +292,8 @@ class TensorBase:
             return
         if value and not self.dtype.is_floating_point:
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        if value and self._storage.inference and not is_inference_mode_enabled():
+            raise RuntimeError("Setting requires_grad=True on inference tensor outside InferenceMode is not allowed.")
         if self._base is not None:
             raise RuntimeError("fusegrad: set requires_grad on the base tensor, not on a view")
         self._requires_grad = bool(value)
@@ -313,6 +315,10 @@ class TensorBase:
             raise RuntimeError("assigned grad has data of a different size")
         _trace_hooks.grad_set(self, value)      # before assigning: a trace records the old grad
         self._grad = value
+
+    def is_inference(self) -> bool:
+        """Whether this tensor was made under `inference_mode` (PyTorch's inference tensors)."""
+        return self._storage.inference
 
     @property
     def retains_grad(self) -> bool:

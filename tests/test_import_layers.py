@@ -7,10 +7,9 @@ The layers, lowest first:
 - tensor_base (TensorBase: the data half of Tensor), then conversion (Python data and arrays
   as buffers), philox (the random stream and its generator) and prims (one primitive on
   tensors, constants, views);
-- the op modules: ops and shape_ops, then inplace, then indexing, rearrange, compound and
-  einsum; each defines a mixin of
-  Tensor's methods and builds its results through its tensor operands (`x._result`), so none
-  imports Tensor;
+- the op modules: ops and shape_ops, then sorting, inplace, then indexing, rearrange, compound,
+  einsum, scattering and sampling; each defines a mixin of Tensor's methods and builds its
+  results through its tensor operands (`x._result`), so none imports Tensor;
 - autograd/ (the engine, which builds tensors through the ones it is given);
 - tensor (class Tensor: TensorBase and the op modules' mixins, backward() through the engine);
 - random (lazy draws) and creation (factories): they make tensors from nothing;
@@ -164,8 +163,9 @@ def test_lazy_layer_never_imports_tensor():
 def test_op_layer_never_imports_tensor():
     """The op modules and the engine build tensors through their operands: Tensor is above them."""
     graph, _ = _imports()
-    below_tensor = ["tensor_base", "conversion", "philox", "prims", "ops", "shape_ops", "inplace", "indexing",
-                    "rearrange", "compound", "einsum", "autograd", "autograd.engine"]
+    below_tensor = ["tensor_base", "conversion", "philox", "prims", "ops", "shape_ops", "sorting", "inplace",
+                    "indexing", "rearrange", "compound", "einsum", "scattering", "sampling", "autograd",
+                    "autograd.engine", "autograd.function"]
     for name in below_tensor:
         reached = nx.descendants(graph, f"{PACKAGE}.{name}")
         for above in ("tensor", "random", "creation"):

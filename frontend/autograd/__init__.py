@@ -2,10 +2,20 @@
 
 `backward()` and `grad()` walk grad_fn records (grad_fn.py) and apply the compiler's VJP
 rules (compiler/passes/autodiff.py), so gradients fuse and compile with the forward pass.
+`Function` (function.py) is the base of custom functions with a Python backward.
 """
-from ..grad_fn import AccumulateGrad, Function
-from ..grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from ..grad_fn import AccumulateGrad
+from ..grad_mode import (
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    is_inference_mode_enabled,
+    no_grad,
+    set_grad_enabled,
+)
+from . import function
 from .engine import backward, grad
+from .function import Function, FunctionCtx, once_differentiable
 
 
 def Variable(tensor, requires_grad=False, volatile=False):
@@ -16,5 +26,6 @@ def Variable(tensor, requires_grad=False, volatile=False):
     return out
 
 
-__all__ = ["backward", "grad", "Variable", "Function", "AccumulateGrad", "no_grad", "enable_grad",
-           "set_grad_enabled", "is_grad_enabled"]
+__all__ = ["backward", "grad", "Variable", "Function", "FunctionCtx", "once_differentiable", "AccumulateGrad",
+           "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "inference_mode",
+           "is_inference_mode_enabled", "function"]

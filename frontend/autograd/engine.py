@@ -23,6 +23,7 @@ from ..grad_mode import set_grad_enabled
 from ..inplace import assign, defer, deferred, tensor_emitter
 from ..source import user_loc
 from ..tensor_base import TensorBase
+from .function import OutputSlot, PythonBackward
 
 FREED = ("Trying to backward through the graph a second time (or directly access saved tensors after they have "
          "already been freed). Saved intermediate values of the graph are freed when you call .backward() or "
@@ -121,11 +122,19 @@ def run(roots, seeds, retain_graph: bool, create_graph: bool, capture=None) -> d
                 if capture is None:
                     accumulate(fn.variable, g, create_graph)
                 continue
+            if isinstance(fn, OutputSlot):         # one output of a custom Function: to its record
+                slots: Any = ct.setdefault(id(fn.node), {})
+                slots[fn.index] = g if fn.index not in slots else em.add(slots[fn.index], g)
+                continue
             if fn.freed:
                 raise RuntimeError(FREED)
-            needs = tuple(n is not None for n in fn.next)
-            inputs, output = em.values(fn)
-            for nxt, c in zip(fn.next, vjp(em.emit, fn.op, fn.attrs, inputs, output, g, needs)):
+            if isinstance(fn, PythonBackward):     # a custom Function: the user's backward
+                cotangents = fn.run_backward(g if isinstance(g, dict) else {0: g}, create_graph)
+            else:
+                needs = tuple(n is not None for n in fn.next)
+                inputs, output = em.values(fn)
+                cotangents = vjp(em.emit, fn.op, fn.attrs, inputs, output, g, needs)
+            for nxt, c in zip(fn.next, cotangents):
                 if nxt is not None and c is not None:
                     ct[id(nxt)] = c if id(nxt) not in ct else em.add(ct[id(nxt)], c)
             if not retain_graph:

@@ -38,6 +38,7 @@ from .convolution import (  # noqa: F401  (convolution and pooling, on the windo
     max_pool2d,
     max_pool2d_with_indices,
 )
+from .upsampling import interpolate  # noqa: F401  (interpolate, in upsampling.py)
 
 if TYPE_CHECKING:
     from ..tensor import Tensor

@@ -142,7 +142,7 @@ def test_kind_tuples_are_derived_from_the_declarations():
 
 @pytest.mark.parametrize("op", ALL)
 def test_frontend_grad_fn_names_come_from_the_declarations(op):
-    from fusegrad.autograd.function import Function
+    from fusegrad.grad_fn import Function
     assert Function(op, {}, (), None, ()).name() == ops.OPS[op].grad_name
 
 
