@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from .. import compiler, runtime, trace_hooks
 from .. import placement as _placement
+from ..autograd.engine import accumulate
 from ..compiler.ir import Node, fmt_type, print_graph
 from ..programs import compile_cached, dump
 from ..realize import LOCK
@@ -108,7 +109,19 @@ class CompiledFunction(Generic[P, R]):
                 self.stats["replays"] += 1
                 for refresh in v.refreshers:
                     refresh()
-            return self._outputs(v, v.run(input_buffers(leaves, self.static, names)))
+            arrays = v.run(input_buffers(leaves, self.static, names))
+            if v.arg_grads:
+                self._accumulate_argument_grads(v, arrays[len(v.output_names):], leaves, names)
+            return self._outputs(v, arrays)
+
+    def _accumulate_argument_grads(self, v: Variant, grads: list, leaves: list, names: list) -> None:
+        """x.grad += the gradient the program computed, for each tensor argument x that
+        backward() reached in the trace (PyTorch's AccumulateGrad on the caller's tensor)."""
+        assert v.wrap is not None, "a variant that runs was loaded"
+        tensors = [x for name, arg_leaves in zip(names, leaves) if name not in self.static
+                   for x in arg_leaves if isinstance(x, Tensor)]
+        for (k, _), array in zip(v.arg_grads, grads):
+            accumulate(tensors[k], v.wrap(array), create_graph=False)
 
     def traced_variants(self) -> list[Variant]:
         """Every variant kept, for every signature (least recently used signature first)."""
@@ -192,6 +205,7 @@ class CompiledFunction(Generic[P, R]):
         bound = self.signature.bind(*args, **kwargs)
         inputs: list[Node] = []
         devices: list[Device | None] = []       # per input: its argument's device (None: the CPU)
+        stand_ins: dict[int, int] = {}          # id(tensor standing for an argument) -> input index
         traced: dict[str, Any] = {}
         for name, value in bound.arguments.items():
             arg_leaves: list = []
@@ -209,6 +223,7 @@ class CompiledFunction(Generic[P, R]):
                     _placement.place(inp, device)
                     t = Tensor._new(Storage(inp, device=device))
                     t._requires_grad = x.requires_grad
+                    stand_ins[id(t)] = len(inputs)
                     tracer.inputs.add(id(t._storage))
                     inputs.append(inp)
                     devices.append(device)
@@ -222,7 +237,7 @@ class CompiledFunction(Generic[P, R]):
         try:
             with trace_hooks.tracing(tracer):
                 out = self.fn(*call.args, **call.kwargs)
-            v = self._read_trace(tracer, out, inputs, devices, owned)
+            v = self._read_trace(tracer, out, inputs, devices, owned, stand_ins)
         except BaseException:
             undo_trace(tracer, state_before)   # a failed trace leaves tensors, .grad and optimizer state as they were
             raise
@@ -231,13 +246,25 @@ class CompiledFunction(Generic[P, R]):
         return v
 
     def _read_trace(self, tracer: Tracer, out: object, inputs: list[Node], devices: list[Device | None],
-                    arguments: Iterable[tuple[str, object]] = ()) -> Variant:
+                    arguments: Iterable[tuple[str, object]] = (), stand_ins: dict[int, int] | None = None) -> Variant:
         out_leaves: list = []
         out_tree = flatten(out, out_leaves)
         returned = [x for x in out_leaves if isinstance(x, Tensor)]
         outputs = {f"out{i}": t._value()[0] for i, t in enumerate(returned)}
         output_names = list(outputs)
         returned_ids = {id(t._storage) for t in returned}
+        # gradients that backward() left on the tensors standing for arguments: program outputs,
+        # accumulated into the .grad of each call's own argument (never state shared by calls)
+        stand_ins = stand_ins or {}
+        grad_effects, arg_grads = [], []
+        for t, _, now in tracer.grads.values():
+            k = stand_ins.get(id(t))
+            if k is None:
+                grad_effects.append((t, now))
+            elif now is not None:
+                outputs[f"grad_of_input{k}"] = now._value()[0]
+                arg_grads.append((k, f"grad_of_input{k}"))
+                returned_ids.add(id(now._storage))
         alive = [s for s in (w() for w in tracer.created.values())
                  if s is not None and id(s) not in tracer.inputs and id(s) not in returned_ids]
         for s, old_node, _ in tracer.updated.values():
@@ -261,7 +288,7 @@ class CompiledFunction(Generic[P, R]):
             guards=tracer.guards + plain_capture_guards(self.fn), state_guards=tracer.all_state_guards(),
             refreshers=tracer.refreshers, names=names, epoch=trace_hooks.EPOCH[0],
             escaped=[(f"state{i}", s) for i, s in enumerate(escaped)], created_state=bool(alive),
-            grad_effects=[(t, now) for t, _, now in tracer.grads.values()], assigned=assigned,
+            grad_effects=grad_effects, arg_grads=arg_grads, assigned=assigned,
             assigned_buffers={id(s.buffer) for s in assigned})
         for s in assigned:           # until the program runs, each holds its old value again
             restore_old_leaf(s)

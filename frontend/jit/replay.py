@@ -41,6 +41,7 @@ class Variant:
     escaped: list                 # (output name, storage) of state created by the trace
     created_state: bool           # the trace created state: trace once more before trusting it
     grad_effects: list            # (tensor, grad) assignments re-applied after every replay
+    arg_grads: list               # (input index, output name): gradients for tensor arguments' .grad
     assigned: list                # storages the program updates in place
     assigned_buffers: set = field(default_factory=set)   # ids of their buffers
     stable: bool = False          # replayable (not a first trace that created state)
@@ -130,7 +131,7 @@ class Variant:
                 _settle(s)
         for tensor, grad in self.grad_effects:
             tensor._grad = grad
-        return [result[name] for name in self.output_names]
+        return [result[name] for name in self.output_names] + [result[name] for _, name in self.arg_grads]
 
 
 def _unshare(result: dict, shared: list, given) -> None:
