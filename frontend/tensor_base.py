@@ -346,6 +346,8 @@ class TensorBase:
         if self.device.type == "cuda":
             raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the tensor "
                             "to host memory first.")
+        if self.dtype is D.bfloat16:        # numpy has no bfloat16 (PyTorch's error)
+            raise TypeError("Got unsupported ScalarType BFloat16")
         _trace_hooks.value_read(self)
         self._realize()
         self._storage.exported = True
@@ -367,9 +369,10 @@ class TensorBase:
         return a
 
     def _host_values(self) -> np.ndarray:
+        """The values on the host (a bfloat16 buffer's bits read as float32 values)."""
         _trace_hooks.value_read(self)
         self._realize()
-        return self._view_array()
+        return D.from_storage(self._view_array(), self.dtype)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         a = self._host_values()

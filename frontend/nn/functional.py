@@ -15,8 +15,6 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .. import dtypes as D
 from .. import indexing, ops, shape_ops, trace_hooks
 from ..autograd.grad_mode import is_grad_enabled, no_grad
@@ -266,7 +264,7 @@ def rms_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Tenso
     shape = _normalized_shape(normalized_shape)
     _check_normalized(input, shape, {"weight": weight}, "*")
     if eps is None:
-        eps = float(np.finfo(input.dtype.np).eps) if input.dtype.is_floating_point else 0.0
+        eps = D.eps(input.dtype) if input.dtype.is_floating_point else 0.0
     dims = tuple(range(input.dim() - len(shape), input.dim()))
     out = ops.mul(input, ops.rsqrt(ops.add(ops.mean(ops.mul(input, input), dims, keepdim=True), eps)))
     return out if weight is None else ops.mul(out, weight)
