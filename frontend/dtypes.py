@@ -24,6 +24,7 @@ from .compiler.ir.dtypes import (
     from_storage,
     int32,
     int64,
+    of_buffer,
     promote,
     round_to,
     to_storage,
@@ -126,4 +127,4 @@ def result_type(*operands: object) -> DType:
 
 __all__ = ["DType", "float32", "float64", "float16", "bfloat16", "int32", "int64", "uint8", "bool_", "float", "double",
            "half", "long", "int", "bool", "get_default_dtype", "set_default_dtype", "as_dtype", "scalar_dtype",
-           "result_type", "promote_types", "eps", "to_storage", "from_storage", "round_to"]
+           "result_type", "promote_types", "eps", "to_storage", "from_storage", "round_to", "of_buffer"]

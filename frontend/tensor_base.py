@@ -81,7 +81,7 @@ class Size(tuple):
 
 def leaf_node(array: np.ndarray, dtype: D.DType | None = None) -> Node:
     """A node whose value is already computed: `array` (C-contiguous, a supported dtype)."""
-    node = Node("input", (), _NO_ATTRS, array.shape, dtype or D.from_numpy(array.dtype))
+    node = Node("input", (), _NO_ATTRS, array.shape, dtype or D.of_buffer(array.dtype))
     set_buffer(node, array)
     return node
 

@@ -27,6 +27,7 @@ import threading
 import llvmlite.binding as llvm
 import numpy as np
 
+from fusegrad.runtime.buffers import storage_dtype
 from fusegrad.runtime.cuda import DeviceCalls, output_specs
 
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ptx_emulator.c")
@@ -86,7 +87,11 @@ class EmulatedProgram:
     def __init__(self, program, max_grid: int = 3):
         lib = _library()
         self.program, self.max_grid, self.lib = program, max_grid, lib
-        tm = llvm.Target.from_default_triple().create_target_machine(opt=2, codemodel="jitdefault")
+        # the host's features: half <-> float conversions (float16 buffers) are F16C instructions
+        # there, library calls MCJIT cannot resolve on a baseline x86-64
+        tm = llvm.Target.from_default_triple().create_target_machine(
+            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=2,
+            codemodel="jitdefault")
         module = llvm.parse_assembly(host_ir(program))
         module.verify()
         pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=2))
@@ -106,7 +111,7 @@ class EmulatedProgram:
         outputs = {}
         for name, slot in p.outputs.items():
             b = p.buffers[slot]
-            outputs[name] = _poisoned(b.shape, np.dtype(b.dtype))
+            outputs[name] = _poisoned(b.shape, storage_dtype(b.dtype))
             address[slot] = outputs[name].ctypes.data
         for launch, scratch in zip(p.launches, self.scratch):
             args = [address[s] for s in launch.args] + ([scratch.ctypes.data] if launch.scratch_bytes else [])

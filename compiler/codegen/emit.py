@@ -315,8 +315,13 @@ def _numel(shape) -> int:
 
 
 def cast(b: ir.IRBuilder, v: ir.Value, src, dst) -> ir.Value:
+    """`v` of dtype `src` as dtype `dst`. A 16-bit float computed in the kernel is a float32 not
+    yet rounded (it rounds when stored): a cast takes the value it stands for, rounded first
+    (LLVM folds the second rounding of a loaded value away)."""
     if src is dst:
         return v
+    if src.is_storage_float:
+        v = round_to(b, v, src)
     to = reg_type(dst)
     if dst.is_bool:
         if src.is_floating_point:

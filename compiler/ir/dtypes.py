@@ -53,7 +53,8 @@ bfloat16 = DType("bfloat16", "bf16", np.uint16, "f", host=np.float32)   # buffer
 ALL = (float32, float64, float16, bfloat16, int32, int64, uint8, bool_)
 _BY_SHORT = {d.short: d for d in ALL}
 _BY_NAME = {d.name: d for d in ALL}
-_BY_NP = {d.np: d for d in ALL if d.host == d.np}      # uint16 arrays are not bfloat16
+_BY_NP = {d.np: d for d in ALL if d.host == d.np}      # a user's uint16 array is not bfloat16 ...
+_BY_STORAGE = {d.np: d for d in ALL}                     # ... a buffer of uint16 elements is
 
 
 def from_short(short: str) -> DType:
@@ -62,6 +63,12 @@ def from_short(short: str) -> DType:
 
 def from_name(name: str) -> DType:
     return _BY_NAME[name]
+
+
+def of_buffer(np_dtype) -> DType:
+    """The DType of a buffer whose elements have numpy dtype `np_dtype` (uint16: bfloat16's bits)."""
+    dt = _BY_STORAGE.get(np.dtype(np_dtype))
+    return dt if dt is not None else from_numpy(np_dtype)     # TypeError for the others
 
 
 def from_numpy(np_dtype) -> DType:
