@@ -57,13 +57,13 @@ def from_storage(b: ir.IRBuilder, v: ir.Value, dt) -> ir.Value:
 
 def bfloat16_round_bits(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
     """The float32 bit pattern of `v` rounded to bfloat16 (to nearest, ties to even) with its
-    low 16 bits clear; a NaN keeps its upper bits, quieted (adding could carry it to inf)."""
+    low 16 bits clear; every NaN is the quiet NaN 0x7FC0 (as PyTorch's; adding to a NaN's
+    bits could carry it to infinity)."""
     bits = b.bitcast(v, I32)
     c = lambda x: ir.Constant(I32, x)
     lsb = b.and_(b.lshr(bits, c(16)), c(1))
     rounded = b.and_(b.add(bits, b.add(lsb, c(0x7FFF))), c(0xFFFF0000 - (1 << 32)))
-    quiet = b.and_(b.or_(bits, c(0x00400000)), c(0xFFFF0000 - (1 << 32)))
-    return b.select(b.fcmp_unordered("uno", v, v), quiet, rounded)
+    return b.select(b.fcmp_unordered("uno", v, v), c(0x7FC00000), rounded)
 
 
 def round_to(b: ir.IRBuilder, v: ir.Value, dt) -> ir.Value:

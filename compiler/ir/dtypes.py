@@ -84,12 +84,12 @@ def from_numpy(np_dtype) -> DType:
 def bfloat16_bits(values) -> np.ndarray:
     """float32 values rounded to bfloat16 (to nearest, ties to even), as their uint16 bit
     patterns: the upper half of the float32 pattern, plus one where the lower half rounds
-    up. NaNs stay NaN (quieted), infinities and signed zeros stay themselves."""
+    up. Every NaN becomes the quiet NaN 0x7FC0 (as PyTorch's c10::BFloat16); infinities and
+    signed zeros stay themselves."""
     f = np.asarray(values, dtype=np.float32)
     bits = np.ascontiguousarray(f).view(np.uint32).astype(np.uint64).reshape(f.shape)
     rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
-    nan = ((bits >> 16) | 0x40).astype(np.uint16)
-    return np.where(np.isnan(f), nan, rounded)
+    return np.where(np.isnan(f), np.uint16(0x7FC0), rounded)
 
 
 def bfloat16_values(bits) -> np.ndarray:
