@@ -261,7 +261,7 @@ def _train(dt, compiled: bool):
         opt.step()
         return loss
     fn = torch.compile(step) if compiled else step
-    losses = [fn(x, y).item() for _ in range(5)]
+    losses = [fn(x, y).item() for _ in range(3)]
     return losses, [values(p.detach()) for p in model.parameters()]
 
 
@@ -302,3 +302,46 @@ def test_against_pytorch(rng, name, dt):
     assert repr(ours["x"][:2, :3]).replace("fusegrad", "torch") == repr(theirs["x"][:2, :3])
     assert torch.promote_types(torch.float16, torch.bfloat16).name == \
         str(real.promote_types(real.float16, real.bfloat16)).split(".")[1]
+
+
+def test_nn_functional_against_pytorch(rng, name, dt):
+    real = pytest.importorskip("torch")
+    tnf = real.nn.functional
+    fnf = torch.nn.functional
+    tdt = getattr(real, name)
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32) * 0.3
+    v, g = rng.standard_normal((4, 6)).astype(np.float32), rng.standard_normal(6).astype(np.float32)
+    idx = np.array([0, 2, 1, 5])
+    cases = {
+        "conv2d": lambda nf, m, c: nf.conv2d(c(x), c(w), padding=1),
+        "layer_norm": lambda nf, m, c: nf.layer_norm(c(v), (6,), c(g), c(g)),
+        "max_pool2d": lambda nf, m, c: nf.max_pool2d(c(x), 2),
+        "cross_entropy": lambda nf, m, c: nf.cross_entropy(c(v), m.tensor(idx)),
+        "gelu": lambda nf, m, c: nf.gelu(c(v)),
+        "embedding": lambda nf, m, c: nf.embedding(m.tensor(idx), c(v.T.copy())),
+        "mse_loss": lambda nf, m, c: nf.mse_loss(c(v), c(v[::-1].copy())),
+    }
+    for case, fn in cases.items():
+        a = fn(fnf, torch, lambda arr: torch.tensor(arr).to(dt))
+        b = fn(tnf, real, lambda arr: real.tensor(arr).to(tdt))
+        assert a.dtype.name == name, case
+        b32 = b.float().numpy()
+        np.testing.assert_allclose(a.float().numpy(), b32, rtol=0, atol=2 * HALF_ULP[name] * np.abs(b32).max(),
+                                   err_msg=case)
+
+
+def test_on_the_emulated_gpu_as_on_the_cpu(monkeypatch, rng, name, dt):
+    ptx_emulator = pytest.importorskip("ptx_emulator")
+    if ptx_emulator.compiler() is None:
+        pytest.skip("no C compiler for the PTX emulator")
+    x, w = data(rng, (37, 64), name), data(rng, (64, 5), name)
+    cpu = [torch.tensor(x, dtype=dt), torch.tensor(w, dtype=dt)]
+    want = [values(f(*cpu)) for f in (lambda a, b: a.softmax(1), lambda a, b: a @ b, lambda a, b: a.sum(0) * 0.5)]
+    ptx_emulator.install_emulated_device(monkeypatch)
+    gpu = [t.cuda() for t in cpu]
+    assert gpu[0].dtype is dt and gpu[0].is_cuda
+    got = [f(*gpu) for f in (lambda a, b: a.softmax(1), lambda a, b: a @ b, lambda a, b: a.sum(0) * 0.5)]
+    for g, wv in zip(got, want):
+        assert g.is_cuda and g.dtype is dt
+        np.testing.assert_allclose(values(g.cpu()), wv, rtol=HALF_ULP[name], atol=1e-6)
