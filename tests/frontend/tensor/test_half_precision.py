@@ -345,3 +345,26 @@ def test_on_the_emulated_gpu_as_on_the_cpu(monkeypatch, rng, name, dt):
     for g, wv in zip(got, want):
         assert g.is_cuda and g.dtype is dt
         np.testing.assert_allclose(values(g.cpu()), wv, rtol=HALF_ULP[name], atol=1e-6)
+
+
+def test_composite_reductions_round_once(rng, name, dt):
+    """mean, softmax, log_softmax, logsumexp and layer_norm compute in float32 and round their
+    result once, as PyTorch's 16-bit kernels: (almost) every value is the exact result rounded.
+    Rounding an intermediate (the row sums) first would miss on a good part of them."""
+    x = data(rng, (64, 300), name, 1.0)
+    t = torch.tensor(x, dtype=dt, requires_grad=True)
+    x64 = x.astype(np.float64)
+    e = np.exp(x64 - x64.max(1, keepdims=True))
+    sm = e / e.sum(1, keepdims=True)
+    centered = x64 - x64.mean(1, keepdims=True)
+    cases = [(t.mean(1), x64.mean(1), "MeanBackward1"), (t.softmax(1), sm, "SoftmaxBackward0"),
+             (t.log_softmax(1), np.log(sm), "LogSoftmaxBackward0"),
+             (torch.logsumexp(t, 1), np.log(np.exp(x64).sum(1)), "LogsumexpBackward0"),
+             (nn.functional.layer_norm(t, (300,)), centered / np.sqrt((centered ** 2).mean(1, keepdims=True) + 1e-5),
+              "NativeLayerNormBackward0")]
+    for got, want, grad_name in cases:
+        assert got.dtype is dt and got.grad_fn.name() == grad_name
+        missed = np.mean(values(got.detach()) != rounded(want, name))
+        assert missed < 0.005, (grad_name, missed)
+    t.softmax(1).sum().backward()
+    assert t.grad.dtype is dt
