@@ -48,7 +48,7 @@ def get_default_dtype() -> DType:
 
 
 def set_default_dtype(dt: DType) -> None:
-    if dt not in (float32, float64):
+    if dt not in (float32, float64, float16, bfloat16):
         raise TypeError("only floating-point types are supported as the default type")
     _DEFAULT[0] = dt
 

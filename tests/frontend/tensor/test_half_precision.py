@@ -368,3 +368,18 @@ def test_composite_reductions_round_once(rng, name, dt):
         assert missed < 0.005, (grad_name, missed)
     t.softmax(1).sum().backward()
     assert t.grad.dtype is dt
+
+
+def test_16_bit_default_dtype(dt):
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dt)
+    try:
+        assert torch.tensor([1.5]).dtype is dt and torch.rand(2).dtype is dt and torch.zeros(2).dtype is dt
+        assert (torch.ones(2, dtype=torch.int64) * 1.5).dtype is dt
+        assert (torch.ones(2, dtype=torch.float32) * 1.5).dtype is torch.float32
+        assert nn.Linear(2, 3).weight.dtype is dt
+    finally:
+        torch.set_default_dtype(before)
+    assert torch.tensor([1.5]).dtype is before
+    with pytest.raises(TypeError, match="floating-point"):
+        torch.set_default_dtype(torch.int32)
