@@ -13,11 +13,26 @@ F16, F32, F64 = ir.HalfType(), ir.FloatType(), ir.DoubleType()
 PTR = ir.PointerType()
 VOID = ir.VoidType()
 
+
+
+class BFloatType(ir.types._BaseFloatType):
+    """LLVM's `bfloat`, which llvmlite lacks (its IR is text: the name is all it needs)."""
+    null = "0.0"
+    intrinsic_name = "bf16"
+
+    def __str__(self):
+        return "bfloat"
+
+
+BFloatType._create_instance()
+BF16 = BFloatType()
+
 # float16 and bfloat16 are storage types: float32 in registers (kernels compute in float32 and
 # round when they store or cast). float16 is LLVM's `half` in memory (F16C's vcvtps2ph/vcvtph2ps
-# on x86, cvt.f32.f16 / cvt.rn.f16.f32 in PTX); bfloat16 is an i16 converted by bit manipulation
-# (llvmlite has no `bfloat` type, and x86 has a bfloat16 conversion only with AVX512-BF16,
-# which flushes subnormals: the same integer code on every host gives the same bits).
+# on x86, cvt.f32.f16 / cvt.rn.f16.f32 in PTX). bfloat16 is an i16 in memory: on the CPU it is
+# converted by bit manipulation (LLVM would call a library function without AVX512-BF16, and
+# that instruction flushes subnormals: the same integer code on every host gives the same
+# bits); on the GPU through LLVM's `bfloat` (cvt.rn.bf16.f32; cvt.f32.bf16 on sm_90).
 _REG = {dtypes.float32: F32, dtypes.float64: F64, dtypes.float16: F32, dtypes.bfloat16: F32,
         dtypes.int32: I32, dtypes.int64: I64, dtypes.uint8: I8, dtypes.bool_: I1}
 _MEM = {**_REG, dtypes.bool_: I8, dtypes.float16: F16, dtypes.bfloat16: I16}
@@ -40,6 +55,8 @@ def to_storage(b: ir.IRBuilder, v: ir.Value, dt) -> ir.Value:
     if dt is dtypes.float16:
         return b.fptrunc(v, F16)
     if dt is dtypes.bfloat16:
+        if _on_gpu(b):
+            return b.bitcast(b.fptrunc(v, BF16), I16)
         return b.trunc(b.lshr(bfloat16_round_bits(b, v), ir.Constant(I32, 16)), I16)
     return v
 
@@ -51,8 +68,14 @@ def from_storage(b: ir.IRBuilder, v: ir.Value, dt) -> ir.Value:
     if dt is dtypes.float16:
         return b.fpext(v, F32)
     if dt is dtypes.bfloat16:
+        if _on_gpu(b):
+            return b.fpext(b.bitcast(v, BF16), F32)
         return b.bitcast(b.shl(b.zext(v, I32), ir.Constant(I32, 16)), F32)
     return v
+
+
+def _on_gpu(b: ir.IRBuilder) -> bool:
+    return b.module.triple.startswith("nvptx")
 
 
 def bfloat16_round_bits(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
@@ -71,6 +94,8 @@ def round_to(b: ir.IRBuilder, v: ir.Value, dt) -> ir.Value:
     if dt is dtypes.float16:
         return b.fpext(b.fptrunc(v, F16), F32)
     if dt is dtypes.bfloat16:
+        if _on_gpu(b):
+            return b.fpext(b.fptrunc(v, BF16), F32)
         return b.bitcast(bfloat16_round_bits(b, v), F32)
     return v
 
