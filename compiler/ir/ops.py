@@ -349,7 +349,10 @@ def _fold_fill(dtype, operands):
 
 
 def _fold_cast(dtype, operands):
-    value = operands[0][0]
+    value, src = operands[0]
+    if src.is_storage_float:        # a 16-bit constant holds a float32 value: cast its rounded value
+        with np.errstate(all="ignore"):
+            value = dtypes.round_to(np.float32(value), src).item()
     if dtype.is_int and not _exact_in(value, dtype):
         return None  # truncation, NaN, inf, out of range: leave to the kernel's defined cast
     if dtype.is_storage_float:

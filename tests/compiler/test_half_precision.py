@@ -104,12 +104,14 @@ def test_constant_folding_computes_in_float32_and_rounds_once():
                     (bfloat16, lambda v: float((bf16_bits(np.float32(v)).astype(np.uint32) << 16).view(np.float32)))):
         a, b = const(0.1, dt), const(0.2, dt)
         g = Graph("fold", [], [], {"y": make("add", [a, b]), "c": make("cast", [const(1 / 3, float64)], shape=(),
-                                                                        dtype=dt)}, [])
+                                                                        dtype=dt),
+                                   "w": make("cast", [a], shape=(), dtype=float32)}, [])
         final = run_passes(g)[0][-1][1]
-        y, c = final.outputs["y"], final.outputs["c"]
-        assert y.op == c.op == "const"
+        y, c, w = final.outputs["y"], final.outputs["c"], final.outputs["w"]
+        assert y.op == c.op == w.op == "const"
         assert y.attrs["value"] == rnd(np.float32(0.1) + np.float32(0.2))
         assert c.attrs["value"] == rnd(np.float32(1 / 3))
+        assert w.attrs["value"] == rnd(np.float32(0.1))          # the 16-bit constant's value
         out = run(g)
         assert dtypes.from_storage(out["y"], dt).item() == y.attrs["value"]
 
