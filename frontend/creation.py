@@ -395,18 +395,34 @@ def linspace(start: float, end: float, steps: int, dtype: DTypeLike | None = Non
              requires_grad: bool = False) -> Tensor:
     """PyTorch's linspace: the first half counts up from start, the second down from end."""
     dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
-    work = dt.host if dt.is_floating_point else np.dtype(np.float64)
-    i = np.arange(steps, dtype=work)
-    if steps == 1:
-        values = np.array([start], dtype=work)
+    if dt.is_storage_float:
+        values = _linspace_16(start, end, steps, dt)
     else:
-        step = (work.type(end) - work.type(start)) / work.type(steps - 1)
-        half = steps // 2
-        values = np.where(i < half, work.type(start) + step * i, work.type(end) - step * (steps - 1 - i))
+        work = dt.np if dt.is_floating_point else np.dtype(np.float64)
+        i = np.arange(steps, dtype=work)
+        if steps == 1:
+            values = np.array([start], dtype=work)
+        else:
+            step = (work.type(end) - work.type(start)) / work.type(steps - 1)
+            half = steps // 2
+            values = np.where(i < half, work.type(start) + step * i, work.type(end) - step * (steps - 1 - i))
     t = Tensor._from_array(_aligned_copy(values, dt), dtype=dt)
     if requires_grad:
         t.requires_grad_(True)
     return _placed(t, device)
+
+
+def _linspace_16(start: float, end: float, steps: int, dt: D.DType) -> np.ndarray:
+    """linspace in a 16-bit dtype's own arithmetic, as PyTorch's kernel: every operation on
+    float32 values rounded to the dtype, integer counts converted to it before they multiply."""
+    def r(v: Any) -> np.ndarray:
+        return D.round_to(v, dt)
+    if steps == 1:
+        return r(np.float32(start)).reshape(1)
+    i = np.arange(steps, dtype=np.int64)
+    lo, hi = r(np.float32(start)), r(np.float32(end))
+    step = r(r(hi - lo) / r(np.float32(steps - 1)))
+    return np.where(i < steps // 2, r(lo + r(step * r(i))), r(hi - r(step * r(steps - 1 - i))))
 
 
 def eye(n: int, m: int | None = None, dtype: DTypeLike | None = None, device: DeviceLike | None = None,

@@ -302,6 +302,9 @@ def test_against_pytorch(rng, name, dt):
     assert repr(ours["x"][:2, :3]).replace("fusegrad", "torch") == repr(theirs["x"][:2, :3])
     assert torch.promote_types(torch.float16, torch.bfloat16).name == \
         str(real.promote_types(real.float16, real.bfloat16)).split(".")[1]
+    for args in ((-3, 7, 37), (0.1, 100, 1000), (5, -300, 3000), (2.5, 2.5, 1)):    # in 16-bit arithmetic
+        np.testing.assert_array_equal(values(torch.linspace(*args, dtype=dt)),
+                                      real.linspace(*args, dtype=tdt).float().numpy(), err_msg=str(args))
 
 
 def test_nn_functional_against_pytorch(rng, name, dt):
