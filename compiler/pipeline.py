@@ -1,6 +1,7 @@
 """The pass pipeline: Graph -> Program for a target, keeping the text of every stage.
 
-    shape inference -> broadcasting resolution -> simplify -> fuse -> schedule -> codegen
+    shape inference -> broadcasting resolution -> float32 accumulation -> simplify -> fuse
+    -> schedule -> codegen
 
 Autodiff is not a stage here: gradients are IR nodes already in `graph` when it arrives,
 built by the frontend's backward() / autograd.grad() from the VJP rules of
@@ -16,11 +17,11 @@ from .codegen import cpu
 from .ir import Graph, fmt_type, print_graph
 from .ir.dot import to_dot
 from .ir.printer import var_names
-from .passes import broadcast, fuse, schedule, shapes, simplify
+from .passes import broadcast, fuse, schedule, shapes, simplify, widen
 from .program import BufferInfo, KernelInfo, Program
 
 PASSES = (("shape inference", shapes.infer), ("broadcasting resolution", broadcast.resolve),
-          ("simplify", simplify.simplify))
+          ("float32 accumulation", widen.widen), ("simplify", simplify.simplify))
 
 
 def run_passes(graph: Graph):

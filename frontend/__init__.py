@@ -22,8 +22,8 @@ from .creation import (BoolTensor, ByteTensor, DoubleTensor, FloatTensor, IntTen
                        empty, empty_like, eye, from_numpy, full, full_like, linspace, manual_seed, normal, ones,
                        ones_like, rand, rand_like, randint, randn, randn_like, randperm, tensor, zeros, zeros_like)
 from .device import device
-from .dtypes import (bool_ as bool, double, float, float32, float64, get_default_dtype, int, int32, int64, long,
-                     set_default_dtype, uint8)
+from .dtypes import (bfloat16, bool_ as bool, double, float, float16, float32, float64, get_default_dtype, half, int,
+                     int32, int64, long, promote_types, set_default_dtype, uint8)
 from .dtypes import DType as dtype
 from .einsum import einsum
 from .dtypes import result_type as _result_type

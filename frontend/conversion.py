@@ -30,8 +30,13 @@ def sizes(size: Sequence[Any]) -> tuple[int, ...]:
     return tuple(builtins.int(s) for s in size)
 
 
-def aligned_copy(a: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
-    out = aligned_empty(a.shape, dtype or a.dtype)
+def aligned_copy(a: np.ndarray, dtype: np.dtype | D.DType | None = None) -> np.ndarray:
+    """An aligned copy of `a`'s values, in numpy `dtype` or as buffer elements of a DType
+    (16-bit floats rounded as PyTorch rounds them; bfloat16 as its bit patterns)."""
+    np_dtype = dtype if not isinstance(dtype, D.DType) else dtype.np
+    if isinstance(dtype, D.DType) and dtype.is_storage_float:
+        a = D.to_storage(a, dtype)
+    out = aligned_empty(a.shape, np_dtype or a.dtype)
     np.copyto(out, a, casting="unsafe")
     return out
 
@@ -66,18 +71,18 @@ def _infer_dtype(data: object) -> D.DType:
 def to_array(data: Any, dtype: D.DType | None) -> np.ndarray:
     if isinstance(data, TensorBase):
         a = data._host_values()
-        return aligned_copy(a, (dtype or data.dtype).np)
+        return aligned_copy(a, dtype or data.dtype)
     if isinstance(data, (np.ndarray, np.generic)):   # numpy arrays and scalars keep their dtype
         data = np.asarray(data)
         check_native_byte_order(data)
         dt = dtype or D.from_numpy(data.dtype)
-        return aligned_copy(data, dt.np)
+        return aligned_copy(data, dt)
     dt = dtype or _infer_dtype(data)
     data = _plain(data)
     _check_nesting(data, _nested_shape(data))
     try:
         raw = np.array(data, dtype=np.float64 if dt.is_floating_point else object)
-        return aligned_copy(raw.astype(dt.np) if raw.dtype == object else raw, dt.np)
+        return aligned_copy(raw.astype(dt.host) if raw.dtype == object else raw, dt)
     except (ValueError, OverflowError) as e:
         raise ValueError(str(e)) from None
 
@@ -133,7 +138,7 @@ def _check_nesting(data: Any, shape: tuple[int, ...], dim: int = 0) -> None:
 def legacy_constructor_array(args: tuple, dtype: D.DType) -> np.ndarray:
     """Tensor(2, 3) / Tensor([1, 2]) / Tensor(ndarray) / Tensor(): PyTorch's legacy forms."""
     if not args:
-        return aligned_empty((0,), dtype.np)
+        return aligned_empty((0,), dtype.np)        # (bfloat16: the zeros' bits are zeros)
     if len(args) == 1 and not isinstance(args[0], (builtins.int, np.integer)):
         return to_array(args[0], dtype)
     out = aligned_empty(sizes(args), dtype.np)

@@ -46,7 +46,7 @@ Scalar = Union[bool, int, float]
 def tensor(data: Any, dtype: DTypeLike | None = None, device: DeviceLike | None = None, requires_grad: bool = False,
            pin_memory: bool = False) -> Tensor:
     dtype = D.as_dtype(dtype) if dtype is not None else None
-    t = Tensor._from_array(_to_array(data, dtype))
+    t = Tensor._from_array(_to_array(data, dtype), dtype=dtype)
     if requires_grad:
         t.requires_grad_(True)
     return _placed(t, device)
@@ -59,7 +59,7 @@ def _placed(t: Tensor, device: DeviceLike | None) -> Tensor:
 
 
 def as_tensor(data: Any, dtype: DTypeLike | None = None, device: DeviceLike | None = None) -> Tensor:
-    if isinstance(data, np.ndarray) and (dtype is None or D.as_dtype(dtype).np == data.dtype):
+    if isinstance(data, np.ndarray) and (dtype is None or D.as_dtype(dtype).np == data.dtype == D.as_dtype(dtype).host):
         return _placed(from_numpy(data), device)
     if isinstance(data, Tensor) and (dtype is None or D.as_dtype(dtype) is data.dtype):
         return _placed(data, device)
@@ -252,8 +252,8 @@ def _filled(size: Sequence[Any], value: Scalar, dtype: DTypeLike | None, device:
             requires_grad: bool) -> Tensor:
     dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
     a = aligned_empty(_sizes(size), dt.np)
-    a.fill(value)
-    t = Tensor._from_array(a)
+    a.fill(D.to_storage(value, dt) if dt.is_storage_float else value)
+    t = Tensor._from_array(a, dtype=dt)
     if requires_grad:
         t.requires_grad_(True)
     return _placed(t, device)
@@ -304,11 +304,17 @@ def _random(size: Sequence[Any], dtype: DTypeLike | None, device: DeviceLike | N
     if trace_hooks.active():    # inside @compile: new numbers on every call
         lazy = _rng.rand_tensor if draw is _rng.uniform else _rng.randn_tensor
         return lazy(shape, dt, generator)
-    values = draw(math.prod(shape), dt.np, generator).reshape(shape)
-    t = Tensor._from_array(_aligned_copy(values))
+    values = draw(math.prod(shape), dt.host, generator, **_digits(dt, draw)).reshape(shape)
+    t = Tensor._from_array(_aligned_copy(values, dt), dtype=dt)
     if requires_grad:
         t.requires_grad_(True)
     return _placed(t, device)
+
+
+def _digits(dt: D.DType, draw: Callable[..., np.ndarray]) -> dict:
+    """Uniform draws of a 16-bit float keep as many bits as its significand (exact, below 1),
+    as the IR's rand does; bfloat16's are drawn as float32 values."""
+    return {"digits": 8} if dt is D.bfloat16 and draw is _rng.uniform else {}
 
 
 def rand(*size: SizeLike, dtype: DTypeLike | None = None, device: DeviceLike | None = None,
@@ -341,7 +347,7 @@ def randint(*args: Any, low: int | None = None, high: int | None = None, size: S
         raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
     u = _rng.uniform(math.prod(shape), np.float64, generator)
     values = (low + np.floor(u * (high - low))).astype(np.int64).reshape(shape)
-    t = Tensor._from_array(_aligned_copy(values, dt.np))
+    t = Tensor._from_array(_aligned_copy(values, dt), dtype=dt)
     if requires_grad:
         t.requires_grad_(True)
     return _placed(t, device)
@@ -350,8 +356,8 @@ def randint(*args: Any, low: int | None = None, high: int | None = None, size: S
 def randperm(n: int, dtype: DTypeLike | None = None, device: DeviceLike | None = None,
              generator: Generator | None = None) -> Tensor:
     keys = _rng.uniform(n, np.float64, generator)
-    return _placed(Tensor._from_array(_aligned_copy(np.argsort(keys, kind="stable"),
-                                                    (D.as_dtype(dtype) if dtype else D.int64).np)), device)
+    dt = D.as_dtype(dtype) if dtype else D.int64
+    return _placed(Tensor._from_array(_aligned_copy(np.argsort(keys, kind="stable"), dt), dtype=dt), device)
 
 
 def normal(mean: Tensor | float = 0.0, std: Tensor | float = 1.0, size: Sequence[int] | None = None,
@@ -379,7 +385,7 @@ def arange(start: Scalar | Tensor, end: Scalar | Tensor | None = None, step: Sca
     n = builtins.max(0, math.ceil((end - start) / step))
     a = np.arange(n, dtype=np.float64) * step + start if dt.is_floating_point else \
         np.arange(n, dtype=np.int64) * builtins.int(step) + builtins.int(start)
-    t = Tensor._from_array(_aligned_copy(a, dt.np))
+    t = Tensor._from_array(_aligned_copy(a, dt), dtype=dt)
     if requires_grad:
         t.requires_grad_(True)
     return _placed(t, device)
@@ -389,24 +395,40 @@ def linspace(start: float, end: float, steps: int, dtype: DTypeLike | None = Non
              requires_grad: bool = False) -> Tensor:
     """PyTorch's linspace: the first half counts up from start, the second down from end."""
     dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
-    work = dt.np if dt.is_floating_point else np.dtype(np.float64)
-    i = np.arange(steps, dtype=work)
-    if steps == 1:
-        values = np.array([start], dtype=work)
+    if dt.is_storage_float:
+        values = _linspace_16(start, end, steps, dt)
     else:
-        step = (work.type(end) - work.type(start)) / work.type(steps - 1)
-        half = steps // 2
-        values = np.where(i < half, work.type(start) + step * i, work.type(end) - step * (steps - 1 - i))
-    t = Tensor._from_array(_aligned_copy(values.astype(dt.np)))
+        work = dt.np if dt.is_floating_point else np.dtype(np.float64)
+        i = np.arange(steps, dtype=work)
+        if steps == 1:
+            values = np.array([start], dtype=work)
+        else:
+            step = (work.type(end) - work.type(start)) / work.type(steps - 1)
+            half = steps // 2
+            values = np.where(i < half, work.type(start) + step * i, work.type(end) - step * (steps - 1 - i))
+    t = Tensor._from_array(_aligned_copy(values, dt), dtype=dt)
     if requires_grad:
         t.requires_grad_(True)
     return _placed(t, device)
 
 
+def _linspace_16(start: float, end: float, steps: int, dt: D.DType) -> np.ndarray:
+    """linspace in a 16-bit dtype's own arithmetic, as PyTorch's kernel: every operation on
+    float32 values rounded to the dtype, integer counts converted to it before they multiply."""
+    def r(v: Any) -> np.ndarray:
+        return D.round_to(v, dt)
+    if steps == 1:
+        return r(np.float32(start)).reshape(1)
+    i = np.arange(steps, dtype=np.int64)
+    lo, hi = r(np.float32(start)), r(np.float32(end))
+    step = r(r(hi - lo) / r(np.float32(steps - 1)))
+    return np.where(i < steps // 2, r(lo + r(step * r(i))), r(hi - r(step * r(steps - 1 - i))))
+
+
 def eye(n: int, m: int | None = None, dtype: DTypeLike | None = None, device: DeviceLike | None = None,
         requires_grad: bool = False) -> Tensor:
     dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
-    t = Tensor._from_array(_aligned_copy(np.eye(n, m if m is not None else n), dt.np))
+    t = Tensor._from_array(_aligned_copy(np.eye(n, m if m is not None else n), dt), dtype=dt)
     if requires_grad:
         t.requires_grad_(True)
     return _placed(t, device)

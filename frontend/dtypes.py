@@ -12,17 +12,35 @@ from typing import Any
 
 import numpy as np
 
-from .compiler.ir.dtypes import ALL, DType, bool_, float32, float64, from_numpy, int32, int64, promote, uint8
+from .compiler.ir.dtypes import (
+    ALL,
+    DType,
+    bfloat16,
+    bool_,
+    float16,
+    float32,
+    float64,
+    from_numpy,
+    from_storage,
+    int32,
+    int64,
+    of_buffer,
+    promote,
+    round_to,
+    to_storage,
+    uint8,
+)
 
 float = float32    # noqa: A001 - PyTorch's aliases shadow the builtins on purpose
 double = float64
+half = float16
 long = int64
 int = int32        # noqa: A001
 bool = bool_       # noqa: A001
 _DEFAULT = [float32]
 
 _NAMES = {d.name: d for d in ALL}
-_NAMES.update({"float": float32, "double": float64, "long": int64, "int": int32})
+_NAMES.update({"float": float32, "double": float64, "half": float16, "long": int64, "int": int32})
 
 
 def get_default_dtype() -> DType:
@@ -30,7 +48,7 @@ def get_default_dtype() -> DType:
 
 
 def set_default_dtype(dt: DType) -> None:
-    if dt not in (float32, float64):
+    if dt not in (float32, float64, float16, bfloat16):
         raise TypeError("only floating-point types are supported as the default type")
     _DEFAULT[0] = dt
 
@@ -79,6 +97,16 @@ def _combine(higher: DType | None, lower: DType | None) -> DType | None:
     return higher
 
 
+def eps(dt: DType) -> builtins.float:
+    """The machine epsilon of a float dtype (torch.finfo(dt).eps)."""
+    return 2.0 ** -7 if dt is bfloat16 else builtins.float(np.finfo(dt.np).eps)
+
+
+def promote_types(type1: DType, type2: DType) -> DType:
+    """PyTorch's promote_types: the smallest dtype both convert to (float16 with bfloat16: float32)."""
+    return promote(as_dtype(type1), as_dtype(type2))
+
+
 def result_type(*operands: object) -> DType:
     """PyTorch's result type for tensors (anything with .dtype and .dim()) and Python scalars."""
     dim = zero = wrapped = None
@@ -97,5 +125,6 @@ def result_type(*operands: object) -> DType:
     return result
 
 
-__all__ = ["DType", "float32", "float64", "int32", "int64", "uint8", "bool_", "float", "double", "long", "int",
-           "bool", "get_default_dtype", "set_default_dtype", "as_dtype", "scalar_dtype", "result_type"]
+__all__ = ["DType", "float32", "float64", "float16", "bfloat16", "int32", "int64", "uint8", "bool_", "float", "double",
+           "half", "long", "int", "bool", "get_default_dtype", "set_default_dtype", "as_dtype", "scalar_dtype",
+           "result_type", "promote_types", "eps", "to_storage", "from_storage", "round_to", "of_buffer"]

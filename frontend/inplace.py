@@ -277,8 +277,8 @@ def clamp_(t, min=None, max=None):
 
 
 def _random_fill(t, values: np.ndarray, opname):
-    array = np.ascontiguousarray(values.astype(t.dtype.np))
-    return assign(t, t._wrap(Storage(leaf_node(array), buffer=array)), opname)
+    array = np.ascontiguousarray(D.to_storage(values, t.dtype))
+    return assign(t, t._wrap(Storage(leaf_node(array, t.dtype), buffer=array)), opname)
 
 
 def random_(t, from_=None, to=None, *, generator=None):

@@ -404,6 +404,9 @@ def mean(x, dim=None, keepdim=False, dtype=None):
     if not x.dtype.is_floating_point:
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a floating point "
                            f"or complex dtype. Got: {_torch_name(x.dtype)}")
+    if x.dtype.is_storage_float:      # float32 inside, one rounding (as PyTorch's 16-bit kernels)
+        return named(cast(mean(cast(x, D.float32), dim, keepdim), x.dtype),
+                     "MeanBackward0" if dim is None else "MeanBackward1")
     axes = normalize_dims(x, dim, "mean")
     n = 1
     for d in axes:
@@ -573,6 +576,8 @@ def softmax(x, dim, dtype=None):
         x = cast(x, D.as_dtype(dtype))
     _check_softmax_dtype(x, dim, "softmax")
     x = _float_operand(x)
+    if x.dtype.is_storage_float:      # float32 inside, one rounding
+        return named(cast(softmax(cast(x, D.float32), dim), x.dtype), "SoftmaxBackward0")
     (axis,) = normalize_dims(x, dim, "softmax")
     shifted = sub(x, amax(x, axis, keepdim=True).detach())
     e = exp(shifted)
@@ -584,6 +589,8 @@ def log_softmax(x, dim, dtype=None):
         x = cast(x, D.as_dtype(dtype))
     _check_softmax_dtype(x, dim, "log_softmax")
     x = _float_operand(x)
+    if x.dtype.is_storage_float:      # float32 inside, one rounding
+        return named(cast(log_softmax(cast(x, D.float32), dim), x.dtype), "LogSoftmaxBackward0")
     (axis,) = normalize_dims(x, dim, "log_softmax")
     shifted = sub(x, amax(x, axis, keepdim=True).detach())
     return named(sub(shifted, log(sum(exp(shifted), axis, keepdim=True))), "LogSoftmaxBackward0")
@@ -591,6 +598,8 @@ def log_softmax(x, dim, dtype=None):
 
 def logsumexp(x, dim, keepdim=False):
     x = _float_operand(x)
+    if x.dtype.is_storage_float:      # float32 inside, one rounding
+        return named(cast(logsumexp(cast(x, D.float32), dim, keepdim), x.dtype), "LogsumexpBackward0")
     axes = normalize_dims(x, _all_if_empty(dim), "logsumexp")
     m = amax(x, axes, keepdim=True).detach()
     m = where(eq(abs(m), math.inf), 0.0, m)     # an infinite max would make inf - inf = nan

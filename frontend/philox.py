@@ -142,12 +142,18 @@ def philox_words(seed: int, start: int, n: int) -> tuple[np.ndarray, np.ndarray]
     return c0, c1
 
 
-def uniform(n: int, dtype: Any, generator: Generator | None = None) -> np.ndarray:
-    """n uniform numbers in [0, 1) of a float numpy dtype, from the generator's stream."""
+_DIGITS = {np.dtype(np.float32): 24, np.dtype(np.float16): 11}
+
+
+def uniform(n: int, dtype: Any, generator: Generator | None = None, digits: int | None = None) -> np.ndarray:
+    """n uniform numbers in [0, 1) of a float numpy dtype, from the generator's stream: from
+    one 32-bit word, `digits` bits of it (float32: 24, float16: 11, bfloat16 asks for 8),
+    from two for float64; the IR's rand makes the same numbers."""
     seed_, start = (generator or default_generator).take(n)
     w0, w1 = philox_words(seed_, start, n)
-    if np.dtype(dtype) == np.float32:
-        return ((w0 >> np.uint64(8)).astype(np.float32) * np.float32(2.0 ** -24))
+    digits = digits or _DIGITS.get(np.dtype(dtype))
+    if digits is not None:
+        return ((w0 >> np.uint64(32 - digits)).astype(np.float32) * np.float32(2.0 ** -digits)).astype(dtype)
     bits = ((w0 << np.uint64(32)) | w1) >> np.uint64(11)
     return bits.astype(np.float64) * 2.0 ** -53
 

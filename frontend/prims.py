@@ -121,13 +121,13 @@ def is_np_scalar(x: Any) -> bool:
 
 
 def torch_name(dt: Any) -> str:
-    return {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int", "uint8": "Byte",
-            "bool": "Bool"}[dt.name]
+    return {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16", "int64": "Long",
+            "int32": "Int", "uint8": "Byte", "bool": "Bool"}[dt.name]
 
 
 def c_name(dt: Any) -> str:
-    return {"float32": "float", "float64": "double", "int64": "long int", "int32": "int", "uint8": "unsigned char",
-            "bool": "bool"}[dt.name]
+    return {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+            "int64": "long int", "int32": "int", "uint8": "unsigned char", "bool": "bool"}[dt.name]
 
 
 # ---------------------------------------------------------------- views

@@ -29,6 +29,8 @@ _TORCH_DTYPE_PREFIX = "dtype=torch."
 _NUMPY_DTYPES = {
     "float32": numpy.float32,
     "float64": numpy.float64,
+    "float16": numpy.float32,     # torch formats 16-bit floats as float32 (_tensor_str)
+    "bfloat16": numpy.float32,
     "int32": numpy.int32,
     "int64": numpy.int64,
     "uint8": numpy.uint8,
@@ -260,7 +262,7 @@ def format_tensor(values: numpy.ndarray, *, dtype_name: str, suffixes: Sequence[
     """The repr of a tensor, exactly as PyTorch prints it.
 
     ``values`` holds the tensor's elements (cast to ``dtype_name``, one of
-    float32 float64 int32 int64 uint8 bool); ``device`` is None for cpu or a
+    float32 float64 float16 bfloat16 int32 int64 uint8 bool); ``device`` is None for cpu or a
     name such as "cuda:0"; ``suffixes`` such as "requires_grad=True" or
     "grad_fn=<AddBackward0>" come last, after device, size and dtype.
     """

@@ -113,7 +113,8 @@ class Tensor(MathMethods, ShapeMethods, IndexingMethods, InplaceMethods, Rearran
         if dtype is None:
             return f"torch.{torch_name(self.dtype)}Tensor"
         if isinstance(dtype, str) and dtype.endswith("Tensor"):
-            dtype = {"FloatTensor": D.float32, "DoubleTensor": D.float64, "LongTensor": D.int64,
+            dtype = {"FloatTensor": D.float32, "DoubleTensor": D.float64, "HalfTensor": D.float16,
+                     "BFloat16Tensor": D.bfloat16, "LongTensor": D.int64,
                      "IntTensor": D.int32, "ByteTensor": D.uint8, "BoolTensor": D.bool_}[dtype.split(".")[-1]]
         return cast(self, D.as_dtype(dtype))
 
@@ -122,6 +123,12 @@ class Tensor(MathMethods, ShapeMethods, IndexingMethods, InplaceMethods, Rearran
 
     def double(self) -> Tensor:
         return cast(self, D.float64)
+
+    def half(self) -> Tensor:
+        return cast(self, D.float16)
+
+    def bfloat16(self) -> Tensor:
+        return cast(self, D.bfloat16)
 
     def long(self) -> Tensor:
         return cast(self, D.int64)
@@ -155,7 +162,7 @@ def _move(t: Tensor, dest: Any) -> Tensor:
         host = t._view_array()
         buffer = aligned_empty(host.shape, host.dtype)
         np.copyto(buffer, host)
-    out = Tensor._new(Storage(leaf_node(buffer), buffer=buffer, device=dest if dest.type == "cuda" else None))
+    out = Tensor._new(Storage(leaf_node(buffer, t.dtype), buffer=buffer, device=dest if dest.type == "cuda" else None))
     if t.requires_grad:
         out.requires_grad_(True)
     return out

@@ -81,7 +81,7 @@ class Size(tuple):
 
 def leaf_node(array: np.ndarray, dtype: D.DType | None = None) -> Node:
     """A node whose value is already computed: `array` (C-contiguous, a supported dtype)."""
-    node = Node("input", (), _NO_ATTRS, array.shape, dtype or D.from_numpy(array.dtype))
+    node = Node("input", (), _NO_ATTRS, array.shape, dtype or D.of_buffer(array.dtype))
     set_buffer(node, array)
     return node
 
@@ -352,6 +352,8 @@ class TensorBase:
         if self.device.type == "cuda":
             raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the tensor "
                             "to host memory first.")
+        if self.dtype is D.bfloat16:        # numpy has no bfloat16 (PyTorch's error)
+            raise TypeError("Got unsupported ScalarType BFloat16")
         _trace_hooks.value_read(self)
         self._realize()
         self._storage.exported = True
@@ -373,9 +375,10 @@ class TensorBase:
         return a
 
     def _host_values(self) -> np.ndarray:
+        """The values on the host (a bfloat16 buffer's bits read as float32 values)."""
         _trace_hooks.value_read(self)
         self._realize()
-        return self._view_array()
+        return D.from_storage(self._view_array(), self.dtype)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         a = self._host_values()

@@ -27,6 +27,15 @@ _POOL: dict = {}              # allocation size -> [uint8 arrays]
 _POOLED_BYTES = [0]
 
 
+# numpy has no bfloat16: its buffers hold the 16-bit patterns (the program's dtype names are numpy's otherwise)
+_STORAGE = {"bfloat16": np.dtype(np.uint16)}
+
+
+def storage_dtype(name: str) -> np.dtype:
+    """The numpy dtype of the elements of a program buffer of dtype `name` ('float32', 'bfloat16', ...)."""
+    return _STORAGE.get(name) or np.dtype(name)
+
+
 def aligned_empty(shape: Sequence[int], dtype: DTypeLike, align: int = ALIGN) -> np.ndarray:
     """An uninitialised C-contiguous array whose data starts on an `align`-byte boundary."""
     dtype = np.dtype(dtype)

@@ -23,7 +23,7 @@ import llvmlite
 import llvmlite.binding as llvm
 import numpy as np
 
-from .buffers import address, aligned_empty, new_buffer
+from .buffers import address, aligned_empty, new_buffer, storage_dtype
 from .cache import OBJECTS, VERSION
 from .config import ENV_THREADS
 
@@ -152,7 +152,7 @@ class CpuExecutable:
         # (name, slot, shape, dtype, nbytes) per output
         self.out_specs: list[tuple[str, int, tuple[int, ...], np.dtype, int]] = []
         for name, slot in program.outputs.items():
-            dtype = np.dtype(program.buffers[slot].dtype)
+            dtype = storage_dtype(program.buffers[slot].dtype)
             shape = program.buffers[slot].shape
             self.out_specs.append((name, slot, shape, dtype, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize))
         # The table, arena and error word are this executable's: whoever binds buffers holds

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Callable, Generic, TypeVar
 import numpy as np
 from numpy.typing import DTypeLike
 
+from .buffers import storage_dtype
 from .cpu import raise_check
 
 if TYPE_CHECKING:
@@ -194,7 +195,7 @@ def _grid_cap(block: int) -> int:
 
 def output_specs(program: Program) -> list[tuple[str, int, tuple[int, ...], np.dtype]]:
     """(name, slot, shape, dtype) of each output of a program."""
-    return [(name, slot, program.buffers[slot].shape, np.dtype(program.buffers[slot].dtype))
+    return [(name, slot, program.buffers[slot].shape, storage_dtype(program.buffers[slot].dtype))
             for name, slot in program.outputs.items()]
 
 

@@ -121,6 +121,10 @@ def _programs():
     yield "sgd step", _training_step(fusegrad.optim.SGD, momentum=0.9, nesterov=True), (_t((16, 6)), _t((16, 3)))
     yield "adam step", _training_step(fusegrad.optim.Adam, weight_decay=0.01), (_t((16, 6)), _t((16, 3)))
     yield "rmsprop step", _training_step(fusegrad.optim.RMSprop), (_t((16, 6), "float32"), _t((16, 3)))
+    yield "elementwise f16", _elementwise("float16"), (_t((4, 6), "float16"), _t((4, 6), "float16", 1))
+    yield "bf16 reductions and matmul", lambda x, w: _reductions(x.bfloat16()) + ((x.bfloat16() @ w.bfloat16()).relu(),
+                                                                                 x.half().sum(0)), (_t((6, 40)),
+                                                                                                    _t((40, 5)))
 
 
 @functools.lru_cache(maxsize=None)

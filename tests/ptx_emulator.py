@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -27,6 +28,7 @@ import threading
 import llvmlite.binding as llvm
 import numpy as np
 
+from fusegrad.runtime.buffers import storage_dtype
 from fusegrad.runtime.cuda import DeviceCalls, output_specs
 
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ptx_emulator.c")
@@ -37,6 +39,23 @@ _HOST_NAMES = {
     "llvm.nvvm.shfl.sync.bfly.i32": "emu_shfl_i32", "llvm.nvvm.shfl.sync.bfly.f32": "emu_shfl_f32",
 }
 _STATE: dict = {}
+# the GPU's cvt.rn.bf16.f32 (to nearest even, subnormals kept, NaN -> 0x7FFF), in IR: a host
+# without AVX512-BF16 would call a library function for `fptrunc float to bfloat`
+_F2BF16 = """
+define internal bfloat @"emu.f2bf16"(float %x) alwaysinline {
+  %bits = bitcast float %x to i32
+  %upper = lshr i32 %bits, 16
+  %odd = and i32 %upper, 1
+  %bias = add i32 %odd, 32767
+  %sum = add i32 %bits, %bias
+  %rounded = lshr i32 %sum, 16
+  %nan = fcmp uno float %x, %x
+  %r = select i1 %nan, i32 32767, i32 %rounded
+  %t = trunc i32 %r to i16
+  %b = bitcast i16 %t to bfloat
+  ret bfloat %b
+}
+"""
 
 
 def compiler() -> str | None:
@@ -70,6 +89,7 @@ def host_ir(program) -> str:
     text = "\n".join(lines).replace("ptr addrspace(3)", "ptr").replace("addrspace(3) global", "global")
     for nvvm, host in _HOST_NAMES.items():
         text = text.replace(f'"{nvvm}"', f'"{host}"')
+    text = re.sub(r"fptrunc float (\S+) to bfloat", r'call bfloat @"emu.f2bf16"(float \1)', text) + _F2BF16
     for launch in program.launches:
         n = len(launch.args) + (1 if launch.scratch_bytes else 0)
         body = [f"  %g{i} = getelementptr ptr, ptr %args, i64 {i}\n  %p{i} = load ptr, ptr %g{i}" for i in range(n)]
@@ -86,7 +106,11 @@ class EmulatedProgram:
     def __init__(self, program, max_grid: int = 3):
         lib = _library()
         self.program, self.max_grid, self.lib = program, max_grid, lib
-        tm = llvm.Target.from_default_triple().create_target_machine(opt=2, codemodel="jitdefault")
+        # the host's features: half <-> float conversions (float16 buffers) are F16C instructions
+        # there, library calls MCJIT cannot resolve on a baseline x86-64
+        tm = llvm.Target.from_default_triple().create_target_machine(
+            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=2,
+            codemodel="jitdefault")
         module = llvm.parse_assembly(host_ir(program))
         module.verify()
         pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=2))
@@ -106,7 +130,7 @@ class EmulatedProgram:
         outputs = {}
         for name, slot in p.outputs.items():
             b = p.buffers[slot]
-            outputs[name] = _poisoned(b.shape, np.dtype(b.dtype))
+            outputs[name] = _poisoned(b.shape, storage_dtype(b.dtype))
             address[slot] = outputs[name].ctypes.data
         for launch, scratch in zip(p.launches, self.scratch):
             args = [address[s] for s in launch.args] + ([scratch.ctypes.data] if launch.scratch_bytes else [])

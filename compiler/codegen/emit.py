@@ -46,6 +46,7 @@ from .llvm_util import (
     intrinsic,
     load_value,
     reg_type,
+    round_to,
     store_value,
 )
 
@@ -281,9 +282,10 @@ class Emitter:
         base = self.load_at(n.inputs[0], [i64(1)])
         counter = b.add(base, self.linear_index(n, path, space))
         words = philox4x32(b, counter, seed)
-        if n.dtype is dtypes.float32:
-            bits = b.lshr(words[0], ir.Constant(I32, 8))
-            return b.fmul(b.uitofp(bits, F32), ir.Constant(F32, 2.0 ** -24))
+        if reg_type(n.dtype) is F32:    # as many bits as the dtype's significand: exact, below 1
+            digits = {dtypes.float32: 24, dtypes.float16: 11, dtypes.bfloat16: 8}[n.dtype]
+            bits = b.lshr(words[0], ir.Constant(I32, 32 - digits))
+            return b.fmul(b.uitofp(bits, F32), ir.Constant(F32, 2.0 ** -digits))
         hi = b.zext(words[0], I64)
         lo = b.zext(words[1], I64)
         bits = b.lshr(b.or_(b.shl(hi, i64(32)), lo), i64(11))
@@ -330,21 +332,28 @@ def _numel(shape) -> int:
 
 
 def cast(b: ir.IRBuilder, v: ir.Value, src, dst) -> ir.Value:
+    """`v` of dtype `src` as dtype `dst`. A 16-bit float computed in the kernel is a float32 not
+    yet rounded (it rounds when stored): a cast takes the value it stands for, rounded first
+    (LLVM folds the second rounding of a loaded value away)."""
     if src is dst:
         return v
+    if src.is_storage_float:
+        v = round_to(b, v, src)
     to = reg_type(dst)
     if dst.is_bool:
         if src.is_floating_point:
             return b.fcmp_unordered("!=", v, ir.Constant(v.type, 0.0))
         return b.icmp_unsigned("!=", v, ir.Constant(v.type, 0))
     if src.is_floating_point:
-        if dst.is_floating_point:
-            return b.fpext(v, to) if to is F64 or isinstance(to, ir.DoubleType) else b.fptrunc(v, to)
+        if dst.is_floating_point:       # 16-bit floats: float32 registers rounded to dst
+            if v.type != to:
+                v = b.fpext(v, to) if isinstance(to, ir.DoubleType) else b.fptrunc(v, to)
+            return round_to(b, v, dst)
         wide = to if dst.is_signed else I64
         r = float_to_signed(b, v, wide)
         return r if wide is to else b.trunc(r, to)
     if dst.is_floating_point:
-        return b.sitofp(v, to) if src.is_signed else b.uitofp(v, to)
+        return round_to(b, b.sitofp(v, to) if src.is_signed else b.uitofp(v, to), dst)
     w_src, w_dst = v.type.width, to.width
     if w_dst == w_src:
         return v

@@ -8,23 +8,96 @@ from llvmlite import ir
 
 from ..ir import dtypes
 
-I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
-F32, F64 = ir.FloatType(), ir.DoubleType()
+I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+F16, F32, F64 = ir.HalfType(), ir.FloatType(), ir.DoubleType()
 PTR = ir.PointerType()
 VOID = ir.VoidType()
 
-_REG = {dtypes.float32: F32, dtypes.float64: F64, dtypes.int32: I32, dtypes.int64: I64,
-        dtypes.uint8: I8, dtypes.bool_: I1}
+
+
+class BFloatType(ir.types._BaseFloatType):
+    """LLVM's `bfloat`, which llvmlite lacks (its IR is text: the name is all it needs)."""
+    null = "0.0"
+    intrinsic_name = "bf16"
+
+    def __str__(self):
+        return "bfloat"
+
+
+BFloatType._create_instance()
+BF16 = BFloatType()
+
+# float16 and bfloat16 are storage types: float32 in registers (kernels compute in float32 and
+# round when they store or cast). float16 is LLVM's `half` in memory (F16C's vcvtps2ph/vcvtph2ps
+# on x86, cvt.f32.f16 / cvt.rn.f16.f32 in PTX). bfloat16 is an i16 in memory: on the CPU it is
+# converted by bit manipulation (LLVM would call a library function without AVX512-BF16, and
+# that instruction flushes subnormals: the same integer code on every host gives the same
+# bits); on the GPU through LLVM's `bfloat` (cvt.rn.bf16.f32; cvt.f32.bf16 on sm_90).
+_REG = {dtypes.float32: F32, dtypes.float64: F64, dtypes.float16: F32, dtypes.bfloat16: F32,
+        dtypes.int32: I32, dtypes.int64: I64, dtypes.uint8: I8, dtypes.bool_: I1}
+_MEM = {**_REG, dtypes.bool_: I8, dtypes.float16: F16, dtypes.bfloat16: I16}
 
 
 def reg_type(dt) -> ir.Type:
-    """The type a value has in registers (bool is i1)."""
+    """The type a value has in registers (bool is i1, 16-bit floats are float32)."""
     return _REG[dt]
 
 
 def mem_type(dt) -> ir.Type:
-    """The type a value has in memory (bool is a byte)."""
-    return I8 if dt is dtypes.bool_ else _REG[dt]
+    """The type a value has in memory (bool is a byte, bfloat16 an i16 of its bits)."""
+    return _MEM[dt]
+
+
+def to_storage(b: ir.IRBuilder, v: ir.Value, dt) -> ir.Value:
+    """A register value (float32 for 16-bit floats) as dtype `dt`'s memory value."""
+    if dt is dtypes.bool_:
+        return b.zext(v, I8)
+    if dt is dtypes.float16:
+        return b.fptrunc(v, F16)
+    if dt is dtypes.bfloat16:
+        if _on_gpu(b):
+            return b.bitcast(b.fptrunc(v, BF16), I16)
+        return b.trunc(b.lshr(bfloat16_round_bits(b, v), ir.Constant(I32, 16)), I16)
+    return v
+
+
+def from_storage(b: ir.IRBuilder, v: ir.Value, dt) -> ir.Value:
+    """A memory value of dtype `dt` as its register value (exact)."""
+    if dt is dtypes.bool_:
+        return b.icmp_unsigned("!=", v, ir.Constant(I8, 0))
+    if dt is dtypes.float16:
+        return b.fpext(v, F32)
+    if dt is dtypes.bfloat16:
+        if _on_gpu(b):
+            return b.fpext(b.bitcast(v, BF16), F32)
+        return b.bitcast(b.shl(b.zext(v, I32), ir.Constant(I32, 16)), F32)
+    return v
+
+
+def _on_gpu(b: ir.IRBuilder) -> bool:
+    return b.module.triple.startswith("nvptx")
+
+
+def bfloat16_round_bits(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
+    """The float32 bit pattern of `v` rounded to bfloat16 (to nearest, ties to even) with its
+    low 16 bits clear; every NaN is the quiet NaN 0x7FC0 (as PyTorch's; adding to a NaN's
+    bits could carry it to infinity)."""
+    bits = b.bitcast(v, I32)
+    c = lambda x: ir.Constant(I32, x)
+    lsb = b.and_(b.lshr(bits, c(16)), c(1))
+    rounded = b.and_(b.add(bits, b.add(lsb, c(0x7FFF))), c(0xFFFF0000 - (1 << 32)))
+    return b.select(b.fcmp_unordered("uno", v, v), c(0x7FC00000), rounded)
+
+
+def round_to(b: ir.IRBuilder, v: ir.Value, dt) -> ir.Value:
+    """A float32 register value rounded to 16-bit float `dt` (still a float32 register)."""
+    if dt is dtypes.float16:
+        return b.fpext(b.fptrunc(v, F16), F32)
+    if dt is dtypes.bfloat16:
+        if _on_gpu(b):
+            return b.fpext(b.fptrunc(v, BF16), F32)
+        return b.bitcast(bfloat16_round_bits(b, v), F32)
+    return v
 
 
 def const(dt, value) -> ir.Constant:
@@ -48,14 +121,13 @@ def elem_ptr(b: ir.IRBuilder, ptr, index, ty: ir.Type):
 def load_value(b: ir.IRBuilder, ptr, index, dt) -> ir.Value:
     """Element `index` of a buffer of dtype `dt`, as a register value (bool bytes become i1)."""
     v = b.load(elem_ptr(b, ptr, index, mem_type(dt)), typ=mem_type(dt))
-    return b.icmp_unsigned("!=", v, ir.Constant(I8, 0)) if dt is dtypes.bool_ else v
+    return from_storage(b, v, dt)
 
 
 def store_value(b: ir.IRBuilder, ptr, index, v, dt) -> None:
-    """Store a register value of dtype `dt` at element `index` (bools as bytes)."""
-    if dt is dtypes.bool_:
-        v = b.zext(v, I8)
-    b.store(v, elem_ptr(b, ptr, index, mem_type(dt)))
+    """Store a register value of dtype `dt` at element `index` (bools as bytes, 16-bit floats
+    rounded from float32)."""
+    b.store(to_storage(b, v, dt), elem_ptr(b, ptr, index, mem_type(dt)))
 
 
 def intrinsic(b: ir.IRBuilder, name: str, types: list, args: list, ret: ir.Type | None = None):
@@ -81,6 +153,8 @@ def binary_helper(module: ir.Module, name: str, ty: ir.Type) -> tuple[ir.Functio
 
 
 def _mangle(t: ir.Type) -> str:
+    if isinstance(t, ir.HalfType):
+        return "f16"
     if isinstance(t, ir.FloatType):
         return "f32"
     if isinstance(t, ir.DoubleType):

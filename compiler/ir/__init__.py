@@ -1,5 +1,5 @@
 """The IR: dtypes, the primitive op set with its rules, nodes and graphs, text and dot forms."""
-from .dtypes import DType, bool_, float32, float64, int32, int64, uint8
+from .dtypes import DType, bfloat16, bool_, float16, float32, float64, int32, int64, uint8
 from .errors import AxisError, DTypeError, IRError, ShapeError, fmt_type
 from .graph import Graph, Node, make, topo_order
 from .ops import OPS, broadcast_shapes, check_axes

@@ -325,13 +325,17 @@ def _numel(shape) -> int:
 # Python value, or None to leave the node to the kernel.
 
 def _ufunc(fn, floats_only=False):
-    """Fold by a NumPy function on arrays of the operand dtypes, rounded to the result dtype."""
+    """Fold by a NumPy function on arrays of the operand dtypes, rounded to the result dtype.
+    16-bit floats compute in float32 and round once, as their kernels do."""
     def fold(dtype, operands):
         if floats_only and not dtype.is_floating_point:
             return None          # integer division / power: checks and C semantics in the kernel
-        args = [np.array(v, dtype=d.np) for v, d in operands]
+        args = [np.array(v, dtype=np.float32 if d.is_storage_float else d.np) for v, d in operands]
         with np.errstate(all="ignore"):
-            return fn(*args).astype(dtype.np).item()
+            out = fn(*args)
+            if dtype.is_storage_float:
+                return dtypes.round_to(out, dtype).item()
+            return out.astype(dtype.np).item()
     return fold
 
 
@@ -345,9 +349,15 @@ def _fold_fill(dtype, operands):
 
 
 def _fold_cast(dtype, operands):
-    value = operands[0][0]
+    value, src = operands[0]
+    if src.is_storage_float:        # a 16-bit constant holds a float32 value: cast its rounded value
+        with np.errstate(all="ignore"):
+            value = dtypes.round_to(np.float32(value), src).item()
     if dtype.is_int and not _exact_in(value, dtype):
         return None  # truncation, NaN, inf, out of range: leave to the kernel's defined cast
+    if dtype.is_storage_float:
+        with np.errstate(all="ignore"):
+            return dtypes.round_to(np.float32(value), dtype).item()    # via float32, as kernels
     return np.array(value).astype(dtype.np).item()
 
 

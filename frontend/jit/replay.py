@@ -165,7 +165,7 @@ def _copy_old_value_for_others(s: Storage) -> None:
 
 def _settle(s: Storage) -> None:
     """The storage's value is its buffer: a fresh leaf node holds it."""
-    node = leaf_node(s.buffer)
+    node = leaf_node(s.buffer, s.node.dtype)
     s.node, s.grad_fn, s.holder = node, None, weakref.ref(node)
     register_buffer(s)
 

@@ -15,8 +15,6 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .. import dtypes as D
 from .. import indexing, ops, shape_ops, trace_hooks
 from ..autograd.grad_mode import is_grad_enabled, no_grad
@@ -249,12 +247,21 @@ def _affine(x: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
     return x
 
 
+def _widened(t: Tensor | None, dt: D.DType) -> Tensor | None:
+    """A 16-bit parameter of a 16-bit input, as float32 for the computation inside."""
+    return ops.cast(t, D.float32) if t is not None and t.dtype is dt else t
+
+
 def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """(x - mean) / sqrt(var + eps) * weight + bias over the last len(normalized_shape) dims
     (biased variance)."""
     shape = _normalized_shape(normalized_shape)
     _check_normalized(input, shape, {"weight": weight, "bias": bias}, "*, ")
+    if input.dtype.is_storage_float:      # float32 inside, one rounding (as PyTorch's 16-bit kernels)
+        w, b = (_widened(t, input.dtype) for t in (weight, bias))
+        out = ops.cast(layer_norm(ops.cast(input, D.float32), shape, w, b, eps), input.dtype)
+        return ops.named(out, "NativeLayerNormBackward0")
     dims = tuple(range(input.dim() - len(shape), input.dim()))
     _, centered, var = _moments(input, dims)
     out = _affine(ops.mul(centered, ops.rsqrt(ops.add(var, eps))), weight, bias)
@@ -268,7 +275,9 @@ def rms_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Tenso
     shape = _normalized_shape(normalized_shape)
     _check_normalized(input, shape, {"weight": weight}, "*")
     if eps is None:
-        eps = float(np.finfo(input.dtype.np).eps) if input.dtype.is_floating_point else 0.0
+        eps = D.eps(input.dtype) if input.dtype.is_floating_point else 0.0
+    if input.dtype.is_storage_float:      # float32 inside, one rounding
+        return ops.cast(rms_norm(ops.cast(input, D.float32), shape, _widened(weight, input.dtype), eps), input.dtype)
     dims = tuple(range(input.dim() - len(shape), input.dim()))
     out = ops.mul(input, ops.rsqrt(ops.add(ops.mean(ops.mul(input, input), dims, keepdim=True), eps)))
     return out if weight is None else ops.mul(out, weight)

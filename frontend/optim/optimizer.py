@@ -25,7 +25,7 @@ import numpy as np
 from .. import trace_hooks
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..creation import zeros, zeros_like
-from ..dtypes import DType, float64
+from ..dtypes import DType, float64, to_storage
 from ..inplace import defer, deferred
 from ..nn._grads import zero_grads
 from ..ops import _torch_name
@@ -85,7 +85,7 @@ def _initial_state(make: Callable[[], Tensor]) -> Tensor:
 
 def scalar(value: float, dtype: DType) -> Tensor:
     """A 0-d input tensor: a hyperparameter that may change without recompiling."""
-    return Tensor._from_array(np.array(value, dtype=dtype.np))
+    return Tensor._from_array(to_storage(np.array(value), dtype), dtype=dtype)
 
 
 class Hyperparameters:

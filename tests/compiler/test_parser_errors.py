@@ -156,8 +156,8 @@ def test_input_as_a_node():
 
 
 def test_unknown_dtype():
-    err = parse_error(edited(3, "  %1: f16[2,4] = add %0, %w"), 3, at="f16")
-    assert "unknown dtype 'f16'" in str(err)
+    err = parse_error(edited(3, "  %1: f8[2,4] = add %0, %w"), 3, at="f8")
+    assert "unknown dtype 'f8'" in str(err)
 
 
 def test_cast_with_a_dtype_attribute():

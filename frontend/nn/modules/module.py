@@ -315,6 +315,12 @@ class Module:
     def float(self: _M) -> _M:
         return self._apply(lambda t: t.float() if t.is_floating_point() else t)
 
+    def half(self: _M) -> _M:
+        return self._apply(lambda t: t.half() if t.is_floating_point() else t)
+
+    def bfloat16(self: _M) -> _M:
+        return self._apply(lambda t: t.bfloat16() if t.is_floating_point() else t)
+
     # ------------------------------------------------------------ state dicts
 
     def state_dict(self, *, destination: dict | None = None, prefix: str = "",

@@ -17,7 +17,7 @@ import pytest
 
 from fusegrad.compiler import compile
 from fusegrad.compiler.codegen import ptx_gemm, ptx_rows
-from fusegrad.compiler.ir import Graph, Node, float32, float64, int64, make
+from fusegrad.compiler.ir import Graph, Node, bfloat16, float16, float32, float64, int64, make
 from ptx_emulator import EmulatedProgram
 from ptx_emulator import compiler as c_compiler
 
@@ -321,3 +321,68 @@ def test_in_place_update_of_a_param_and_the_stages(arch, tmp_path):
     assert {"llvm", "ptx"} <= set(prog.stages) and prog.text("ptx") == prog.source
     assert 'target triple = "nvptx64-nvidia-cuda"' in prog.text("llvm")
     assemble(prog.source, arch, tmp_path)
+
+
+# ---------------------------------------------------------------- 16-bit floats
+
+def _bf16(x):
+    """float32 values rounded to bfloat16 (nearest, ties to even), read back as float32: the
+    rounding written out on the bit pattern (lower half past the middle, or at it with an odd
+    upper half, rounds up); the reference the kernels' bfloat16 stores are checked against."""
+    bits = np.ascontiguousarray(x, np.float32).view(np.uint32)
+    upper, lower = bits >> 16, bits & 0xFFFF
+    up = (lower > 0x8000) | ((lower == 0x8000) & (upper & 1 == 1))
+    return ((upper + up).astype(np.uint32) << 16).view(np.float32)
+
+
+_ROUND = {"float16": lambda x: np.asarray(x, np.float32).astype(np.float16).astype(np.float32), "bfloat16": _bf16}
+
+
+def _half_graph(dt):
+    """exp(x) * x (elementwise: float32 math, one rounding), a softmax row and a column sum
+    (float32 accumulation) of a 16-bit input, and the input cast to float32."""
+    x = inp("x", (37, 300), dt)
+    outputs = {"y": make("mul", [make("exp", [x]), x]), "soft": _softmax(x),
+               "cols": make("sum", [x], {"axes": (0,)}),
+               "wide": make("cast", [x], shape=x.shape, dtype=float32)}
+    return x, outputs
+
+
+@needs_ptxas
+@pytest.mark.parametrize("dt", [float16, bfloat16], ids=["f16", "bf16"])
+def test_16_bit_floats_load_and_store_through_float32(arch, tmp_path, dt):
+    x, outputs = _half_graph(dt)
+    prog = lower(outputs, [x], arch)
+    ops = instructions(prog)
+    assert {"ld.global.nc.b16", "st.global.b16"} <= ops       # 2-byte memory
+    if dt is float16:
+        assert {"cvt.f32.f16", "cvt.rn.f16.f32"} <= ops        # converted, rounded to nearest even
+    else:                # bfloat16 -> float32 is a shift before sm_90, which has the cvt
+        assert "cvt.rn.bf16.f32" in ops and ("cvt.f32.bf16" in ops) == (arch == "sm_90")
+    assert not any(".f16" in op or ".bf16" in op for op in ops if op.startswith(("add.", "mul.", "fma.")))
+    assemble(prog.source, arch, tmp_path)
+
+
+@needs_cc
+@pytest.mark.parametrize("dt", [float16, bfloat16], ids=["f16", "bf16"])
+def test_16_bit_floats_run_like_numpy_rounded_once(rng, dt):
+    x, outputs = _half_graph(dt)
+    prog = lower(outputs, [x])
+    rnd = _ROUND[dt.name]
+    xv = rnd(rng.standard_normal((37, 300)) * 2)
+    stored = xv.astype(np.float16) if dt is float16 else (xv.view(np.uint32) >> 16).astype(np.uint16)
+    out, error = emulate(prog, stored)
+    assert not error.any()
+    read = {k: v.astype(np.float32) if dt is float16 else (v.astype(np.uint32) << 16).view(np.float32)
+            for k, v in out.items() if k != "wide"}
+    np.testing.assert_array_equal(out["wide"], xv)
+    ulp = 2.0 ** -10 if dt is float16 else 2.0 ** -7
+    ref = xv.astype(np.float64)
+    e = np.exp(ref - ref.max(1, keepdims=True))
+    for name, want in (("y", np.exp(ref) * ref), ("soft", e / e.sum(1, keepdims=True)), ("cols", ref.sum(0))):
+        np.testing.assert_allclose(read[name], rnd(want).reshape(read[name].shape), rtol=ulp, atol=1e-6)
+    # the column sums round once: adding in 16 bits would be off by many units in the last place
+    naive = np.zeros(300, np.float32)
+    for row in xv:
+        naive = rnd(naive + row)
+    assert np.abs(read["cols"] - ref.sum(0)).max() < np.abs(naive - ref.sum(0)).max()
