@@ -228,6 +228,7 @@ else:
     ax_lr.plot(lrs)
     ax_lr.set_xlabel("step")
     ax_lr.set_ylabel("learning rate")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.suptitle(f"character transformer on pydoc topics (validation {val_losses[-1]:.3f} nats/char, "
                  f"unigram {unigram_entropy:.3f})")
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "char_transformer.png")
