@@ -11,8 +11,9 @@ that fails is left out with the reason in the note column.
 
 Groups: elementwise, reductions (sum, softmax, log_softmax, cross-entropy), gemm (1024^3 and
 the MLP shapes, on 1 and 2 threads), linreg (the 5,000-epoch loop, compiled step and eager),
-mlp (MLP step, SGD and Adam, compiled and eager), first_call (compile latency, cold and warm
-disk cache), memory.
+mlp (MLP step, SGD and Adam, compiled and eager), models (the digits CNN step and a 4-layer
+transformer step, compiled, against PyTorch eager and torch.compile), first_call (compile
+latency, cold and warm disk cache), memory.
 
 GEMM rows run in one worker process per thread count, with OPENBLAS_NUM_THREADS,
 OMP_NUM_THREADS, FUSEGRAD_NUM_THREADS (and torch.set_num_threads, XLA's and tinygrad's
@@ -39,7 +40,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-GROUPS = ("elementwise", "reductions", "gemm", "linreg", "mlp", "first_call", "memory")
+GROUPS = ("elementwise", "reductions", "gemm", "linreg", "mlp", "models", "first_call", "memory")
 THREAD_COUNTS = (1, 2)
 QUICK = {"median_repeat": 0.35}
 
@@ -64,7 +65,7 @@ def make_quick() -> None:
         return full(fn, repeat=max(5, int(repeat * QUICK["median_repeat"])), warmup=min(warmup, 2),
                     min_time=min_time * QUICK["median_repeat"])
     common.median_time = quick_median
-    for name in ("elementwise", "reductions", "compiled_step", "train_loop"):
+    for name in ("elementwise", "reductions", "compiled_step", "train_loop", "models"):
         module = importlib.import_module(name)
         if hasattr(module, "median_time"):
             module.median_time = quick_median
@@ -343,6 +344,9 @@ def run_group(name: str, args, limits: dict, failures: list) -> list:
             if r.limit is None:
                 r.limit, r.unit = MLP_FLOPS / r.fusegrad / peak, "peak FLOP/s"
         return rows
+    if name == "models":
+        import models
+        return models.rows()
     if name == "first_call":
         import compiled_step
         return compiled_step.first_call_rows()
@@ -407,8 +411,8 @@ def main() -> None:
         print("Median times; `vs X` is X's median over fusegrad's (> 1: fusegrad faster; – where the peer is not "
               "installed, not measured for that row, or failed, with the reason in the note). \"of machine "
               "limit\": bytes moved over the copy bandwidth, or FLOPs over the FLOP/s limit at the row's thread "
-              "count (MLP rows: the step's matmul FLOPs only). Rows without a thread count run on fusegrad's "
-              "default threads, peers on theirs.\n", file=out)
+              "count (MLP, CNN and transformer rows: the step's matmul and convolution FLOPs only). Rows without "
+              "a thread count run on fusegrad's default threads, peers on theirs.\n", file=out)
         print(common.table(rows), file=out)
     if memory:
         print("\n" + memory, file=out)

@@ -246,10 +246,10 @@ def test_loss_curve_matches_pytorch(name, kw, task):
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples")
 
 
-def _run_example(name: str, timeout: int = 120) -> str:
+def _run_example(name: str, timeout: int = 120, args: tuple = ()) -> str:
     env = dict(os.environ, MPLBACKEND="Agg")
-    done = subprocess.run([sys.executable, os.path.join(EXAMPLES, name)], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+    done = subprocess.run([sys.executable, os.path.join(EXAMPLES, name), *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -287,4 +287,29 @@ def test_example_cnn_digits():
     assert float(re.search(r"test accuracy: ([\d.]+)%", out).group(1)) >= 98.0
     traces, replays = map(int, re.search(r"(\d+) traces, (\d+) replays", out).groups())
     assert traces <= 3 and replays == 12 * (1347 // 64) - traces    # every later step replays
+    assert "curves saved to" in out or "skipped the plot" in out
+
+
+def test_example_char_transformer():
+    """Issue 13: a GPT-style character model (causal attention, AdamW, cosine schedule, gradient
+    clipping) trained by a compiled step on Python's help topics.
+
+    The quick setting (a 2-layer d_model-64 model, 160 steps) is what a test can afford (about a
+    minute on two busy cores); its validation loss ends about 1.05 nats/char below the unigram
+    entropy, too close to the issue's 1-nat bar to assert it across machines, so the test asks
+    for 0.8. The default run (400 steps of a d_model-96 model) ends about 1.55 below."""
+    out = _run_example("char_transformer.py", timeout=600, args=("--quick",))
+    epochs = re.findall(r"^epoch +\d+  train loss (\d+\.\d+)  validation loss (\d+\.\d+)  [\d.]+ ms/step$", out, re.M)
+    assert len(epochs) == 4
+    val = [float(v) for _, v in epochs]
+    assert val[-1] < val[0] and float(epochs[-1][0]) < float(epochs[0][0])
+    entropy = float(re.search(r"unigram entropy of the text: ([\d.]+) nats/char", out).group(1))
+    assert 3.0 < entropy < 3.5                         # English text and code, about 100 characters
+    assert val[-1] < entropy - 0.8
+    # the scheduler changes lr at every step outside the compiled function: read at every replay,
+    # it never retraces the step (one trace, and one more when AdamW's state first exists)
+    traces, replays = map(int, re.search(r"(\d+) traces, (\d+) replays", out).groups())
+    assert traces <= 3 and replays == 4 * 40 - traces
+    sample = re.search(r"^-{60}\n(.*?)\n-{60}$", out, re.M | re.S).group(1)
+    assert sample.startswith("The ") and len(sample) >= 204
     assert "curves saved to" in out or "skipped the plot" in out
