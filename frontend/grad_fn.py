@@ -13,13 +13,12 @@ from .compiler.ir.registry import NEEDS_VALUES  # declared with each VJP rule
 from .compiler.passes import autodiff  # noqa: F401  (registers the VJP rules, filling NEEDS_VALUES)
 
 
-class Function:
-    __slots__ = ("_name", "op", "attrs", "inputs", "output", "next", "freed", "__weakref__")
-
-    def __init__(self, op: str, attrs: dict, inputs: tuple, output, next_fns: tuple):
-        self._name = OPS[op].grad_name     # declared with the primitive
-        self.op, self.attrs, self.inputs, self.output, self.next = op, attrs, inputs, output, next_fns
-        self.freed = False
+class GradRecord:
+    """What every grad_fn record shows users: PyTorch's name and the records it leads to."""
+    __slots__ = ("_name", "next", "freed", "__weakref__")
+    _name: str
+    next: tuple           # the records of the inputs, in order
+    freed: bool
 
     def name(self) -> str:
         return self._name
@@ -27,6 +26,19 @@ class Function:
     @property
     def next_functions(self) -> tuple:
         return tuple((f, 0) for f in self.next)
+
+    def __repr__(self):
+        return f"<{self._name} object at {hex(id(self))}>"
+
+
+class Function(GradRecord):
+    """The record of one primitive: its VJP runs on the saved inputs and output."""
+    __slots__ = ("op", "attrs", "inputs", "output")
+
+    def __init__(self, op: str, attrs: dict, inputs: tuple, output, next_fns: tuple):
+        self._name = OPS[op].grad_name     # declared with the primitive
+        self.op, self.attrs, self.inputs, self.output, self.next = op, attrs, inputs, output, next_fns
+        self.freed = False
 
     @property
     def saves_values(self) -> bool:
@@ -38,9 +50,6 @@ class Function:
             self.freed = True
             self.inputs = tuple(_Meta(x) for x in self.inputs)
             self.output = _Meta(self.output)
-
-    def __repr__(self):
-        return f"<{self._name} object at {hex(id(self))}>"
 
 
 class AccumulateGrad:

@@ -32,7 +32,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import ops
-from ..grad_fn import AccumulateGrad
+from ..grad_fn import AccumulateGrad, GradRecord
 from ..grad_mode import is_grad_enabled, set_grad_enabled
 from ..prims import cast, const, reshape_value
 from ..tensor_base import TensorBase
@@ -76,10 +76,10 @@ class FunctionCtx:
         self.materialize_grads = bool(value)
 
 
-class PythonBackward:
+class PythonBackward(GradRecord):
     """The grad_fn record of a custom Function's outputs: runs the user's backward."""
 
-    __slots__ = ("_name", "cls", "ctx", "next", "inputs_meta", "outputs_meta", "like", "freed", "__weakref__")
+    __slots__ = ("cls", "ctx", "inputs_meta", "outputs_meta", "like")
     cls: Any
 
     def __init__(self, cls: Any, ctx: FunctionCtx, next_fns: tuple, inputs_meta: tuple, outputs_meta: tuple,
@@ -90,19 +90,9 @@ class PythonBackward:
         self.like = like
         self.freed = False
 
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def next_functions(self) -> tuple:
-        return tuple((f, 0) for f in self.next)
-
     def release(self) -> None:
         self.freed = True
         self.ctx._freed = True
-
-    def __repr__(self) -> str:
-        return f"<{self._name} object at {hex(id(self))}>"
 
     def run_backward(self, grads: dict, create_graph: bool) -> tuple:
         """The cotangents of the inputs (tensors with create_graph, else IR nodes; None where
