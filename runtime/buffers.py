@@ -16,7 +16,7 @@ from numpy.typing import DTypeLike
 
 ALIGN = 64
 SLAB_BYTES = 1 << 16          # small outputs are carved from slabs of this size
-SMALL_BYTES = 1024            # ... when they are at most this big
+SMALL_BYTES = 4096            # ... when they are at most this big (a live one keeps its slab alive)
 
 POOL_MIN_BYTES = 1 << 20      # buffers at least this big are pooled ...
 POOL_PER_SIZE = 4             # ... keeping at most this many allocations of one size

@@ -16,6 +16,7 @@ zero) and retraces when one changes.
 """
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any, Union
@@ -193,7 +194,7 @@ class Optimizer:
         self._guard_membership()
         for index, group in enumerate(self.param_groups):
             if trace_hooks.active():
-                trace_hooks.guard(lambda g=group: self._baked(g), self._baked(group),
+                trace_hooks.guard(self._baked_reader(group), self._baked(group),
                                   f"hyperparameters of param_groups[{index}]")
             for dtype in {p.dtype: None for p in group["params"] if p.grad is not None}:
                 self._refresh_hyperparameters(index, group, dtype)
@@ -212,6 +213,26 @@ class Optimizer:
         runtime = self.runtime_hyperparameters
         return (tuple((k, v) for k, v in group.items() if k in self.defaults and k not in runtime)
                 + tuple((k, group[k] != 0) for k in self.structural_zero))
+
+    def _baked_reader(self, group: dict) -> Callable[[], tuple]:
+        """`_baked(group)` as a guard reads it before every replay: the raw values of the keys it
+        depends on are compared first (one C-level lookup and tuple comparison), and `_baked` is
+        computed again only when one of them changed."""
+        runtime = self.runtime_hyperparameters
+        keys = [k for k in self.defaults if k not in runtime] + list(self.structural_zero)
+        values = operator.itemgetter(*keys) if keys else (lambda g: ())
+        seen: list = [None, None]
+
+        def read() -> tuple:
+            try:
+                now = values(group)
+            except KeyError:                # a hyperparameter was deleted from the group
+                return self._baked(group)
+            if seen[1] is None or now != seen[0]:
+                seen[:] = now, self._baked(group)
+            return seen[1]
+
+        return read
 
     def _runtime_values(self, group: dict) -> dict[str, float]:
         """The runtime hyperparameters of `group` as named floats (a subclass adds momentum, betas...)."""

@@ -293,3 +293,19 @@ def test_learning_rate_changes_reach_replays_and_other_hyperparameters_retrace(c
     np.testing.assert_allclose(compiled_losses, eager_losses, rtol=1e-5)
     for e, c in zip(eager_params, compiled_params):
         np.testing.assert_allclose(c, e, rtol=1e-5, atol=1e-7)
+
+
+def test_a_structural_hyperparameter_retraces_only_when_it_crosses_zero():
+    """Momentum's value is a runtime value, whether it is zero is compiled in: 0.5 -> 0.3 replays,
+    0.3 -> 0 retraces, and a baked value set again to an equal float replays."""
+    x, y = torch.ones(4, 6), torch.tensor([0, 1, 2, 0])
+    model, opt, step = _mlp_training_step(lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.5), True)
+    step(x, y), step(x, y)
+    traces = step.stats["traces"]
+    opt.param_groups[0]["momentum"] = 0.3
+    opt.param_groups[0]["dampening"] = float("0.0")        # equal to the traced 0, a new object
+    step(x, y)
+    assert step.stats["traces"] == traces
+    opt.param_groups[0]["momentum"] = 0.0
+    step(x, y)
+    assert step.stats["traces"] == traces + 1
