@@ -78,11 +78,14 @@ rest refitted):
 * erf:   |x| < 1: x + x Q(x^2); 1 <= |x| < 6: 1 - exp(-x^2) R(|x| - 7/2), with
          x^2 split exactly (fma) and its low part fed to the exp reduction; 1 from
          6 on (erf rounds to 1 from 5.93).  Both parts are evaluated and a select
-         picks one.  f32: the f64 function rounded once (as pow).  Q and R are
-         weighted least-squares fits at 400 Chebyshev nodes (mpmath, 60 digits),
-         R weighted by exp(-x^2) so that the absolute error of erfc is below
-         2^-54.  Measured: f64 <= 1 ulp against mpmath, f32 correctly rounded
-         on the samples tested.
+         picks one.  Q and R are weighted least-squares fits at 400 Chebyshev
+         nodes (mpmath, 60 digits), R weighted by exp(-x^2) so that the
+         absolute error of erfc is below 2^-54.  f32: the same scheme in f32
+         lanes with shorter fits (Q degree 6, R degree 9 around 5/2, the erfc
+         part capped at 4 where f32 erf is 1; near-minimax fits against libm's
+         f64 erf, coefficients rounded to f32).  Measured: f64 <= 1 ulp
+         against mpmath; f32 <= 1 ulp on 30 million inputs of [-4.2, 4.2]
+         (98.6 % correctly rounded).
 
 Accuracy: the maximum distance in ulp to the correctly rounded result is 1 for
 every function and type (f32 reference: numpy in float64; f64 reference:
@@ -992,14 +995,26 @@ _ERFC_POLY = tuple(float.fromhex(c) for c in (
     "0x1.3dd4a42bf9385p-40"))
 
 
-def _erf_f64(o: _Ops, x):
+# float32: the same two parts with fits good to float32 (absolute error of Q below 2^-26, of
+# erfc below 2^-30), so erf is computed in float32 lanes (twice the vector width of float64).
+# erf rounds to 1 in float32 from 3.83 on, so the erfc part stops at 4.
+_ERF32_SMALL_POLY = tuple(float.fromhex(c) for c in (
+    "0x1.06eba8p-3", "-0x1.81273ep-2", "0x1.ce2d2p-4", "-0x1.b7fbb4p-6", "0x1.5419f4p-8", "-0x1.a485dep-11",
+    "0x1.4ae4aap-14"))
+_ERFC32_POLY_CENTER = 2.5
+_ERFC32_POLY = tuple(float.fromhex(c) for c in (
+    "0x1.afbb3cp-3", "-0x1.3088fap-4", "0x1.98720ep-6", "-0x1.06266ep-7", "0x1.4a64eap-9", "-0x1.545b9cp-11",
+    "0x1.d50596p-13", "-0x1.1db06ep-13", "-0x1.e4c04ap-15", "-0x1.d5af9cp-16"))
+
+
+def _erf_parts(o: _Ops, x, small_poly, erfc_poly, center: float, cap: float):
     ax = o.abs(x)
-    small = o.muladd(x, o.horner(o.mul(x, x), _ERF_SMALL_POLY), x)
-    # 1 - exp(-a^2) R(a) for a = min(|x|, 6) (erf rounds to 1 from 5.93 on); a^2 = h + l
+    small = o.muladd(x, o.horner(o.mul(x, x), small_poly), x)
+    # 1 - exp(-a^2) R(a) for a = min(|x|, cap) (erf rounds to 1 before cap); a^2 = h + l
     # exactly, and the exp takes l as its low part, so exp(-a^2) is good to about an ulp.
-    a = o.select(o.cmp("<", ax, o.const(6.0)), ax, o.const(6.0))
+    a = o.select(o.cmp("<", ax, o.const(cap)), ax, o.const(cap))
     h, lo = _two_prod(o, a, a)
-    erfc = o.mul(_exp_reduced(o, o.neg(h), o.neg(lo)), o.horner(o.sub(a, o.const(_ERFC_POLY_CENTER)), _ERFC_POLY))
+    erfc = o.mul(_exp_reduced(o, o.neg(h), o.neg(lo)), o.horner(o.sub(a, o.const(center)), erfc_poly))
     large = o.copysign(o.sub(o.const(1.0), erfc), x)
     # unordered: nan takes the small path, which returns it
     return o.select(o.b.fcmp_unordered("<", ax, o.const(1.0)), small, large)
@@ -1007,10 +1022,8 @@ def _erf_f64(o: _Ops, x):
 
 def _erf(o: _Ops, x):
     if o.fmt is _F64:
-        return _erf_f64(o, x)
-    # f32: the f64 function rounded once (its error, about an f64 ulp, is far below an f32 ulp)
-    d = _Ops(o.b, _F64)
-    return o.b.fptrunc(_erf_f64(d, o.b.fpext(x, d.fmt.ftype)), o.fmt.ftype)
+        return _erf_parts(o, x, _ERF_SMALL_POLY, _ERFC_POLY, _ERFC_POLY_CENTER, 6.0)
+    return _erf_parts(o, x, _ERF32_SMALL_POLY, _ERFC32_POLY, _ERFC32_POLY_CENTER, 4.0)
 
 
 _BODIES: dict[str, Callable[..., ir.Value]] = {
