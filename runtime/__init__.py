@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     from .cuda import CudaExecutable
 
 
-def set_num_threads(n: int) -> None:
-    """Worker threads for kernels big enough to split (default: FUSEGRAD_NUM_THREADS or all CPUs)."""
+def set_num_threads(n: int | None) -> None:
+    """Worker threads for kernels big enough to split, fixed at `n`. None: the default, which is
+    FUSEGRAD_NUM_THREADS (fixed) if set, else all CPUs with each program falling back to one
+    thread while it measures itself faster so (a machine other processes keep busy)."""
     from .cpu import set_num_threads as _set
     _set(n)
 
@@ -25,6 +27,13 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     from .cpu import num_threads
     return num_threads()
+
+
+def num_threads_fixed() -> bool:
+    """Whether the thread count is fixed (set_num_threads(n) or FUSEGRAD_NUM_THREADS), rather than
+    chosen per program between all CPUs and one."""
+    from .cpu import num_threads_fixed as _fixed
+    return _fixed()
 
 
 def load(program: Program) -> CpuExecutable | CudaExecutable:

@@ -7,7 +7,8 @@ loading a cached object skips LLVM's optimiser and code generator entirely.
 A `CpuExecutable` owns its buffer table (one pointer per slot), its arena of intermediates
 (allocated once, reused by every call) and its error word. Calling it binds the argument
 buffers into the table and makes one native call to the entry point, which runs every
-kernel; libgomp, when the process can load it, supplies the worker threads.
+kernel; libgomp, when the process can load it, supplies the worker threads, and each call
+runs on all of them or on one as runtime/threads.py chooses (unless the count was fixed).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import ctypes.util
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, NoReturn
 
@@ -26,6 +28,7 @@ import numpy as np
 from .buffers import address, aligned_empty, new_buffer, storage_dtype
 from .cache import OBJECTS, VERSION
 from .config import ENV_THREADS
+from .threads import ThreadChoice
 
 if TYPE_CHECKING:
     from ..compiler.program import Program
@@ -69,11 +72,12 @@ def _gomp() -> tuple[int, int, int] | None:
 
 
 def num_threads() -> int:
-    """Worker threads per kernel: set_num_threads(n), else FUSEGRAD_NUM_THREADS as the process
-    started, else the CPUs this process may run on (1 without libgomp)."""
+    """Worker threads per kernel at most: set_num_threads(n), else FUSEGRAD_NUM_THREADS as the
+    process started, else the CPUs this process may run on (1 without libgomp)."""
     n = _STATE.get("threads")
     if n is None:
         n = ENV_THREADS
+        _STATE["fixed"] = n is not None
         if n is None:
             try:
                 n = len(os.sched_getaffinity(0))
@@ -83,10 +87,24 @@ def num_threads() -> int:
     return n
 
 
-def set_num_threads(n: int) -> None:
+def num_threads_fixed() -> bool:
+    """Whether every call runs on num_threads() threads (set_num_threads(n), FUSEGRAD_NUM_THREADS),
+    rather than on all or one as each program measures (runtime/threads.py)."""
+    num_threads()
+    return bool(_STATE["fixed"])
+
+
+def set_num_threads(n: int | None) -> None:
+    """Run parallel kernels on `n` threads, always; None: back to the default (every CPU, or one
+    thread for a program that measured itself faster so: runtime/threads.py)."""
+    if n is None:
+        _STATE.pop("threads", None)
+        _STATE["fixed"] = False
+        return
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive whole number of threads, got {n!r}")
     _STATE["threads"] = int(n) if _gomp() is not None else 1
+    _STATE["fixed"] = True
 
 
 def cache_key(program: Program) -> str:
@@ -158,6 +176,8 @@ class CpuExecutable:
         # The table, arena and error word are this executable's: whoever binds buffers holds
         # `lock` until the call has returned (a thread binding between would swap them).
         self.lock = threading.RLock()
+        # all threads or one, by measured time, unless the user fixed the count
+        self.thread_choice = ThreadChoice() if any(k.parallel for k in program.kernels) else None
 
     def _install_gomp(self) -> None:
         gomp = _gomp()
@@ -205,7 +225,15 @@ class CpuExecutable:
     def call(self) -> None:
         """One native call with the buffers bound now; raises the check that failed, if any."""
         with self.lock:
-            code = self._fn(self.table_address, _STATE.get("threads") or num_threads())
+            threads = _STATE.get("threads") or num_threads()
+            choice = self.thread_choice
+            if choice is None or threads == 1 or _STATE["fixed"]:
+                code = self._fn(self.table_address, threads)
+            else:
+                threads = choice.threads(threads)
+                start = time.perf_counter()
+                code = self._fn(self.table_address, threads)
+                choice.record(threads == 1, time.perf_counter() - start)
             if code:
                 check = int(self.error[1])
                 self.error[:] = 0

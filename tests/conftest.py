@@ -26,7 +26,7 @@ def rng():
 def threads():
     """`threads(n)` sets the CPU worker count; the previous count comes back after the test."""
     from fusegrad import runtime
-    before = runtime.get_num_threads()
+    before = runtime.get_num_threads() if runtime.num_threads_fixed() else None
 
     def use(n: int) -> None:
         runtime.set_num_threads(n)
