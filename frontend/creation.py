@@ -12,7 +12,6 @@ from __future__ import annotations
 import builtins
 import itertools
 import math
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
@@ -28,6 +27,7 @@ from .conversion import sizes as _sizes
 from .conversion import to_array as _to_array
 from .prims import iota_node
 from .runtime import aligned_empty
+from .source import warn
 from .tensor import Tensor
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def from_numpy(a: np.ndarray) -> Tensor:
     t = _sharing(a)
     t._storage.exported = True
     if not a.flags.writeable:
-        warnings.warn(_NOT_WRITABLE, UserWarning, stacklevel=2)
+        warn(_NOT_WRITABLE)
         t._storage.readonly = True
     return t
 
@@ -109,8 +109,8 @@ def _sharing(a: np.ndarray) -> Tensor:
         return Tensor._from_array(_aligned_copy(a))
     t = _strided_view(a)
     if t is None:
-        warnings.warn(f"from_numpy: fusegrad cannot share the memory of an array with strides {a.strides}; "
-                      "the tensor is a copy", UserWarning, stacklevel=3)
+        warn(f"from_numpy: fusegrad cannot share the memory of an array with strides {a.strides}; "
+             "the tensor is a copy")
         return Tensor._from_array(_aligned_copy(a))
     return t
 

@@ -1,12 +1,16 @@
 """The user's source line: the first stack frame outside fusegrad, as `file.py:12`.
 
 Every node the frontend builds records it, so IR dumps and error messages point at the
-model's code rather than at fusegrad's.
+model's code rather than at fusegrad's. Errors raised inside layers and functionals get the
+line appended where they leave fusegrad (`with_user_line`), and warnings are attributed to it
+(`warn`).
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
+import warnings
 
 
 def _folder(module) -> str:
@@ -42,3 +46,44 @@ def user_loc() -> str | None:
     if f is None:
         return None
     return f"{os.path.basename(f.f_code.co_filename)}:{f.f_lineno}"
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """`warnings.warn` attributed to the user's line (the first frame outside fusegrad), however
+    deep inside a layer or functional the warning is raised."""
+    level, f = 2, sys._getframe(1)     # stacklevel 2: the frame that called warn()
+    while f is not None and _is_internal(f.f_code):
+        f = f.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def with_user_line(error: BaseException) -> None:
+    """Append the user's source line to the message of `error`, raised inside fusegrad and about
+    to reach the user's code, unless the message names a line already (`(at file.py:12)`)."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None or not _is_internal(tb.tb_frame.f_code):
+        return                      # raised by the user's own code (a custom forward)
+    args = error.args
+    if len(args) != 1 or not isinstance(args[0], str) or "(at " in args[0]:
+        return
+    loc = user_loc()
+    if loc is not None:
+        error.args = (f"{args[0]} (at {loc})",)
+
+
+USER_ERRORS = (RuntimeError, ValueError, IndexError, TypeError)     # what bad input raises
+
+
+def errors_at_user_line(fn):
+    """`fn` (a public functional) with `with_user_line` applied to the errors it raises."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as e:
+            with_user_line(e)
+            raise
+    return call

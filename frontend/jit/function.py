@@ -35,7 +35,6 @@ import inspect
 import logging
 import os
 import re
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
@@ -46,6 +45,7 @@ from ..autograd.engine import accumulate
 from ..compiler.ir import Node, fmt_type, print_graph
 from ..programs import compile_cached, dump
 from ..realize import LOCK
+from ..source import warn
 from ..storage import Storage, buffer_of
 from ..tensor import Tensor
 from .devices import input_buffers
@@ -161,8 +161,8 @@ class CompiledFunction(Generic[P, R]):
         self.variants.move_to_end(key)
         if len(self.variants) > self.max_variants and key not in self._warned:
             self._warned.add(key)
-            warnings.warn(f"fusegrad.compile: {self.name} was traced for {len(self.variants)} signatures "
-                          f"(limit {self.max_variants}); each new one traces and compiles again", stacklevel=3)
+            warn(f"fusegrad.compile: {self.name} was traced for {len(self.variants)} signatures "
+                 f"(limit {self.max_variants}); each new one traces and compiles again")
         while len(self.variants) > max(MAX_SIGNATURES, self.max_variants):
             self.variants.popitem(last=False)      # least recently used signature
         return new

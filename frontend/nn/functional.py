@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
+import types
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,7 @@ from ..compound import vector_norm
 from ..creation import full, iota
 from ..inplace import deferred
 from ..random import rand_tensor
+from ..source import errors_at_user_line, warn
 from .attention import scaled_dot_product_attention  # noqa: F401  (attention, in attention.py)
 from .convolution import (  # noqa: F401  (convolution and pooling, on the window view)
     adaptive_avg_pool2d,
@@ -56,21 +57,21 @@ def tanh(input: Tensor) -> Tensor:
     return ops.tanh(input)
 
 
-def _softmax_dim(name: str, ndim: int, stacklevel: int) -> int:
-    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X as "
-                  "an argument.", stacklevel=stacklevel)
+def _softmax_dim(name: str, ndim: int) -> int:
+    warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X as "
+         "an argument.")
     return 0 if ndim in (0, 1, 3) else 1
 
 
 def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: D.DType | None = None) -> Tensor:
     if dim is None:
-        dim = _softmax_dim("softmax", input.dim(), _stacklevel)
+        dim = _softmax_dim("softmax", input.dim())
     return ops.softmax(input, dim, dtype=dtype)
 
 
 def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: D.DType | None = None) -> Tensor:
     if dim is None:
-        dim = _softmax_dim("log_softmax", input.dim(), _stacklevel)
+        dim = _softmax_dim("log_softmax", input.dim())
     return ops.log_softmax(input, dim, dtype=dtype)
 
 
@@ -502,9 +503,9 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 def _warn_size(input: Tensor, target: Tensor) -> None:
     if tuple(target.shape) != tuple(input.shape):
-        warnings.warn(f"Using a target size ({target.size()}) that is different to the input size ({input.size()}). "
-                      "This will likely lead to incorrect results due to broadcasting. "
-                      "Please ensure they have the same size.", stacklevel=3)
+        warn(f"Using a target size ({target.size()}) that is different to the input size ({input.size()}). "
+             "This will likely lead to incorrect results due to broadcasting. "
+             "Please ensure they have the same size.")
 
 
 def _pointwise_loss(errors: Tensor, reduction: str, weight: Tensor | None) -> Tensor:
@@ -586,10 +587,9 @@ def kl_div(input: Tensor, target: Tensor, size_average: bool | None = None, redu
         mode = _reduction(size_average, reduce, reduction)
     else:
         if reduction == "mean":
-            warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
-                          "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
-                          "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
-                          stacklevel=2)
+            warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
+                 "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+                 "'mean' will be changed to behave the same as 'batchmean' in the next major release.")
         mode = "sum" if reduction == "batchmean" else _reduction(None, None, reduction)
     if log_target:
         pointwise = ops.mul(ops.exp(target), ops.sub(target, input))
@@ -785,3 +785,14 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     if weight is not None:
         loss = ops.mul(loss, weight)
     return ops.named(_reduce(loss, reduction), "BinaryCrossEntropyWithLogitsBackward0")
+
+
+def _errors_at_user_line() -> None:
+    """Every public functional here names the user's line in the errors it raises."""
+    for name, value in list(globals().items()):
+        if not name.startswith("_") and isinstance(value, types.FunctionType) \
+                and value.__module__.startswith(__package__):
+            globals()[name] = errors_at_user_line(value)
+
+
+_errors_at_user_line()

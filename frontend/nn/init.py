@@ -6,10 +6,10 @@ seeded model is reproducible; the bounds and gains are PyTorch's formulas.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import TYPE_CHECKING
 
 from ..autograd.grad_mode import no_grad
+from ..source import warn
 
 if TYPE_CHECKING:
     from ..random import Generator
@@ -87,7 +87,7 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: Generator | Non
 
 def _kaiming_std(tensor: Tensor, a: float, mode: str, nonlinearity: str) -> float | None:
     if 0 in tuple(tensor.shape):
-        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
+        warn("Initializing zero-element tensors is a no-op")
         return None
     return calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
 

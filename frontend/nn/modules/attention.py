@@ -15,7 +15,6 @@ reproduced.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 from ... import dtypes as D
@@ -24,6 +23,7 @@ from ...creation import empty, zeros
 from ...dtypes import DType
 from ...inplace import deferred
 from ...shape_ops import cat
+from ...source import warn
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -45,8 +45,8 @@ def _canonical_mask(mask: Tensor | None, mask_name: str, other_type: DType | Non
     if mask.dtype is not D.bool_ and not mask.dtype.is_floating_point:
         raise AssertionError(f"only bool and floating types of {mask_name} are supported")
     if check_other and other_type is not None and mask.dtype is not other_type:
-        warnings.warn(f"Support for mismatched {mask_name} and {other_name} is deprecated. Use same type for both "
-                      "instead.", stacklevel=4)
+        warn(f"Support for mismatched {mask_name} and {other_name} is deprecated. Use same type for both "
+             "instead.")
     if mask.dtype is D.bool_:
         return zeros(tuple(mask.shape), dtype=target_type, device=mask.device).masked_fill(mask, -math.inf)
     return mask

@@ -17,6 +17,7 @@ from ...autograd.grad_mode import no_grad
 from ...inplace import deferred
 from ...ops import _torch_name
 from ...realize import realize
+from ...source import USER_ERRORS, with_user_line
 from ...tensor import Tensor
 from .._grads import zero_grads
 from ..parameter import Parameter
@@ -63,7 +64,11 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         trace_hooks.module_used(self)      # a trace bakes in its slots and flags (guards.py)
-        return self.forward(*args, **kwargs)
+        try:
+            return self.forward(*args, **kwargs)
+        except USER_ERRORS as e:
+            with_user_line(e)                # a layer's error names the line that called it
+            raise
 
     # ------------------------------------------------------------ registration
 

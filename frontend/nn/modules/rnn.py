@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 from typing import Any, NamedTuple
 
 from ...autograd.grad_mode import no_grad
@@ -25,6 +24,7 @@ from ...creation import empty, zeros
 from ...dtypes import DType
 from ...inplace import deferred
 from ...shape_ops import cat, stack
+from ...source import warn
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -101,9 +101,8 @@ class RNNBase(Module):
             raise ValueError("dropout should be a number in range [0, 1] representing the probability of an element "
                              "being zeroed")
         if dropout > 0 and num_layers == 1:
-            warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
-                          f"expects num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}",
-                          stacklevel=3)
+            warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                 f"expects num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}")
         if not isinstance(bias, bool):
             raise TypeError(f"bias should be of type bool, got: {type(bias).__name__}")
         if not isinstance(batch_first, bool):

@@ -12,12 +12,12 @@ mask is applied as given, which computes the same result.
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 from ...creation import full
 from ...dtypes import DType
+from ...source import warn
 from ...tensor import Tensor
 from .. import functional as F
 from ..attention import _causal_mask
@@ -164,8 +164,7 @@ class TransformerEncoder(Module):
         self.mask_check = mask_check
         why_not = _why_not_sparsity_fast_path(encoder_layer)
         if enable_nested_tensor and why_not:
-            warnings.warn(f"enable_nested_tensor is True, but self.use_nested_tensor is False because {why_not}",
-                          stacklevel=2)
+            warn(f"enable_nested_tensor is True, but self.use_nested_tensor is False because {why_not}")
             self.use_nested_tensor = False
 
     def forward(self, src: Tensor, mask: Tensor | None = None, src_key_padding_mask: Tensor | None = None,
