@@ -18,29 +18,10 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 import fusegrad
-from fusegrad import nn
 
-
-def _step():
-    rng = np.random.default_rng(0)
-    x = fusegrad.tensor(rng.random((128, 784), dtype=np.float32))
-    y = fusegrad.tensor(rng.integers(0, 10, 128))
-    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
-    opt = fusegrad.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    loss_fn = nn.CrossEntropyLoss()
-
-    @fusegrad.compile
-    def step(x, y):
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return lambda: step(x, y)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from replay_overhead import mlp_step  # noqa: E402  (the same compiled MLP step)
 
 
 def _times(fn, calls: int) -> tuple[float, float, float]:
@@ -65,7 +46,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300)
     args = parser.parse_args()
     cpus = len(os.sched_getaffinity(0))
-    step = _step()
+    step = mlp_step()
     settings = [("1 thread", 1), (f"{cpus} threads", cpus), ("chosen by the runtime", None)]
     print(f"compiled MLP step (784-256-10, batch 128, SGD momentum), {cpus} CPUs, "
           f"load {os.getloadavg()[0]:.2f} before the run")
