@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import types
 import warnings
 
 
@@ -51,7 +52,8 @@ def user_loc() -> str | None:
 def warn(message: str, category: type[Warning] = UserWarning) -> None:
     """`warnings.warn` attributed to the user's line (the first frame outside fusegrad), however
     deep inside a layer or functional the warning is raised."""
-    level, f = 2, sys._getframe(1)     # stacklevel 2: the frame that called warn()
+    level = 2                                   # stacklevel 2: the frame that called warn()
+    f: types.FrameType | None = sys._getframe(1)
     while f is not None and _is_internal(f.f_code):
         f = f.f_back
         level += 1
