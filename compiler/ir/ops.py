@@ -545,4 +545,21 @@ def infer(op: str, inputs, attrs: dict, loc=None):
         raise ShapeError(op, f"takes {d.arity} operands, got {len(inputs)}", loc)
     if d.kind == "source" or d.kind == "cast" or isinstance(d.shape, str) or isinstance(d.dtype, str):
         raise IRError(op, "declares its shape and dtype; it has no rule", loc)
-    return d.shape(op, inputs, loc, **attrs), d.dtype(op, inputs, loc)
+    key = (op, tuple([(x.shape, x.dtype) for x in inputs]),
+           tuple([(k, type(v), v) for k, v in attrs.items()]) if attrs else ())
+    try:
+        known = _INFERRED.get(key)
+    except TypeError:                       # an attribute that is not hashable: no memo
+        return d.shape(op, inputs, loc, **attrs), d.dtype(op, inputs, loc)
+    if known is None:
+        known = d.shape(op, inputs, loc, **attrs), d.dtype(op, inputs, loc)
+        if len(_INFERRED) >= MAX_INFERRED:
+            _INFERRED.clear()
+        _INFERRED[key] = known
+    return known
+
+
+# The rules are pure functions of the op, the operands' types and the attributes, so their
+# results are kept (only successful ones: an error is raised again with its own loc).
+_INFERRED: dict = {}
+MAX_INFERRED = 1 << 16

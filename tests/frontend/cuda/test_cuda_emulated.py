@@ -185,8 +185,9 @@ def test_a_new_device_retraces_and_says_so(caplog):
 def test_a_compiled_function_mixing_a_cpu_argument_and_cuda_parameters_raises():
     net = nn.Linear(3, 2).to("cuda")
     step = torch.compile(lambda x: net(x).sum())
+    line = step.fn.__code__.co_firstlineno          # the layer's error names the line that called it
     with pytest.raises(RuntimeError, match=r"^Expected all tensors to be on the same device, but found at least two "
-                                           r"devices, cuda:0 and cpu!$"):
+                                           rf"devices, cuda:0 and cpu! \(at test_cuda_emulated\.py:{line}\)$"):
         step(torch.ones(4, 3))
     assert step(torch.ones(4, 3, device="cuda")).is_cuda
 
