@@ -234,6 +234,39 @@ def norm(input: TensorBase, p: Any = "fro", dim: Any = None, keepdim: bool = Fal
     return vector_norm(input, 2 if p is None else p, dim, keepdim, dtype=dtype)
 
 
+def matrix_norm(A: TensorBase, ord: Any = "fro", dim: Any = (-2, -1), keepdim: bool = False,
+                dtype: Any = None) -> Tensor:
+    """torch.linalg.matrix_norm for 'fro' and the orders 1, -1, inf, -inf: the largest (smallest)
+    sum of absolute values down a column (1) or along a row (inf). Orders 2, -2 and 'nuc' need
+    singular values, which fusegrad does not compute: NotImplementedError."""
+    op = "linalg.matrix_norm"
+    if A.dim() < 2:
+        raise op_error(RuntimeError, op, "linalg.matrix_norm: The input tensor A must have at least 2 dimensions.",
+                       [A])
+    if not (A.dtype if dtype is None else dtype).is_floating_point:
+        raise op_error(RuntimeError, op, "linalg.matrix_norm: Expected a floating point or complex tensor as "
+                       f"input. Got {_torch_name(A.dtype)}", [A])
+    dims = tuple(dim)
+    if len(dims) != 2:
+        raise op_error(RuntimeError, op, f"linalg.matrix_norm: dim must be a 2-tuple. Got {list(dims)}", [A])
+    d0, d1 = (normalize_dims(A, d, op)[0] for d in dims)
+    if d0 == d1:
+        raise op_error(RuntimeError, op, f"linalg.matrix_norm: dims must be different. Got ({dims[0]}, {dims[1]})",
+                       [A])
+    x = cast(A, dtype) if dtype is not None else A
+    if ord == "fro":
+        return vector_norm(x, 2, (d0, d1), keepdim)
+    if ord in ("nuc", 2, -2):
+        raise op_error(NotImplementedError, op, f"fusegrad: the matrix norm of order {ord!r} needs singular "
+                       "values, which fusegrad does not compute", [A])
+    if isinstance(ord, str) or ord not in (1, -1, math.inf, -math.inf):
+        raise op_error(RuntimeError, op, f"linalg.matrix_norm: Order {ord} not supported.", [A])
+    summed, picked = (d0, d1) if builtins.abs(ord) == 1 else (d1, d0)
+    sums = ops.sum(ops.abs(x), (summed,), keepdim=True)
+    out = (ops.amax if ord > 0 else ops.amin)(sums, (picked,), keepdim=True)
+    return out if keepdim else shape_ops.squeeze(out, (d0, d1))
+
+
 # ---------------------------------------------------------------- pointwise compounds
 
 def addcmul(input: TensorBase, tensor1: TensorBase, tensor2: TensorBase, *, value: Any = 1) -> Tensor:

@@ -37,16 +37,29 @@ def _is_internal(code) -> bool:
 
 def user_frame():
     f = sys._getframe(1)
-    while f is not None and _is_internal(f.f_code):
+    known = _INTERNAL
+    while f is not None:
+        internal = known.get(f.f_code)
+        if internal is None:
+            internal = _is_internal(f.f_code)
+        if not internal:
+            return f
         f = f.f_back
-    return f
+    return None
+
+
+_NAMES: dict = {}      # code object -> the base name of its file
 
 
 def user_loc() -> str | None:
     f = user_frame()
     if f is None:
         return None
-    return f"{os.path.basename(f.f_code.co_filename)}:{f.f_lineno}"
+    code = f.f_code
+    name = _NAMES.get(code)
+    if name is None:
+        name = _NAMES[code] = os.path.basename(code.co_filename)
+    return f"{name}:{f.f_lineno}"
 
 
 def warn(message: str, category: type[Warning] = UserWarning) -> None:
