@@ -474,7 +474,7 @@ def avg_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
                        "avg_pool2d")
 
 
-def _adaptive_avg_dim(x: Tensor, axis: int, size: int) -> Tensor:
+def adaptive_avg_along(x: Tensor, axis: int, size: int) -> Tensor:
     """Mean over PyTorch's adaptive bins along `axis`: bin i covers [floor(i H / O), ceil((i + 1) H / O))."""
     h = x.shape[axis]
     if size == h:
@@ -508,8 +508,8 @@ def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
                            f"received {list(out)}")
     if not input.dtype.is_floating_point:
         raise NotImplementedError(f"\"adaptive_avg_pool2d\" not implemented for '{input.dtype}'")
-    y = _adaptive_avg_dim(input, input.dim() - 1, out[1])
-    y = _adaptive_avg_dim(y, input.dim() - 2, out[0])
+    y = adaptive_avg_along(input, input.dim() - 1, out[1])
+    y = adaptive_avg_along(y, input.dim() - 2, out[0])
     if y is input:
         y = input * 1.0
     return ops.named(y, "AdaptiveAvgPool2DBackward0")

@@ -1,11 +1,12 @@
-"""`F.interpolate` ('nearest', 'linear', 'bilinear'; align_corners; size or scale_factor), as
-PyTorch computes it.
+"""`F.interpolate` ('nearest', 'nearest-exact', 'linear', 'bilinear', 'trilinear', 'area';
+align_corners; size or scale_factor), as PyTorch computes it.
 
 Resampling is separable: each spatial axis in turn is a gather of source rows (index_select
 with int64 indices worked out on the host from the static sizes, in PyTorch's arithmetic and
 precision) and, for the linear modes, a blend of two gathered rows with per-row weights. So
 the result fuses, compiles and differentiates (the gradient scatters back through the
-gathers) without a rule of its own.
+gathers) without a rule of its own. 'area' is adaptive average pooling to the output size,
+one axis at a time (PyTorch's definition of the mode).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from .. import indexing, ops
 from ..creation import tensor as _tensor
+from .convolution import adaptive_avg_along
 
 if TYPE_CHECKING:
     from ..tensor import Tensor
@@ -59,14 +61,16 @@ def _output_sizes(input: Tensor, size: Any, scale_factor: Any, recompute: Any) -
     return sizes, ([None] * k if recompute else factors)
 
 
-def _nearest_index(n_in: int, n_out: int, scale: float | None) -> np.ndarray:
-    """PyTorch's nearest_idx: floor(dst * scale) in float32, clamped to the last source row."""
+def _nearest_index(n_in: int, n_out: int, scale: float | None, exact: bool = False) -> np.ndarray:
+    """PyTorch's nearest_idx: floor(dst * scale) in float32, clamped to the last source row
+    ('nearest-exact': floor((dst + 0.5) * scale), the nearest source centre)."""
     if n_out == n_in:
         return np.arange(n_out, dtype=np.int64)
     if n_out == 2 * n_in:
         return np.arange(n_out, dtype=np.int64) >> 1
     s = np.float32(1.0 / scale if scale is not None and scale > 0 else n_in / n_out)
-    src = np.floor(np.arange(n_out, dtype=np.float32) * s).astype(np.int64)
+    dst = np.arange(n_out, dtype=np.float32)
+    src = np.floor((dst + np.float32(0.5) if exact else dst) * s).astype(np.int64)
     return np.minimum(src, n_in - 1)
 
 
@@ -110,12 +114,15 @@ def interpolate(input: Tensor, size: Any = None, scale_factor: Any = None, mode:
     if mode in _LINEAR and input.dim() != _LINEAR[mode]:
         need = _LINEAR[mode]
         raise NotImplementedError(f"Got {input.dim()}D input, but {mode} mode needs {need}D input")
-    if mode not in ("nearest",) and mode not in _LINEAR:
-        raise NotImplementedError(f"fusegrad: interpolate mode {mode!r} is not supported")
+    if mode == "bicubic":
+        raise NotImplementedError("fusegrad: interpolate mode 'bicubic' is not supported")
     sizes, scales = _output_sizes(input, size, scale_factor, recompute_scale_factor)
     rank = input.dim()
     if mode in _LINEAR and not input.dtype.is_floating_point:
         raise NotImplementedError(f"\"upsample_{mode}{rank - 2}d_out_frame\" not implemented for "
+                                  f"'{ops._torch_name(input.dtype)}'")
+    if mode == "area" and not input.dtype.is_floating_point:
+        raise NotImplementedError(f"\"adaptive_avg_pool{rank - 2}d\" not implemented for "
                                   f"'{ops._torch_name(input.dtype)}'")
     out = input
     for k, (n_out, scale) in enumerate(zip(sizes, scales)):
@@ -124,8 +131,11 @@ def interpolate(input: Tensor, size: Any = None, scale_factor: Any = None, mode:
         if n_out <= 0 or n_in <= 0:
             raise RuntimeError(f"Input and output sizes should be greater than 0, but got input ({n_in}) and "
                                f"output ({n_out})")
-        if mode == "nearest":
-            idx = _nearest_index(n_in, n_out, scale)
+        if mode == "area":
+            out = adaptive_avg_along(out, axis, n_out)
+            continue
+        if mode in ("nearest", "nearest-exact"):
+            idx = _nearest_index(n_in, n_out, scale, exact=mode == "nearest-exact")
             if not np.array_equal(idx, np.arange(n_in)) or n_out != n_in:
                 out = indexing.index_select(out, axis, _tensor(idx, device=input.device))
             continue
@@ -137,6 +147,6 @@ def interpolate(input: Tensor, size: Any = None, scale_factor: Any = None, mode:
         out = ops.add(ops.mul(x0, l0), ops.mul(x1, l1))
     if out is input or out._base is not None:      # a fresh value (not a view), to carry the grad_fn name
         out = ops.prim("reshape", [out], {"shape": tuple(out.shape)})
-    name = {"nearest": "UpsampleNearest", "linear": "UpsampleLinear", "bilinear": "UpsampleBilinear",
-            "trilinear": "UpsampleTrilinear"}[mode]
+    name = {"nearest": "UpsampleNearest", "nearest-exact": "UpsampleNearestExact", "linear": "UpsampleLinear",
+            "bilinear": "UpsampleBilinear", "trilinear": "UpsampleTrilinear", "area": "AdaptiveAvgPool"}[mode]
     return ops.named(out, f"{name}{rank - 2}DBackward0")

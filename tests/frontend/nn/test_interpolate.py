@@ -105,6 +105,31 @@ def test_upsample_module_and_compiled():
     assert tuple(step(x).shape) == (2, 6, 10)
 
 
+def _ref_area_axis(x, axis, n_out):
+    """Adaptive average bins along `axis`: bin i covers [floor(i n / o), ceil((i + 1) n / o))."""
+    n = x.shape[axis]
+    bins = [np.take(x, range(i * n // n_out, -(-(i + 1) * n // n_out)), axis=axis).mean(axis=axis, keepdims=True)
+            for i in range(n_out)]
+    return np.concatenate(bins, axis=axis)
+
+
+@pytest.mark.parametrize("size", [(3, 2), (7, 5), (2, 10), (1, 1)])
+def test_area_is_adaptive_average_pooling(size):
+    a = RNG.standard_normal((2, 3, 7, 5))
+    expected = _ref_area_axis(_ref_area_axis(a, 2, size[0]), 3, size[1])
+    got = F.interpolate(fusegrad.tensor(a), size=size, mode="area")
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+    gradcheck(lambda x: F.interpolate(x, size=size, mode="area"), RNG.standard_normal((1, 2, 7, 5)))
+
+
+@pytest.mark.parametrize("n_in, n_out", [(5, 8), (7, 3), (4, 8), (6, 6), (10, 4)])
+def test_nearest_exact_takes_the_nearest_source_centre(n_in, n_out):
+    a = RNG.standard_normal((1, 2, n_in))
+    src = np.minimum(np.floor((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(int), n_in - 1)
+    got = F.interpolate(fusegrad.tensor(a), size=n_out, mode="nearest-exact")
+    np.testing.assert_array_equal(got.numpy(), a[..., src])
+
+
 def test_errors():
     x = fusegrad.rand(1, 2, 4, 4)
     with pytest.raises(ValueError, match="only one of size or scale_factor should be defined"):
@@ -122,7 +147,9 @@ def test_errors():
 def test_against_pytorch():
     torch = pytest.importorskip("torch")
     x = RNG.standard_normal((2, 3, 5, 7)).astype(np.float32)
-    cases = [dict(scale_factor=1.7), dict(size=(8, 9), mode="bilinear"),
+    cases = [dict(scale_factor=1.7), dict(size=(8, 9), mode="bilinear"), dict(size=(3, 4), mode="area"),
+             dict(scale_factor=0.6, mode="area"), dict(size=(8, 9), mode="nearest-exact"),
+             dict(scale_factor=(1.5, 0.6), mode="nearest-exact"),
              dict(size=(8, 3), mode="bilinear", align_corners=True), dict(scale_factor=(1.5, 0.6), mode="bilinear"),
              dict(scale_factor=2.3, mode="bilinear", recompute_scale_factor=True)]
     for kw in cases:
