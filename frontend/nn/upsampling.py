@@ -1,12 +1,13 @@
-"""`F.interpolate` ('nearest', 'nearest-exact', 'linear', 'bilinear', 'trilinear', 'area';
-align_corners; size or scale_factor), as PyTorch computes it.
+"""`F.interpolate` ('nearest', 'nearest-exact', 'linear', 'bilinear', 'trilinear', 'bicubic',
+'area'; align_corners; size or scale_factor), as PyTorch computes it.
 
 Resampling is separable: each spatial axis in turn is a gather of source rows (index_select
 with int64 indices worked out on the host from the static sizes, in PyTorch's arithmetic and
 precision) and, for the linear modes, a blend of two gathered rows with per-row weights. So
 the result fuses, compiles and differentiates (the gradient scatters back through the
-gathers) without a rule of its own. 'area' is adaptive average pooling to the output size,
-one axis at a time (PyTorch's definition of the mode).
+gathers) without a rule of its own. 'bicubic' blends four gathered rows with Keys' cubic
+weights (A = -0.75), the rows clamped at the borders, as PyTorch's kernel. 'area' is
+adaptive average pooling to the output size, one axis at a time (PyTorch's definition).
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from .convolution import adaptive_avg_along
 if TYPE_CHECKING:
     from ..tensor import Tensor
 
-_LINEAR = {"linear": 3, "bilinear": 4, "trilinear": 5}
+_LINEAR = {"linear": 3, "bilinear": 4, "trilinear": 5, "bicubic": 4}     # interpolating modes: input rank
+CUBIC_A = -0.75
 
 
 def _spatial(value: Any, k: int, name: str) -> list:
@@ -90,6 +92,32 @@ def _linear_weights(n_in: int, n_out: int, scale: float | None, align_corners: b
     return i0, i1, lam
 
 
+def _cubic_weights(n_in: int, n_out: int, scale: float | None, align_corners: bool,
+                   np_dtype: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Four (source row, weight) pairs per output row, as PyTorch's bicubic kernel: rows
+    floor(src) - 1 ... floor(src) + 2 clamped to the input, Keys' weights of the fraction."""
+    dst = np.arange(n_out).astype(np_dtype)
+    if align_corners:
+        src = (np_dtype((n_in - 1) / (n_out - 1)) if n_out > 1 else np_dtype(0)) * dst
+    else:
+        s = np_dtype(1.0 / scale if scale is not None and scale > 0 else n_in / n_out)
+        src = s * (dst + np_dtype(0.5)) - np_dtype(0.5)        # not clamped at 0, unlike linear
+    base = np.floor(src)
+    t = (src - base).astype(np_dtype)
+    a = np_dtype(CUBIC_A)
+
+    def near(x):            # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):             # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    one = np_dtype(1)
+    weights = [far(t + one), near(t), near(one - t), far(one - t + one)]
+    rows = [np.clip(base.astype(np.int64) + k - 1, 0, n_in - 1) for k in range(4)]
+    return rows, [w.astype(np_dtype) for w in weights]
+
+
 def _along(v: np.ndarray, axis: int, rank: int) -> np.ndarray:
     return v.reshape([-1 if d == axis else 1 for d in range(rank)])
 
@@ -101,7 +129,7 @@ def interpolate(input: Tensor, size: Any = None, scale_factor: Any = None, mode:
         if align_corners is not None:
             raise ValueError("align_corners option can only be set with the interpolating modes: "
                              "linear | bilinear | bicubic | trilinear")
-    elif mode not in _LINEAR and mode != "bicubic":
+    elif mode not in _LINEAR:
         raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.dim()}D) "
                                   f"for the modes: nearest | linear | bilinear | bicubic | trilinear | area | "
                                   f"nearest-exact (got {mode})")
@@ -114,8 +142,6 @@ def interpolate(input: Tensor, size: Any = None, scale_factor: Any = None, mode:
     if mode in _LINEAR and input.dim() != _LINEAR[mode]:
         need = _LINEAR[mode]
         raise NotImplementedError(f"Got {input.dim()}D input, but {mode} mode needs {need}D input")
-    if mode == "bicubic":
-        raise NotImplementedError("fusegrad: interpolate mode 'bicubic' is not supported")
     sizes, scales = _output_sizes(input, size, scale_factor, recompute_scale_factor)
     rank = input.dim()
     if mode in _LINEAR and not input.dtype.is_floating_point:
@@ -139,6 +165,12 @@ def interpolate(input: Tensor, size: Any = None, scale_factor: Any = None, mode:
             if not np.array_equal(idx, np.arange(n_in)) or n_out != n_in:
                 out = indexing.index_select(out, axis, _tensor(idx, device=input.device))
             continue
+        if mode == "bicubic":
+            rows, weights = _cubic_weights(n_in, n_out, scale, bool(align_corners), np.dtype(input.dtype.np).type)
+            terms = [ops.mul(indexing.index_select(out, axis, _tensor(r, device=input.device)),
+                             _tensor(_along(w, axis, rank), device=input.device)) for r, w in zip(rows, weights)]
+            out = ops.add(ops.add(terms[0], terms[1]), ops.add(terms[2], terms[3]))
+            continue
         i0, i1, lam = _linear_weights(n_in, n_out, scale, bool(align_corners), np.dtype(input.dtype.np).type)
         x0 = indexing.index_select(out, axis, _tensor(i0, device=input.device))
         x1 = indexing.index_select(out, axis, _tensor(i1, device=input.device))
@@ -148,5 +180,6 @@ def interpolate(input: Tensor, size: Any = None, scale_factor: Any = None, mode:
     if out is input or out._base is not None:      # a fresh value (not a view), to carry the grad_fn name
         out = ops.prim("reshape", [out], {"shape": tuple(out.shape)})
     name = {"nearest": "UpsampleNearest", "nearest-exact": "UpsampleNearestExact", "linear": "UpsampleLinear",
-            "bilinear": "UpsampleBilinear", "trilinear": "UpsampleTrilinear", "area": "AdaptiveAvgPool"}[mode]
+            "bilinear": "UpsampleBilinear", "trilinear": "UpsampleTrilinear", "bicubic": "UpsampleBicubic",
+            "area": "AdaptiveAvgPool"}[mode]
     return ops.named(out, f"{name}{rank - 2}DBackward0")

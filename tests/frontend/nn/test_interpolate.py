@@ -130,6 +130,44 @@ def test_nearest_exact_takes_the_nearest_source_centre(n_in, n_out):
     np.testing.assert_array_equal(got.numpy(), a[..., src])
 
 
+def _ref_bicubic(a, n_out, m_out, align_corners):
+    """PyTorch's upsample_bicubic2d written out per output pixel (A = -0.75, borders clamped)."""
+    A = -0.75
+
+    def weights(t):
+        near = lambda x: ((A + 2) * x - (A + 3)) * x * x + 1            # noqa: E731
+        far = lambda x: ((A * x - 5 * A) * x + 8 * A) * x - 4 * A       # noqa: E731
+        return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+    def source(dst, n_in, n_out):
+        if align_corners:
+            return dst * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+        return (dst + 0.5) * (n_in / n_out) - 0.5
+
+    n_in, m_in = a.shape[-2:]
+    out = np.zeros(a.shape[:-2] + (n_out, m_out))
+    for i in range(n_out):
+        y = source(i, n_in, n_out)
+        y0, wy = math.floor(y), weights(y - math.floor(y))
+        for j in range(m_out):
+            x = source(j, m_in, m_out)
+            x0, wx = math.floor(x), weights(x - math.floor(x))
+            for p in range(4):
+                for q in range(4):
+                    r, c = min(max(y0 - 1 + p, 0), n_in - 1), min(max(x0 - 1 + q, 0), m_in - 1)
+                    out[..., i, j] += wy[p] * wx[q] * a[..., r, c]
+    return out
+
+
+@pytest.mark.parametrize("size, align_corners", [((8, 9), False), ((3, 4), False), ((7, 2), True), ((1, 6), False)])
+def test_bicubic_matches_the_formula_per_pixel(size, align_corners):
+    a = RNG.standard_normal((2, 2, 5, 4))
+    got = F.interpolate(fusegrad.tensor(a), size=size, mode="bicubic", align_corners=align_corners)
+    np.testing.assert_allclose(got.numpy(), _ref_bicubic(a, *size, align_corners), rtol=1e-10, atol=1e-12)
+    gradcheck(lambda x: F.interpolate(x, size=size, mode="bicubic", align_corners=align_corners),
+              RNG.standard_normal((1, 1, 5, 4)))
+
+
 def test_errors():
     x = fusegrad.rand(1, 2, 4, 4)
     with pytest.raises(ValueError, match="only one of size or scale_factor should be defined"):
@@ -140,6 +178,8 @@ def test_errors():
         F.interpolate(x, size=3, align_corners=True)
     with pytest.raises(NotImplementedError, match="Got 3D input, but bilinear mode needs 4D input"):
         F.interpolate(fusegrad.rand(1, 2, 4), size=3, mode="bilinear")
+    with pytest.raises(NotImplementedError, match="Got 5D input, but bicubic mode needs 4D input"):
+        F.interpolate(fusegrad.rand(1, 2, 4, 4, 4), size=3, mode="bicubic")
     with pytest.raises(ValueError, match="Input and output must have the same number of spatial dimensions"):
         F.interpolate(x, size=(3,))
 
@@ -149,7 +189,8 @@ def test_against_pytorch():
     x = RNG.standard_normal((2, 3, 5, 7)).astype(np.float32)
     cases = [dict(scale_factor=1.7), dict(size=(8, 9), mode="bilinear"), dict(size=(3, 4), mode="area"),
              dict(scale_factor=0.6, mode="area"), dict(size=(8, 9), mode="nearest-exact"),
-             dict(scale_factor=(1.5, 0.6), mode="nearest-exact"),
+             dict(scale_factor=(1.5, 0.6), mode="nearest-exact"), dict(size=(8, 9), mode="bicubic"),
+             dict(scale_factor=(2.5, 0.6), mode="bicubic"), dict(size=(8, 3), mode="bicubic", align_corners=True),
              dict(size=(8, 3), mode="bilinear", align_corners=True), dict(scale_factor=(1.5, 0.6), mode="bilinear"),
              dict(scale_factor=2.3, mode="bilinear", recompute_scale_factor=True)]
     for kw in cases:
