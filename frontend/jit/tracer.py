@@ -39,6 +39,10 @@ class Tracer:
         self.refreshers: list = []       # callables run before every replay
 
     def storage_created(self, s: Storage) -> None:
+        # a dead storage's id may come back: drop its entry first, so that the table keeps
+        # creation order (the order of the state a trace creates is part of its graph's text,
+        # and two traces of the same code must print alike whatever memory Python reuses)
+        self.created.pop(id(s), None)
         self.created[id(s)] = weakref.ref(s)
 
     def was_created(self, s: Storage) -> bool:
