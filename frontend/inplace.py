@@ -154,6 +154,8 @@ def assign(t, value, opname: str = "copy_"):
     if buf is not None and buf is not s.buffer:
         node = make("reshape", (node,), {"shape": tuple(node.shape)}, user_loc())   # copy into t's own memory
     before = (s.node, s.grad_fn)
+    if fn is None and (t._detached or not is_grad_enabled()):
+        fn = s.grad_fn      # an unrecorded write (no_grad, .data, .detach()) keeps the value's history, as PyTorch
     s.set_value(node, fn)
     if _BATCHES.get() or s.state or s.exported:
         defer(s, before)

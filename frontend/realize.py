@@ -58,9 +58,14 @@ def realize(storages) -> None:
     with LOCK:
         targets, seen = [], set()
         for s in storages:
-            if id(s) not in seen and computed(s.node) is None:
-                seen.add(id(s))
+            if id(s) in seen:
+                continue
+            seen.add(id(s))
+            leaf = computed(s.node)
+            if leaf is None:
                 targets.append(s)
+            elif buffer_of(leaf) is not s.buffer:
+                _adopt(s, leaf)
         if not targets:
             return
         trace_hooks.realize_requested(targets)   # an error inside @compile
@@ -175,6 +180,22 @@ def program_for(targets):
     bound = {id(b) for b in params}
     params += [s.buffer for s in targets if s.buffer is not None and id(s.buffer) not in bound]
     return entry[0], entry[1], inputs, params
+
+
+def _adopt(s, leaf) -> None:
+    """`s` holds a value that was computed (or is held) by another storage with the same node (a
+    custom Function's output and its input, say): `s` takes the value into memory of its own,
+    since two storages never share a buffer."""
+    value = buffer_of(leaf)
+    if s.buffer is None or s.readonly:
+        s.buffer = value.copy()
+        s.readonly = False
+        register_buffer(s)
+    else:
+        _placement.copy_into(s.buffer, value)
+    own = Node("input", (), _NO_ATTRS, leaf.shape, leaf.dtype)
+    set_buffer(own, s.buffer)
+    s.node, s.holder = own, weakref.ref(own)
 
 
 def _run(targets) -> None:

@@ -50,6 +50,7 @@ class FunctionCtx:
         self._saved: tuple = ()
         self._freed = False
         self._non_differentiable: set[int] = set()
+        self._dirty: set[int] = set()
         self.needs_input_grad: tuple[bool, ...] = ()
         self.materialize_grads = True
 
@@ -70,7 +71,9 @@ class FunctionCtx:
         self._non_differentiable.update(id(t) for t in tensors)
 
     def mark_dirty(self, *tensors: Any) -> None:
-        """Accepted for compatibility: in-place updates are functional here (inplace.py)."""
+        """`tensors` (inputs) were modified in place by forward and are returned: each returned
+        input keeps its identity and takes the Function's grad_fn as its history (PyTorch's rebase)."""
+        self._dirty.update(id(t) for t in tensors)
 
     def set_materialize_grads(self, value: bool) -> None:
         self.materialize_grads = bool(value)
@@ -206,6 +209,8 @@ class Function(metaclass=_FunctionMeta):
         ctx = FunctionCtx()
         ctx.needs_input_grad = tuple(isinstance(a, TensorBase) and a.requires_grad for a in args)
         record = is_grad_enabled() and any(ctx.needs_input_grad)
+        # the inputs' histories as they are now: forward may modify an input in place (mark_dirty)
+        next_fns = tuple(_grad_fn(a) if need else None for a, need in zip(args, ctx.needs_input_grad))
         with set_grad_enabled(False):
             if cls.setup_context is not Function.setup_context:     # forward(*args) + setup_context
                 out = cls.forward(*args, **kwargs)
@@ -221,9 +226,10 @@ class Function(metaclass=_FunctionMeta):
         if not any(differentiable):
             return out
         first = next(a for a in args if isinstance(a, TensorBase))
+        _check_dirty(ctx, args, outs)
         node = PythonBackward(
             cls, ctx,
-            tuple(_grad_fn(a) if need else None for a, need in zip(args, ctx.needs_input_grad)),
+            next_fns,
             tuple((tuple(a.shape), a.dtype) if isinstance(a, TensorBase) else None for a in args),
             tuple((tuple(o.shape), o.dtype) if d else None for o, d in zip(outs, differentiable)),
             const(0, first.dtype, (), first._storage.device, like=first))
@@ -233,7 +239,11 @@ class Function(metaclass=_FunctionMeta):
                 wrapped.append(o)
                 continue
             fn = node if single else OutputSlot(node, i)
-            wrapped.append(o._result(o._value()[0], fn))
+            if id(o) in ctx._dirty:
+                o._storage.grad_fn = fn           # the input itself, with the Function as its history
+                wrapped.append(o)
+            else:
+                wrapped.append(o._result(o._value()[0], fn))
         # a saved output is the output with its history (as PyTorch unpacks it), so a backward
         # that uses it differentiates again with create_graph
         swap = {id(o): w for o, w in zip(outs, wrapped) if w is not o}
@@ -243,6 +253,26 @@ class Function(metaclass=_FunctionMeta):
 
 def _grad_fn(t: TensorBase) -> Any:
     return t._value()[1]
+
+
+def _check_dirty(ctx: FunctionCtx, args: tuple, outs: tuple) -> None:
+    """PyTorch's rules for inputs marked dirty: each is returned, and none is a leaf that
+    requires grad (or, here, a view: its history would have to be rebased through its base)."""
+    if not ctx._dirty:
+        return
+    inputs = {id(a): a for a in args if isinstance(a, TensorBase)}
+    returned = {id(o) for o in outs}
+    for key in ctx._dirty:
+        t = inputs.get(key)
+        if t is None:
+            continue                               # a tensor that is no input: nothing to rebase
+        if key not in returned:
+            raise RuntimeError("Some elements marked as dirty during the forward method were not returned as "
+                               "output. The inputs that are modified inplace must all be outputs of the Function.")
+        if t._base is None and t.requires_grad and t.grad_fn is None:
+            raise RuntimeError("a leaf Variable that requires grad has been used in an in-place operation.")
+        if t._base is not None:
+            raise NotImplementedError("fusegrad: a custom Function that marks a view dirty is not supported")
 
 
 class once_differentiable:

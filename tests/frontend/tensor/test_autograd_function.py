@@ -244,3 +244,69 @@ def test_against_pytorch():
     np.testing.assert_allclose(fx, tx, rtol=1e-12)
     np.testing.assert_allclose(fy, ty, rtol=1e-12)
     assert fname == tname
+
+
+class _AddOneInPlace(fusegrad.autograd.Function):
+    """Adds one to its input in place and returns it, marked dirty (PyTorch's in-place Function)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.mark_dirty(x)
+        x.add_(1)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 2
+
+
+def test_mark_dirty_returns_the_input_itself_with_the_functions_history():
+    a = fusegrad.tensor([1.0, 2.0], requires_grad=True)
+    b = a * 1
+    c = _AddOneInPlace.apply(b)
+    assert c is b and c.grad_fn.name() == "_AddOneInPlaceBackward"
+    (c * 3).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [6.0, 6.0])      # 3 * 2 through the custom backward, to a
+    np.testing.assert_array_equal(b.detach().numpy(), [2.0, 3.0])
+
+
+def test_mark_dirty_errors_are_pytorchs():
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad has been used in an in-place"):
+        _AddOneInPlace.apply(fusegrad.tensor([1.0], requires_grad=True))
+
+    class NotReturned(fusegrad.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.mark_dirty(x)
+            x.add_(1)
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    with pytest.raises(RuntimeError, match="The inputs that are modified inplace must all be outputs"):
+        NotReturned.apply(fusegrad.tensor([1.0], requires_grad=True) * 1)
+
+
+@pytest.mark.parametrize("realized_first", [True, False])
+def test_an_input_modified_in_place_without_mark_dirty_reads_its_new_value_through_both_tensors(realized_first):
+    class Double(fusegrad.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            x.mul_(2)
+            return x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    a = fusegrad.tensor([1.0, 2.0], requires_grad=True)
+    b = a * 1
+    if realized_first:
+        b.detach().numpy()
+    c = Double.apply(b)
+    np.testing.assert_array_equal(c.detach().numpy(), [2.0, 4.0])
+    np.testing.assert_array_equal(b.detach().numpy(), [2.0, 4.0])   # the same pending value, computed once
+    c.detach().add_(1)
+    np.testing.assert_array_equal(b.detach().numpy(), [2.0, 4.0])   # but memory of its own

@@ -222,3 +222,21 @@ def test_random_fills_through_a_view():
     assert (v[1:3] >= 1).all() and (v[1:3] < 2).all()
     t[:, 0].normal_()
     assert (v[:, 0] != 0).all()
+
+
+@pytest.mark.parametrize("write", [
+    lambda y: y.data.mul_(2), lambda y: y.detach().add_(1), lambda y: _under_no_grad(lambda: y.add_(1))],
+    ids=[".data", ".detach()", "no_grad"])
+def test_an_unrecorded_write_keeps_the_tensors_history(write):
+    """As PyTorch: the values change, the grad_fn and the gradient do not."""
+    a = torch.tensor([1.0, 2.0], requires_grad=True)
+    y = a * 2
+    write(y)
+    assert y.grad_fn is not None and y.grad_fn.name() == "MulBackward0"
+    y.sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [2.0, 2.0])
+
+
+def _under_no_grad(fn):
+    with torch.no_grad():
+        fn()
