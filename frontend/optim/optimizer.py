@@ -89,6 +89,12 @@ def scalar(value: float, dtype: DType) -> Tensor:
     return Tensor._from_array(to_storage(np.array(value), dtype), dtype=dtype)
 
 
+def _plain_numbers(values: tuple) -> bool:
+    """Whether `values` are Python numbers or tuples of them (values that cannot change in place)."""
+    return all(type(v) in (float, int) or type(v) is tuple and all(type(x) in (float, int) for x in v)
+               for v in values)
+
+
 class Hyperparameters:
     """A group's runtime hyperparameters for parameters of one dtype, as 0-d state tensors refreshed
     from the group (`Optimizer._runtime_values`) before every step and every replay: `lr` in the
@@ -98,6 +104,10 @@ class Hyperparameters:
 
     def __init__(self, optimizer: "Optimizer", group: dict, dtype: DType) -> None:
         self.optimizer, self.group, self.dtype = optimizer, group, dtype
+        keys = optimizer.runtime_hyperparameters
+        self._read = operator.itemgetter(*keys) if len(keys) > 1 else (lambda g, k=keys[0]: (g[k],))
+        self._raw = self._read(group)          # the group's entries as last seen: a replay compares these first
+        self._plain = _plain_numbers(self._raw)
         self.values = optimizer._runtime_values(group)
         with trace_hooks.outside_trace():
             self.tensors = {name: scalar(value, dtype if name == "lr" else float64)
@@ -117,6 +127,10 @@ class Hyperparameters:
         return value if value.dtype is self.dtype else value.to(self.dtype)
 
     def refresh(self) -> None:
+        raw = self._read(self.group)
+        if self._plain and raw == self._raw:   # the same numbers (a tensor or list may change in place)
+            return
+        self._raw, self._plain = raw, _plain_numbers(raw)
         values = self.optimizer._runtime_values(self.group)
         if values != self.values:
             with trace_hooks.outside_trace():
