@@ -35,6 +35,7 @@ from .. import ops
 from ..grad_fn import AccumulateGrad, GradRecord
 from ..grad_mode import is_grad_enabled, set_grad_enabled
 from ..prims import cast, const, reshape_value
+from ..source import user_loc
 from ..tensor_base import TensorBase
 
 FREED = ("Trying to backward through the graph a second time (or directly access saved tensors after they have "
@@ -261,6 +262,7 @@ def _check_dirty(ctx: FunctionCtx, args: tuple, outs: tuple) -> None:
     if not ctx._dirty:
         return
     inputs = {id(a): a for a in args if isinstance(a, TensorBase)}
+    at = f" (at {user_loc()})"
     returned = {id(o) for o in outs}
     for key in ctx._dirty:
         t = inputs.get(key)
@@ -268,11 +270,11 @@ def _check_dirty(ctx: FunctionCtx, args: tuple, outs: tuple) -> None:
             continue                               # a tensor that is no input: nothing to rebase
         if key not in returned:
             raise RuntimeError("Some elements marked as dirty during the forward method were not returned as "
-                               "output. The inputs that are modified inplace must all be outputs of the Function.")
+                               "output. The inputs that are modified inplace must all be outputs of the Function." + at)
         if t._base is None and t.requires_grad and t.grad_fn is None:
-            raise RuntimeError("a leaf Variable that requires grad has been used in an in-place operation.")
+            raise RuntimeError("a leaf Variable that requires grad has been used in an in-place operation." + at)
         if t._base is not None:
-            raise NotImplementedError("fusegrad: a custom Function that marks a view dirty is not supported")
+            raise NotImplementedError("fusegrad: a custom Function that marks a view dirty is not supported" + at)
 
 
 class once_differentiable:

@@ -422,6 +422,15 @@ def test_trig_loop_vectorizes_for_both_vector_widths(cpu, name, dtype):
     assert re.search(rf"fg\.{name}\.large\.{kind}\.v{lanes}\b", body)
 
 
+@pytest.mark.parametrize("cpu", ["haswell", "znver4"], ids=["avx2", "avx512"])
+def test_f32_erf_loop_runs_in_float32_lanes_for_both_vector_widths(cpu):
+    """float32 erf is computed in float32 (8 lanes of ymm, 16 of zmm), never widened to float64."""
+    tm = llvm.Target.from_default_triple().create_target_machine(cpu=cpu, opt=3, codemodel="jitdefault")
+    body = _loop_assembly("erf", np.float32, tm)
+    assert ("zmm" if cpu == "znver4" else "ymm") in body and ("zmm" in body) == (cpu == "znver4")
+    assert "vcvtps2pd" not in body and "vcvtpd2ps" not in body
+
+
 def _nvptx_module():
     """A kernel calling every function on f32 and f64 loads."""
     module = ir.Module("nvptx")
