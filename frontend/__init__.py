@@ -32,7 +32,7 @@ from .ops import (abs, add, all, amax, amin, any, argmax, argmin, bmm, ceil, cla
                   logsumexp, lt, matmul, max, maximum, mean, min, minimum, mm, mul, ne, neg, pow, prod, reciprocal,
                   relu, remainder, round, rsqrt, sigmoid, sign, sin, softmax, sqrt, sub, sum, tanh, where)
 from .printing import get_printoptions, set_printoptions
-from .random import initial_seed, seed
+from .random import Generator, get_rng_state, initial_seed, seed, set_rng_state
 from .indexing import index_select
 from .sampling import multinomial
 from .scattering import index_add, index_fill, scatter, scatter_add, scatter_reduce
@@ -43,6 +43,8 @@ from .shape_ops import cat, clone, flatten, permute, reshape, squeeze, stack, tr
 from .tensor import Size, Tensor
 from . import accelerator, cuda, linalg
 from . import nn, optim  # noqa: E402  (they build on everything above)
+from . import serialization, utils
+from .serialization import load, save
 from .internal_errors import InternalError
 from .jit import compile
 from .realize import program_cache_info

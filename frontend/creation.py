@@ -100,14 +100,14 @@ def _check_strides(a: np.ndarray) -> None:
 
 def _sharing(a: np.ndarray) -> Tensor:
     """A tensor over `a`'s memory: the array itself when contiguous, else a view of the memory
-    around it (`_strided_view`); a copy, with a warning, for layouts no view can express."""
+    around it (`strided_view`); a copy, with a warning, for layouts no view can express."""
     if a.flags.c_contiguous:
         return Tensor._from_array(a)
     if a.flags.f_contiguous and a.ndim > 1:
         return Tensor._from_array(a.T).permute(tuple(reversed(range(a.ndim))))
     if a.size == 0:
         return Tensor._from_array(_aligned_copy(a))
-    t = _strided_view(a)
+    t = strided_view(a)
     if t is None:
         warn(f"from_numpy: fusegrad cannot share the memory of an array with strides {a.strides}; "
              "the tensor is a copy")
@@ -117,10 +117,18 @@ def _sharing(a: np.ndarray) -> Tensor:
 
 # ---------------------------------------------------------------- strided numpy arrays
 
-def _strided_view(a: np.ndarray) -> Tensor | None:
+def _own_memory(memory: np.ndarray, lo: int, hi: int) -> Tensor:
+    """A tensor whose storage is memory[lo:hi] itself."""
+    return Tensor._from_array(memory[lo:hi])
+
+
+def strided_view(a: np.ndarray, piece: Callable[[np.ndarray, int, int], Tensor] = _own_memory) -> Tensor | None:
     """`a` as a view (reshape, slices, permute, expand) of a contiguous run of the memory it lies
     in, or None. The run is an array `a` is a view of, read as a row-major "frame": that array's
-    shape, else one built from a's strides; each dim of `a` is a strided slice of one frame dim."""
+    shape, else one built from a's strides; each dim of `a` is a strided slice of one frame dim.
+    `piece(memory, lo, hi)` makes the 1-D tensor over memory[lo:hi] that the view is built on
+    (by default a new storage over that memory; a checkpoint's loader passes a slice of the
+    tensor already loaded over it, so that views of one storage share it)."""
     dims = sorted((d for d in range(a.ndim) if a.shape[d] > 1 and a.strides[d]), key=lambda d: -a.strides[d])
     steps = [a.strides[d] // a.itemsize for d in dims]
     sizes = [a.shape[d] for d in dims]
@@ -130,7 +138,7 @@ def _strided_view(a: np.ndarray) -> Tensor | None:
         for frame in _frames(owner, memory, a, steps, sizes):
             picks = _place(frame, offset, sizes, steps)
             if picks is not None:
-                return _frame_view(memory, frame, picks, a, dims)
+                return _frame_view(memory, frame, picks, a, dims, piece)
     return None
 
 
@@ -215,12 +223,12 @@ def _row_major(shape: Sequence[int]) -> tuple[int, ...]:
 
 def _frame_view(memory: np.ndarray, frame: tuple[int, ...],
                 picks: list[tuple[int, int, int]], a: np.ndarray,
-                dims: list[int]) -> Tensor:
+                dims: list[int], piece: Callable[[np.ndarray, int, int], Tensor]) -> Tensor:
     """The tensor: the frame rows that `a` touches are the storage, sliced and arranged as `a`."""
     first, rows, _ = picks[0]
     rows = (rows - 1) * picks[0][2] + 1
     row = math.prod(frame[1:])
-    base = Tensor._from_array(memory[first * row:(first + rows) * row])
+    base = piece(memory, first * row, (first + rows) * row)
     picks = [(0, n, k) if d == 0 else (start, n, k) for d, (start, n, k) in enumerate(picks)]
     v = base.view((rows,) + tuple(frame[1:]))[tuple(slice(start, start + (n - 1) * k + 1, k) for start, n, k in picks)]
     v = v.view(tuple(n for _, n, _ in picks if n > 1))

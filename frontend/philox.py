@@ -13,6 +13,7 @@ and holds the lazy draws (`rand_tensor`). `fusegrad.random` re-exports this modu
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -73,11 +74,22 @@ class Generator:
         words[1] += int(n)
         return self.seed, start
 
-    def get_state(self) -> np.ndarray:
-        return self._words().copy()
+    def get_state(self) -> Any:
+        """The state as PyTorch gives it: a uint8 tensor, here the 16 bytes of (seed, offset)."""
+        return as_state_tensor[0](self._words().copy().view(np.uint8))
 
-    def set_state(self, state: Any) -> None:
-        self._words()[:] = np.asarray(state, dtype=np.int64)
+    def set_state(self, new_state: Any) -> Generator:
+        """Restore a state from `get_state()` (a uint8 tensor or array of 16 bytes)."""
+        state = np.asarray(new_state)
+        if state.dtype != np.uint8 or state.size != 16:
+            raise RuntimeError(f"RNG state must be a torch.ByteTensor of 16 bytes (fusegrad's Philox seed and "
+                               f"offset), got {state.size} values of {state.dtype}")
+        self._words()[:] = state.reshape(-1).copy().view(np.int64)
+        return self
+
+
+# random.py (above Tensor) sets this to wrap get_state()'s bytes in a uint8 Tensor
+as_state_tensor: list[Callable[[np.ndarray], Any]] = [lambda state: state]
 
 
 default_generator = Generator()

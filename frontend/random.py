@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import ops, trace_hooks
+from . import philox as _philox
 from .compiler.ir import make
 from .philox import Generator as Generator
 from .philox import default_generator as default_generator
@@ -25,11 +26,30 @@ from .philox import philox_words as philox_words
 from .philox import randint_args as randint_args
 from .philox import seed as seed
 from .philox import uniform as uniform
+from .runtime import aligned_empty
 from .source import user_loc
 from .tensor import Tensor
 
 if TYPE_CHECKING:
     from .compiler.ir.dtypes import DType
+
+
+def _state_tensor(state: np.ndarray) -> Tensor:
+    out = aligned_empty(state.shape, np.uint8)
+    out[:] = state
+    return Tensor._from_array(out)
+
+
+_philox.as_state_tensor[0] = _state_tensor
+
+
+def get_rng_state() -> Tensor:
+    """The default generator's state: a uint8 tensor (for checkpoints; `set_rng_state` restores it)."""
+    return default_generator.get_state()
+
+
+def set_rng_state(new_state: Tensor) -> None:
+    default_generator.set_state(new_state)
 
 
 def state_of(gen: Generator) -> Tensor:

@@ -16,6 +16,7 @@ The functions that make tensors from nothing (creation.py, random.py) sit above 
 from __future__ import annotations
 
 import builtins
+import copy
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from . import placement as _placement
 from . import trace_hooks as _trace_hooks
 from .autograd.engine import backward as _backward
 from .autograd.engine import retain_grad as _retain_grad
-from .compiler.ir import Node
+from .compiler.ir import Node, make
 from .compound import CompoundMethods
 from .conversion import legacy_constructor_array
 from .device import as_device
@@ -41,6 +42,7 @@ from .sampling import SamplingMethods
 from .scattering import ScatterMethods
 from .shape_ops import ShapeMethods
 from .sorting import SortingMethods
+from .source import user_loc
 from .storage import Storage, computed
 from .tensor_base import Size as Size
 from .tensor_base import TensorBase
@@ -82,6 +84,42 @@ class Tensor(MathMethods, ShapeMethods, IndexingMethods, InplaceMethods, Rearran
     def backward(self, gradient: Any = None, retain_graph: builtins.bool | None = None,
                  create_graph: builtins.bool = False, inputs: Any = None) -> None:
         _backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
+
+    # ------------------------------------------------------------ copy.deepcopy
+
+    def __deepcopy__(self, memo: dict) -> Tensor:
+        """PyTorch's deepcopy: a leaf's values in a storage of its own (views of one storage
+        share one copy), its requires_grad, `.grad` and attributes; a non-leaf raises."""
+        if self.grad_fn is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
+                               "protocol at the moment.  If you were attempting to deepcopy a module, this may be "
+                               "because of a torch.nn.utils.weight_norm usage, see "
+                               "https://github.com/pytorch/pytorch/pull/103001")
+        if id(self) in memo:
+            return memo[id(self)]
+        storage = self._storage
+        copied = memo.get(id(storage))
+        if copied is None:
+            node = storage.node          # the value now, copied by an identity node (as clone())
+            copied = Storage(make("reshape", (node,), {"shape": node.shape}, user_loc()), device=storage.device)
+            copied.state = storage.state
+            if copied.state:
+                realize([copied])
+            memo[id(storage)] = copied
+            memo.setdefault(f"_keep_{id(storage)}", storage)      # the id stays this storage's while memo lives
+        if self._base is None:
+            out = type(self)._new(copied)
+        else:
+            base = copy.deepcopy(self._base, memo)
+            out = type(self)._new(copied, base=base, view=self._view, track=self._track)
+        memo[id(self)] = out
+        if self.requires_grad:
+            out.requires_grad_(True)
+        if self._grad is not None:
+            out._grad = copy.deepcopy(self._grad, memo)
+        if self.__dict__:
+            out.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return out
 
     # ------------------------------------------------------------ conversion
 
