@@ -105,7 +105,7 @@ class _SavedStorage:
 
 # pickle's pure-Python pickler: unlike the C one it can write a GLOBAL for a name that is not
 # importable here (typeshed declares too little of it for a typed subclass)
-_PythonPickler: Any = getattr(pickle, "_Pickler")
+_PythonPickler: Any = pickle._Pickler
 
 
 class _CheckpointPickler(_PythonPickler):
@@ -249,7 +249,7 @@ class CheckpointError(RuntimeError):
     """A file that is not a readable checkpoint (damaged, truncated, inconsistent)."""
 
 
-class _Refused(pickle.UnpicklingError):
+class UnsafeGlobalError(pickle.UnpicklingError):
     """weights_only=True met a global outside the allow-list."""
 
 
@@ -472,7 +472,7 @@ class _WeightsUnpickler(pickle.Unpickler):
             return getattr(builtins, name)
         if (module, name) in _SAFE_GLOBALS:
             return _SAFE_GLOBALS[(module, name)]
-        raise _Refused(
+        raise UnsafeGlobalError(
             f"Weights only load failed: the checkpoint references the global {module}.{name}, which "
             "fusegrad.load(weights_only=True) does not allow (it loads tensors, dtypes and plain Python data only; "
             "nothing was run). If you trust the file's source, allow that global with "
@@ -535,7 +535,7 @@ def _load(f: IO[bytes], name: Any, map_location: MapLocation, weights_only: bool
                 raise CheckpointError(f"data.pkl is {info.file_size} bytes: not a checkpoint's pickle")
             unpickler = unpickler_class(io.BytesIO(zf.read(pickles[0])), loader)
             return unpickler.load()
-        except (_Refused, CheckpointError):
+        except (UnsafeGlobalError, CheckpointError):
             raise
         except Exception as e:
             if not weights_only and not isinstance(e, (zipfile.BadZipFile, KeyError, EOFError)):

@@ -5,3 +5,6 @@
 - `dlpack`: zero-copy exchange with numpy, PyTorch and other DLPack libraries.
 Checkpoints in PyTorch's own format are `fusegrad.save` / `fusegrad.load` (serialization.py).
 """
+from __future__ import annotations
+
+from . import data

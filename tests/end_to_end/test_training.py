@@ -268,14 +268,25 @@ def test_example_linear_regression():
     assert "plot saved to" in out or "skipped the plot" in out
 
 
-def test_example_compiled_training():
-    out = _run_example("compiled_training.py")
-    assert len(re.findall(r"^epoch +\d+  loss \d+\.\d+$", out, re.M)) == 7
+def test_example_compiled_training(tmp_path):
+    """30 epochs from a DataLoader, a checkpoint at the end; `--resume` continues from it."""
+    checkpoint = str(tmp_path / "ck.pt")
+    out = _run_example("compiled_training.py", args=("--checkpoint", checkpoint))
+    epochs = re.findall(r"^epoch +\d+  loss (\d+\.\d+)$", out, re.M)
+    assert len(epochs) == 7
     accuracy = float(re.search(r"test accuracy: ([\d.]+)%", out).group(1))
     assert accuracy >= 95.0
     traces, replays = map(int, re.search(r"(\d+) traces, (\d+) replays", out).groups())
     assert traces <= 3 and replays == 30 * (1347 // 64) - traces    # every later step replays
+    assert f"checkpoint saved to {checkpoint} (epoch 30)" in out
     assert "loss curve saved to" in out or "skipped the plot" in out
+
+    resumed = _run_example("compiled_training.py", args=("--checkpoint", checkpoint, "--resume", "--epochs", "2"))
+    assert f"resumed from {checkpoint} after epoch 30 (loss {epochs[-1]})" in resumed
+    more = re.findall(r"^epoch +(\d+)  loss (\d+\.\d+)$", resumed, re.M)
+    assert [int(e) for e, _ in more] == [31, 32]
+    assert float(more[0][1]) < 2 * float(epochs[-1]) < float(epochs[0]) / 10     # it goes on, not from scratch
+    assert float(re.search(r"test accuracy: ([\d.]+)%", resumed).group(1)) >= 95.0
 
 
 def test_example_cnn_digits():
