@@ -45,6 +45,7 @@ from . import accelerator, cuda, linalg
 from . import nn, optim  # noqa: E402  (they build on everything above)
 from . import serialization, utils
 from .serialization import load, save
+from .utils.dlpack import from_dlpack
 from .internal_errors import InternalError
 from .jit import compile
 from .realize import program_cache_info

@@ -21,8 +21,11 @@ from . import dtypes as D
 from . import random as _rng
 from . import trace_hooks
 from .conversion import aligned_copy as _aligned_copy
+from .conversion import array_of as _array_of
 from .conversion import check_native_byte_order as _check_native_byte_order
+from .conversion import copy_as as _copy_as
 from .conversion import legacy_constructor_array as legacy_constructor_array
+from .conversion import no_dtype as _no_dtype
 from .conversion import sizes as _sizes
 from .conversion import to_array as _to_array
 from .prims import iota_node
@@ -45,6 +48,8 @@ Scalar = Union[bool, int, float]
 
 def tensor(data: Any, dtype: DTypeLike | None = None, device: DeviceLike | None = None, requires_grad: bool = False,
            pin_memory: bool = False) -> Tensor:
+    """A new tensor holding a copy of `data`: numbers, nested sequences, numpy arrays, tensors
+    (fusegrad's, PyTorch's or any DLPack producer's, detached), array-likes and buffers."""
     dtype = D.as_dtype(dtype) if dtype is not None else None
     t = Tensor._from_array(_to_array(data, dtype), dtype=dtype)
     if requires_grad:
@@ -59,11 +64,30 @@ def _placed(t: Tensor, device: DeviceLike | None) -> Tensor:
 
 
 def as_tensor(data: Any, dtype: DTypeLike | None = None, device: DeviceLike | None = None) -> Tensor:
-    if isinstance(data, np.ndarray) and (dtype is None or D.as_dtype(dtype).np == data.dtype == D.as_dtype(dtype).host):
-        return _placed(from_numpy(data), device)
-    if isinstance(data, Tensor) and (dtype is None or D.as_dtype(dtype) is data.dtype):
-        return _placed(data, device)
-    return tensor(data, dtype=dtype, device=device)
+    """`data` as a tensor, sharing its memory when the dtype allows (numpy arrays, DLPack
+    producers such as PyTorch tensors, array-likes), else a copy as `tensor(data)` makes."""
+    dt = D.as_dtype(dtype) if dtype is not None else None
+    if isinstance(data, Tensor):
+        return _placed(data if dt is None or dt is data.dtype else tensor(data, dtype=dt), device)
+    if isinstance(data, np.ndarray):
+        if dt is None or dt.np == data.dtype == dt.host:
+            return _placed(from_numpy(data), device)
+        return tensor(data, dtype=dt, device=device)
+    if not isinstance(data, (str, bytes)) and not (hasattr(data, "__dlpack__") and _requires_grad(data)):
+        foreign = _array_of(data)
+        if foreign is not None:
+            a, src = foreign
+            if src is None and dt is None:
+                raise _no_dtype(a.dtype)
+            if src is not None and dt in (None, src) and not any(s < 0 or s % a.itemsize for s in a.strides):
+                warning = READONLY_DLPACK_WARNING if hasattr(data, "__dlpack__") else _NOT_WRITABLE
+                return _placed(sharing_memory(a, warning), device)
+            return _placed(Tensor._from_array(_copy_as(a, src, dt), dtype=dt or src), device)
+    return tensor(data, dtype=dt, device=device)
+
+
+def _requires_grad(data: Any) -> bool:
+    return getattr(data, "requires_grad", False) is True
 
 
 def from_numpy(a: np.ndarray) -> Tensor:
@@ -73,10 +97,17 @@ def from_numpy(a: np.ndarray) -> Tensor:
     _check_native_byte_order(a)
     D.from_numpy(a.dtype)   # TypeError for unsupported dtypes
     _check_strides(a)
+    return sharing_memory(a, _NOT_WRITABLE)
+
+
+def sharing_memory(a: np.ndarray, readonly_warning: str) -> Tensor:
+    """A tensor over the memory of `a` (dtype checked, strides non-negative whole elements; a
+    uint16 array is bfloat16's bits), marked exported: writes through either side are seen by the
+    other. A read-only `a` warns `readonly_warning`; a write through the tensor copies first."""
     t = _sharing(a)
     t._storage.exported = True
     if not a.flags.writeable:
-        warn(_NOT_WRITABLE)
+        warn(readonly_warning)
         t._storage.readonly = True
     return t
 
@@ -85,6 +116,8 @@ _NOT_WRITABLE = ("The given NumPy array is not writable, and PyTorch does not su
                  "means writing to this tensor will result in undefined behavior. You may want to copy the array to "
                  "protect its data or make it writable before converting it to a tensor. (fusegrad: a write "
                  "through the tensor copies the data first, and leaves the array unchanged.)")
+READONLY_DLPACK_WARNING = ("The DLPack producer marked its data read-only: fusegrad shares it for reading, and a "
+                           "write through the tensor copies the data first, leaving the producer's unchanged.")
 
 
 def _check_strides(a: np.ndarray) -> None:

@@ -23,6 +23,7 @@ and ops on them build their results through their other, full, operands.
 from __future__ import annotations
 
 import builtins
+import ctypes
 from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 import numpy as np
@@ -116,6 +117,50 @@ def normalize_dims(x: Any, dim: Any, op: str) -> tuple[int, ...]:
                             user_loc())
         out.append(d % rank if rank else 0)
     return tuple(sorted(set(out)))
+
+
+# ------------------------------------------------------------ DLPack capsules
+# `__dlpack__` exports through numpy's own (numpy owns the DLManagedTensor and its deleter); numpy
+# has no bfloat16, so a bfloat16 tensor's capsule (of its uint16 bits) has its dtype retagged in
+# place. conversion.py parses the capsules fusegrad imports with the same structs and helpers.
+
+class DLDataType(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+
+class DLTensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32),
+                ("ndim", ctypes.c_int32), ("dtype", DLDataType), ("shape", ctypes.POINTER(ctypes.c_int64)),
+                ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64)]
+
+
+DL_UINT, DL_BFLOAT = 1, 4          # DLDataTypeCode
+DL_CPU, DL_CUDA = 1, 2             # DLDeviceType
+# Where the DLTensor sits in the struct a capsule holds: first in a DLManagedTensor ("dltensor");
+# in a DLManagedTensorVersioned ("dltensor_versioned") after its version (two uint32), manager_ctx,
+# deleter and flags (uint64).
+DLTENSOR_OFFSET = {b"dltensor": 0, b"dltensor_versioned": 32}
+# Own prototypes (not ctypes.pythonapi's shared function objects, whose argtypes others may set).
+_capsule_name = ctypes.PYFUNCTYPE(ctypes.c_char_p, ctypes.py_object)(("PyCapsule_GetName", ctypes.pythonapi))
+_capsule_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+    ("PyCapsule_GetPointer", ctypes.pythonapi))
+
+
+def dlpack_managed(capsule: Any) -> tuple[builtins.int, bytes] | None:
+    """(address of its DLManagedTensor or DLManagedTensorVersioned, name) of an unconsumed DLPack
+    capsule; None for anything else (another object, a capsule consumed already: "used_...")."""
+    if type(capsule).__name__ != "PyCapsule":
+        return None
+    name = _capsule_name(capsule)
+    if name not in DLTENSOR_OFFSET:
+        return None
+    return _capsule_pointer(capsule, name), name
+
+
+def dlpack_tensor(capsule: Any) -> DLTensor | None:
+    """The DLTensor inside an unconsumed DLPack capsule (writable in place), or None."""
+    found = dlpack_managed(capsule)
+    return None if found is None else DLTensor.from_address(found[0] + DLTENSOR_OFFSET[found[1]])
 
 
 class TensorBase:
@@ -380,9 +425,60 @@ class TensorBase:
         self._realize()
         return D.from_storage(self._view_array(), self.dtype)
 
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        a = self._host_values()
-        return a.astype(dtype) if dtype is not None else a
+    def __array__(self, dtype: Any = None, copy: builtins.bool | None = None) -> np.ndarray:
+        """numpy's array protocol: the tensor's own memory (a view, no copy) for a CPU tensor; numpy 2's
+        `copy=True` gives a copy, `copy=False` raises ValueError where only a copy can do (another dtype,
+        bfloat16, which numpy lacks, read as float32 values, or a CUDA tensor)."""
+        shared = self.device.type != "cuda" and self.dtype is not D.bfloat16
+        wanted = np.dtype(dtype) if dtype is not None else None
+        if copy is False and not (shared and (wanted is None or wanted == self.dtype.np)):
+            reason = (f"it is a {self.dtype.name} tensor and numpy has no bfloat16" if self.dtype is D.bfloat16
+                      else "it is on a CUDA device" if not shared else
+                      f"it holds {self.dtype.name} and {wanted} was asked for")
+            raise ValueError(f"Unable to avoid copy while creating an array as requested: {reason}.")
+        a = self._exported_array() if shared else self._host_values()
+        if wanted is not None and wanted != a.dtype:
+            return a.astype(wanted)
+        return a.copy() if copy and shared else a
+
+    def _exported_array(self) -> np.ndarray:
+        """The realized CPU buffer seen through the view chain, shared with whoever asks (numpy,
+        DLPack): marked exported, so that in-place updates realize at once into the same memory;
+        writable when the buffer is (an expanded view too: broadcast_to's views are read-only)."""
+        _trace_hooks.value_read(self)
+        self._realize()
+        self._storage.exported = True
+        a = self._view_array()
+        buffer = self._storage.buffer
+        if not a.flags.writeable and buffer.flags.writeable and buffer.flags.c_contiguous and a.size:
+            a = np.ndarray(a.shape, a.dtype, buffer=buffer, offset=a.ctypes.data - buffer.ctypes.data,
+                           strides=a.strides)
+        return a
+
+    def __dlpack__(self, *, stream: Any = None, max_version: tuple[int, int] | None = None,
+                   dl_device: Any = None, copy: builtins.bool | None = None) -> Any:
+        """A DLPack capsule of this CPU tensor's memory (no copy unless `copy=True`), versioned
+        (DLPack 1.x) when `max_version` allows it; numpy's own export, bfloat16 retagged."""
+        if self.requires_grad:
+            raise BufferError("Can't export tensors that require gradient, use tensor.detach()")
+        if self.device.type == "cuda":
+            raise BufferError("fusegrad cannot export CUDA tensors through DLPack yet (its GPU buffers are "
+                              "pycuda allocations); use tensor.cpu() to export a copy in host memory")
+        if stream is not None and stream != -1:
+            raise AssertionError("stream should be None on cpu.")
+        kwargs = {k: v for k, v in (("max_version", max_version), ("dl_device", dl_device), ("copy", copy))
+                  if v is not None}
+        exported: Any = self._exported_array()        # (numpy before 2.1 takes no keywords but stream)
+        capsule = exported.__dlpack__(**kwargs)
+        if self.dtype is D.bfloat16:
+            dl = dlpack_tensor(capsule)
+            assert dl is not None and (dl.dtype.code, dl.dtype.bits) == (DL_UINT, 16)
+            dl.dtype.code = DL_BFLOAT
+        return capsule
+
+    def __dlpack_device__(self) -> tuple[builtins.int, builtins.int]:
+        """(DLPack device type, index): (1, 0) for the CPU (kDLCPU), (2, 0) for cuda:0 (kDLCUDA)."""
+        return (DL_CUDA, self.device.index or 0) if self.device.type == "cuda" else (DL_CPU, 0)
 
     def item(self) -> Any:
         if self.numel() != 1:

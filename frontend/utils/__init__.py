@@ -7,4 +7,4 @@ Checkpoints in PyTorch's own format are `fusegrad.save` / `fusegrad.load` (seria
 """
 from __future__ import annotations
 
-from . import data
+from . import data, dlpack, safetensors
