@@ -78,7 +78,30 @@ def _kernel_info(k, sched, names, parallel: bool) -> KernelInfo:
     writes = tuple(s for _, s in k.stores)
     nbytes = sum(sched.buffers[s].nbytes for s in set(reads) | set(writes))
     fused = tuple(f"%{names.get(id(n), '?')} {n.op}" for n in k.nodes)
-    return KernelInfo(k.name, k.kind, tuple(k.space), fused, reads, writes, nbytes, parallel)
+
+    def size(shape) -> int:
+        count = 1
+        for d in shape:
+            count *= d
+        return count
+
+    def flops(n) -> int:
+        """Arithmetic operations of node `n`: one per output element of a unary, binary or
+        comparison op (a transcendental such as exp, sin or erf counts as one, as FLOP
+        counters do), one per reduced element of a reduction, 2*M*N*K per matmul, one add per
+        scattered element; where, cast, movement, gather and sources count none."""
+        if n.kind in ("unary", "binary", "compare"):
+            return size(n.shape)
+        if n.kind == "reduce":
+            return size(n.inputs[0].shape)
+        if n.kind == "matmul":
+            return 2 * size(n.shape) * n.inputs[0].shape[-1]
+        if n.kind == "scatter":
+            return size(n.inputs[1].shape)
+        return 0
+
+    return KernelInfo(k.name, k.kind, tuple(k.space), fused, reads, writes, nbytes, parallel,
+                      flops=sum(flops(n) for n in k.nodes), reason=k.explain(names))
 
 
 def kernels_text(program: Program, names: dict, sched) -> str:
@@ -93,6 +116,7 @@ def kernels_text(program: Program, names: dict, sched) -> str:
         lines.append(f"  reads   {', '.join(describe(s) for s in k.reads) or '-'}")
         lines.append(f"  writes  {', '.join(describe(s) for s in k.writes)}")
         lines.append(f"  moves   {k.bytes_moved} bytes")
+        lines.append(f"  reason  {k.reason}")
         for launch in (x for x in program.launches if x.kernel == k.name):
             scratch = f", {launch.scratch_bytes} bytes of scratch" if launch.scratch_bytes else ""
             lines.append(f"  launch  {launch.function}: {launch.grid} blocks x {launch.block} threads{scratch}")

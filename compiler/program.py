@@ -43,6 +43,8 @@ class KernelInfo:
     writes: tuple
     bytes_moved: int
     parallel: bool
+    reason: str          # why the kernel ends where it does, in words (fuse.py's Kernel.reasons)
+    flops: int = 0       # arithmetic operations (pipeline._kernel_info says what counts)
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,8 @@ _SIZES = _tuple_of(_int)
 _BUFFER = {"slot": _int, "role": _one_of(ROLES), "name": _str, "shape": _SIZES,
            "dtype": _one_of(tuple(_DTYPE_SIZES)), "offset": _offset}
 _KERNEL = {"name": _str, "kind": _str, "space": _SIZES, "fused": _tuple_of(_str), "reads": _SIZES,
-           "writes": _SIZES, "bytes_moved": _int, "parallel": _bool}
+           "writes": _SIZES, "bytes_moved": _int, "parallel": _bool,
+           "flops": _int, "reason": _str}
 _LAUNCH = {"function": _str, "kernel": _str, "args": _SIZES, "grid": _positive, "block": _positive,
            "scratch_bytes": _int}
 _PROGRAM = {

@@ -9,6 +9,9 @@ A `CpuExecutable` owns its buffer table (one pointer per slot), its arena of int
 buffers into the table and makes one native call to the entry point, which runs every
 kernel; libgomp, when the process can load it, supplies the worker threads, and each call
 runs on all of them or on one as runtime/threads.py chooses (unless the count was fixed).
+
+While a profiler records (runtime/profiling.py), a call hands the entry point a buffer for
+per-kernel timestamps (its `fg_profile` global, null otherwise) and reports them afterwards.
 """
 from __future__ import annotations
 
@@ -25,9 +28,11 @@ import llvmlite
 import llvmlite.binding as llvm
 import numpy as np
 
+from . import profiling
 from .buffers import address, aligned_empty, new_buffer, storage_dtype
 from .cache import OBJECTS, VERSION
 from .config import ENV_THREADS
+from .profiling import ACTIVE as _PROFILERS
 from .threads import ThreadChoice
 
 if TYPE_CHECKING:
@@ -35,6 +40,8 @@ if TYPE_CHECKING:
 
 _LOCK = threading.Lock()
 _STATE: dict = {}
+PROFILE_GLOBAL = "fg_profile"            # codegen/cpu.py's PROFILE_GLOBAL and CLOCK_GLOBAL
+CLOCK_GLOBAL = "fg_clock_gettime"
 
 
 def _new_machine() -> llvm.TargetMachine:
@@ -69,6 +76,17 @@ def _gomp() -> tuple[int, int, int] | None:
     return _STATE["gomp"]
 
 
+def _clock_gettime() -> int | None:
+    """The address of libc's clock_gettime (the profiled entry point's clock), or None."""
+    if "clock" not in _STATE:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+            _STATE["clock"] = ctypes.cast(libc.clock_gettime, ctypes.c_void_p).value
+            _STATE["libc"] = libc
+            _STATE["clock_id"] = time.CLOCK_MONOTONIC       # perf_counter_ns's clock on Linux
+        except (OSError, AttributeError, TypeError):
+            _STATE["clock"] = None
+    return _STATE["clock"]
 
 
 def num_threads() -> int:
@@ -157,6 +175,7 @@ class CpuExecutable:
         self._engine.add_object_file(llvm.ObjectFileRef.from_data(machine_code(program)))
         self._engine.finalize_object()
         self._install_gomp()
+        self._install_profiling()
         self._fn = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64)(
             self._engine.get_function_address(program.entry))
         self.table = (ctypes.c_void_p * len(program.buffers))()
@@ -186,6 +205,19 @@ class CpuExecutable:
         for name, fn_address in zip(("fg_gomp_parallel", "fg_omp_thread_num", "fg_omp_num_threads"), gomp):
             slot = self._engine.get_global_value_address(name)
             ctypes.c_void_p.from_address(slot).value = fn_address
+
+    def _install_profiling(self) -> None:
+        """Fill the entry point's clock pointer; keep its profile pointer (null: not profiling)
+        at hand. A program without them (or a libc without clock_gettime) is timed whole."""
+        self._profile_ptr: ctypes.c_void_p | None = None
+        self._profile: np.ndarray | None = None     # made at the first profiled call
+        self._profile_address = 0
+        clock = _clock_gettime()
+        if clock is None or f'@"{PROFILE_GLOBAL}"' not in self.program.source:
+            return
+        slot = self._engine.get_global_value_address(CLOCK_GLOBAL)
+        ctypes.c_void_p.from_address(slot).value = clock
+        self._profile_ptr = ctypes.c_void_p.from_address(self._engine.get_global_value_address(PROFILE_GLOBAL))
 
     def __call__(self, inputs: Iterable[np.ndarray], params: Iterable[np.ndarray],
                  outputs: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
@@ -228,16 +260,38 @@ class CpuExecutable:
             threads = _STATE.get("threads") or num_threads()
             choice = self.thread_choice
             if choice is None or threads == 1 or _STATE["fixed"]:
-                code = self._fn(self.table_address, threads)
+                code = self._profiled(threads) if _PROFILERS else self._fn(self.table_address, threads)
             else:
                 threads = choice.threads(threads)
                 start = time.perf_counter()
-                code = self._fn(self.table_address, threads)
+                code = self._profiled(threads) if _PROFILERS else self._fn(self.table_address, threads)
                 choice.record(threads == 1, time.perf_counter() - start)
             if code:
                 check = int(self.error[1])
                 self.error[:] = 0
                 raise_check(self.program, check)
+
+    def _profiled(self, threads: int) -> int:
+        """The native call with per-kernel timestamps, reported to the active recorders."""
+        pointer, stamps = self._profile_ptr, self._profile
+        if pointer is not None:
+            if stamps is None:
+                stamps = self._profile = np.zeros(1 + 2 * len(self.program.kernels), np.int64)
+                self._profile_address = address(stamps)
+            stamps.fill(0)
+            stamps[0] = _STATE["clock_id"]
+            pointer.value = self._profile_address
+        start = time.perf_counter_ns()
+        try:
+            code = self._fn(self.table_address, threads)
+        finally:
+            end = time.perf_counter_ns()
+            if pointer is not None:
+                pointer.value = None
+        kernel_ns = stamps[1:].copy() if stamps is not None else None
+        profiling.report(profiling.NativeCall(self.program, "cpu", threads, start, end, kernel_ns,
+                                              threading.get_native_id()))
+        return code
 
 
 def raise_check(program: Program, check: int) -> NoReturn:

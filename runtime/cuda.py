@@ -17,11 +17,15 @@ any thread that asks for CUDA work.
   for the previous program's last launch (an event), and the host copies of DeviceBuffer
   use the legacy default stream, which waits for them too. A program that can fail reads
   the error word back when it ends and raises the failed check, as the CPU runtime does.
+  While a profiler records (runtime/profiling.py), CUDA events bracket every launch and the
+  call waits for the program to finish, then reports each kernel's time (runtime/profiling.py
+  says how its start is placed on the host's clock).
 """
 from __future__ import annotations
 
 import atexit
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Generic, TypeVar
@@ -29,8 +33,10 @@ from typing import TYPE_CHECKING, Callable, Generic, TypeVar
 import numpy as np
 from numpy.typing import DTypeLike
 
+from . import profiling
 from .buffers import storage_dtype
 from .cpu import raise_check
+from .profiling import ACTIVE as _PROFILERS
 
 if TYPE_CHECKING:
     from pycuda.driver import Module
@@ -274,6 +280,7 @@ class CudaExecutable(DeviceCalls[DeviceBuffer]):
         self.bound: dict = {}            # slot -> DeviceBuffer kept alive while bound
         self.out_specs = output_specs(program)
         self.lock = threading.RLock()     # held by whoever binds and calls (see DeviceCalls)
+        self._events: list | None = None   # (before, after) CUDA events per launch, made when first profiled
 
     def bind(self, slot: int, buf: DeviceBuffer) -> None:
         self.bound[slot] = buf
@@ -288,12 +295,20 @@ class CudaExecutable(DeviceCalls[DeviceBuffer]):
             if previous is not None:
                 self.stream.wait_for_event(previous)
             table = self.table
-            for fn, args, scratch, grid, block in self.launches:
+            events = self._launch_events(drv) if _PROFILERS else None
+            start = time.perf_counter_ns()
+            for i, (fn, args, scratch, grid, block) in enumerate(self.launches):
                 pointers = [table[s] for s in args] + ([scratch.ptr] if scratch else [])
+                if events is not None:
+                    events[i][0].record(self.stream)
                 fn.prepared_async_call(grid, block, self.stream, *pointers)
+                if events is not None:
+                    events[i][1].record(self.stream)
             done = drv.Event(drv.event_flags.DISABLE_TIMING)
             done.record(self.stream)
             _STATE["last_event"] = done
+            if events is not None:
+                self._report(events, start)
             if self.program.checks:
                 drv.memcpy_dtoh_async(self.error_host, self.error.ptr, self.stream)
                 self.stream.synchronize()
@@ -301,3 +316,30 @@ class CudaExecutable(DeviceCalls[DeviceBuffer]):
                     check = int(self.error_host[1])
                     self.error.zero()
                     raise_check(self.program, check)
+
+    def _launch_events(self, drv: ModuleType) -> list:
+        """A (before, after) pair of timing events per launch (made once, recorded again each call)."""
+        if self._events is None:
+            self._events = [(drv.Event(), drv.Event()) for _ in self.launches]
+        return self._events
+
+    def _report(self, events: list, start: int) -> None:
+        """Wait for the launches, then report each kernel's time: from the first event before
+        its launches to the last after them, placed on the host clock by the moment the wait
+        ended (the last launch's end)."""
+        stamps = np.zeros((len(self.program.kernels), 2), np.int64)      # (start, end) per kernel
+        if events:
+            last = events[-1][1]
+            last.synchronize()
+            end = time.perf_counter_ns()
+            index = {k.name: i for i, k in enumerate(self.program.kernels)}
+            for launch, (before, after) in zip(self.program.launches, events):
+                i = index[launch.kernel]
+                began = end - round(before.time_till(last) * 1e6)      # time_till: milliseconds to `last`
+                ended = end - round(after.time_till(last) * 1e6)
+                stamps[i, 0] = began if not stamps[i, 0] else min(stamps[i, 0], began)
+                stamps[i, 1] = max(stamps[i, 1], ended)
+        else:
+            end = time.perf_counter_ns()
+        profiling.report(profiling.NativeCall(self.program, "cuda", 1, start, end, stamps.reshape(-1),
+                                              threading.get_native_id()))

@@ -12,6 +12,15 @@ function-pointer globals the runtime fills in, so a machine without libgomp stil
 one thread), small ones directly. It returns 0, or the error code a failed check wrote into
 the error word (table slot 0), stopping before the kernels after the failing one.
 
+Profiling (runtime/profiling.py): the module global `fg_profile` is null unless the runtime
+points it at an i64 buffer for one call: slot 0 holds the clock id, then two slots per
+kernel of the schedule, [1 + 2i] and [2 + 2i], get the CLOCK_MONOTONIC nanoseconds (Python's
+`time.perf_counter_ns` clock on Linux) before the first phase of kernel i and after its
+last, read through `fg_clock_gettime` (a function-pointer global the runtime fills with
+libc's clock_gettime). The entry loads `fg_profile` once; while it is null each kernel costs
+one predictable branch more, and kernels that do not run (no output, or after a failed
+check) leave their slots as the runtime set them.
+
 A large row reduction with few rows (a full reduction such as `x.sum()` or a mean squared
 error has one) gives threads too few rows to share, so each row is split among them
 instead, in phases that run one after the other (`Phase`), so no kernel needs a barrier:
@@ -58,6 +67,8 @@ SPLIT_MIN_EXTENT = 64               # split a row along its outermost reduced di
 MAX_PARTS = 256                     # threads a split row reduction uses at most (its partial slots)
 ENTRY = "fg_main"
 GOMP_GLOBALS = ("fg_gomp_parallel", "fg_omp_thread_num", "fg_omp_num_threads")
+PROFILE_GLOBAL = "fg_profile"           # i64 buffer of the call being profiled, or null
+CLOCK_GLOBAL = "fg_clock_gettime"       # int clock_gettime(clockid_t, struct timespec *), set by the runtime
 
 
 @dataclass
@@ -72,6 +83,7 @@ class KernelCode:
     phases: list           # the functions that run the kernel, in order
     fallible: bool
     max_parts: int = 0     # the most threads a parallel phase may use (0: any number)
+    index: int = 0         # position in the schedule (= in Program.kernels): its profile slots
 
     @property
     def parallel(self) -> bool:
@@ -81,10 +93,15 @@ class KernelCode:
 def emit_module(sched: Schedule, name: str, checks: list) -> tuple[str, list]:
     """LLVM IR text of the whole program and the per-kernel facts the runtime needs."""
     module = ir.Module(name=name)
-    for g in GOMP_GLOBALS:
+    for g in GOMP_GLOBALS + (PROFILE_GLOBAL, CLOCK_GLOBAL):
         var = ir.GlobalVariable(module, PTR, g)
         var.initializer = ir.Constant(PTR, None)   # external: the runtime writes the address
-    codes = [emit_kernel(module, sched, k, checks) for k in sched.kernels if has_output(k)]
+    codes = []
+    for i, k in enumerate(sched.kernels):
+        if has_output(k):
+            code = emit_kernel(module, sched, k, checks)
+            code.index = i
+            codes.append(code)
     emit_entry(module, codes)
     return str(module), codes
 
@@ -156,7 +173,12 @@ def emit_entry(module: ir.Module, codes: list) -> None:
     gomp = _function_pointer(b, module, "fg_gomp_parallel", ir.FunctionType(VOID, [PTR, PTR, I32, I32]))
     loaded = b.ptrtoint(gomp, I64)
     threaded = b.and_(b.icmp_signed(">", nthreads, i64(1)), b.icmp_unsigned("!=", loaded, i64(0)))
+    profile = b.load(module.get_global(PROFILE_GLOBAL), typ=PTR)
+    profiling = b.icmp_unsigned("!=", b.ptrtoint(profile, I64), i64(0))
+    stamp = _emit_stamp(module)
     for code in codes:
+        with b.if_then(profiling):
+            b.call(stamp, [profile, i64(1 + 2 * code.index)])
         threads = nthreads
         if code.max_parts:
             cap = i64(code.max_parts)
@@ -172,11 +194,33 @@ def emit_entry(module: ir.Module, codes: list) -> None:
                         b.call(kfn, [table, i64(0), i64(1)])
             else:
                 b.call(kfn, [table, i64(0), i64(1)])
+        with b.if_then(profiling):
+            b.call(stamp, [profile, i64(2 + 2 * code.index)])
         if code.fallible:
             failed = b.load(err, typ=I64)
             with b.if_then(b.icmp_signed("!=", failed, i64(0)), likely=False):
                 b.ret(failed)
     b.ret(i64(0))
+
+
+def _emit_stamp(module: ir.Module) -> ir.Function:
+    """`fg.stamp(ptr profile, i64 slot)`: profile[slot] = the nanoseconds of the clock whose
+    id is profile[0], read through the `fg_clock_gettime` pointer (kept out of line: the
+    entry's kernels-only path stays short)."""
+    fn = ir.Function(module, ir.FunctionType(VOID, [PTR, I64]), "fg.stamp")
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    profile, slot = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    timespec = b.alloca(ir.ArrayType(I64, 2))          # struct timespec {time_t tv_sec; long tv_nsec}
+    clock_id = b.trunc(b.load(elem_ptr(b, profile, 0, I64), typ=I64), I32)
+    clock = _function_pointer(b, module, CLOCK_GLOBAL, ir.FunctionType(I32, [I32, PTR]))
+    b.call(clock, [clock_id, timespec])
+    seconds = b.load(elem_ptr(b, timespec, 0, I64), typ=I64)
+    nanoseconds = b.load(elem_ptr(b, timespec, 1, I64), typ=I64)
+    b.store(b.add(b.mul(seconds, i64(1_000_000_000)), nanoseconds), elem_ptr(b, profile, slot, I64))
+    b.ret_void()
+    return fn
 
 
 # ---------------------------------------------------------------- loop drivers

@@ -24,6 +24,21 @@ it and a set of "levels" saying at which index each root needs it:
   ('red-exp', S, A) once per row, then broadcast inside such a loop (softmax's max inside its sum);
   ('moved',)       at some other index (after a permute, slice, pad, ...).
 A reduction may join a kernel only at the first three kinds of level, with its own (S, A).
+
+Every kernel records why it ends where it does (`Kernel.reasons`, shown by the `kernels` dump
+stage): for each value it writes, the fact that gave it a buffer, in words.
+  "output requested", "assigned to model.weight"          a root of the graph;
+  "matmul operand of k3", "gather source of k4",           a kernel reads it at any index;
+  "copied for the matmul in k3 (...)"
+  "scatter: own kernel", "matmul: own kernel[, epilogue fused: add, relu]"   (the kernel's anchor);
+  "materialized: read by 2 kernels (k3, k5)"               several kernels would compute it;
+  "materialized: evaluated 40 times per element (limit 32)";
+  "reduction over axis 1 feeds a broadcast consumer (k2)"  and the other refusals of `_can_join`
+                                                           (see `_join_refusal`), naming the consumer;
+  "merged k7: same loop over [4,8], reading a common buffer"   horizontal fusion (merge_elementwise).
+Kernels are named as in the dump; one merged away later is named with the one it went into
+("read by 2 kernels (k1, k2; k2 merged into k1 later)"). A kernel writing several values
+names each one before its facts ("%5: output requested; %6: matmul operand of k3").
 """
 from __future__ import annotations
 
@@ -50,10 +65,48 @@ class Kernel:
     order: str = ""                    # 'row' (reduced axes innermost) or 'column' (reduce kernels)
     anchor: Node | None = None         # the matmul or scatter_add node
     stores: list = field(default_factory=list)     # (node, slot) pairs, set by the schedule
+    reasons: list = field(default_factory=list)    # Reason records: why the kernel ends where it does
+    merged: list = field(default_factory=list)     # names of the kernels merged into this one
 
     @property
     def reduces(self) -> list:
         return [n for n in self.nodes if n.kind == "reduce"]
+
+    @property
+    def reason(self) -> str:
+        """The reasons in words (values unnamed); `explain` names them."""
+        return self.explain()
+
+    def explain(self, names: dict | None = None) -> str:
+        """Why the kernel ends where it does, in words: its facts joined by '; '. A kernel
+        writing several values prefixes each one's facts with its name from `names` (node id
+        -> printed name, printer.var_names), e.g. '%5: output requested, matmul operand of k3'."""
+        several = names is not None and len({id(r.value) for r in self.reasons if r.value is not None}) > 1
+        parts: list[str] = []
+        at: dict[int, int] = {}
+        for r in self.reasons:
+            if r.value is None or not several:
+                parts.append(r.text)
+            elif id(r.value) in at:
+                parts[at[id(r.value)]] += ", " + r.text
+            else:
+                assert names is not None
+                at[id(r.value)] = len(parts)
+                parts.append(f"%{names.get(id(r.value), '?')}: {r.text}")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One fact that ends a kernel. `kind` is one of REASON_KINDS; `text` says it in words;
+    `value` is the node it gave a buffer (None for a fact about the whole kernel)."""
+    kind: str
+    text: str
+    value: Node | None = field(default=None, compare=False, repr=False)
+
+
+REASON_KINDS = ("output", "assign", "operand", "scatter", "matmul", "readers", "evaluations", "refused",
+                "merged", "copy")
 
 
 @dataclass
@@ -153,37 +206,78 @@ class _Root:
     has_matmul: bool = False
 
 
-def _forced(graph: Graph) -> set:
+def _forced(graph: Graph) -> dict:
     """Nodes that must have a buffer whatever their consumers: roots, and operands that
-    kernels read at arbitrary indices (matmul operands, gather sources)."""
-    forced = {id(v) for v in graph.roots()}
+    kernels read at arbitrary indices (matmul operands, gather sources). Maps each one's id to
+    the facts that force it: ('output',), ('assign', param name), ('operand' | 'copy' |
+    'gather', the reading node), ('scatter',)."""
+    forced: dict[int, list] = {}
+    for v in graph.outputs.values():
+        forced.setdefault(id(v), []).append(("output",))
+    for p, v in graph.assigns:
+        forced.setdefault(id(v), []).append(("assign", p.attrs["name"]))
     for n in graph.nodes():
         operands = n.inputs if n.kind == "matmul" else n.inputs[:1] if n.kind == "gather" else ()
         for x in operands:
             base, _ = movement_base(x)
             needs_copy = n.kind == "matmul" and matmul_operand(x) is None
+            role = "operand" if n.kind == "matmul" else "gather"
             if needs_copy or base.op in ("const", "iota") or x.op == "concat":
-                forced.add(id(x))
+                forced.setdefault(id(x), []).append(("copy" if needs_copy else role, n))
             elif base.op not in ("input", "param"):
-                forced.add(id(base))
+                forced.setdefault(id(base), []).append((role, n))
         if n.kind == "scatter":
-            forced.add(id(n))
+            forced.setdefault(id(n), []).insert(0, ("scatter",))      # said first, as "matmul: own kernel"
     return forced
 
 
 def _can_join(n: Node, levels: set, root: _Root) -> bool:
     """May `n`, needed at `levels` by a single kernel, be evaluated inside it?"""
+    return _join_refusal(n, levels, root) is None
+
+
+def _axes_text(axes) -> str:
+    axes = tuple(axes)
+    return f"axis {axes[0]}" if len(axes) == 1 else f"axes {','.join(map(str, axes))}"
+
+
+def _join_refusal(n: Node, levels: set, root: _Root) -> str | None:
+    """None when `n`, needed at `levels` by a single kernel, may be evaluated inside it; else
+    why not, in words, with '{k}' standing for that kernel's name."""
     if n.kind == "matmul":
-        return levels == {ID} and tuple(n.shape) == tuple(root.node.shape) and n.dtype is root.node.dtype \
-            and root.red is None and not root.has_matmul and root.node.kind != "scatter"
+        if root.node.kind == "scatter":
+            return "result feeds the scatter in {k}"
+        if root.has_matmul:
+            return "result feeds {k}, which holds another matmul"
+        if root.red is not None:
+            return "result feeds the reduction in {k}"
+        if levels != {ID}:
+            return "result is read at other indices by {k}"
+        if tuple(n.shape) != tuple(root.node.shape):
+            return "result feeds {k}, a loop over another shape"
+        if n.dtype is not root.node.dtype:
+            return "result feeds {k}, which computes another dtype"
+        return None
     if n.kind != "reduce":
-        return True
+        return None
     s, a = tuple(n.inputs[0].shape), tuple(n.attrs["axes"])
-    if root.has_matmul or root.node.kind == "scatter" or len(s) - 1 not in a:
-        return False  # reductions fuse in row order only (reduced axes innermost)
+    over = f"reduction over {_axes_text(a)}"
+    if root.has_matmul:
+        return over + " feeds the matmul in {k} (a matmul epilogue takes no reduction)"
+    if root.node.kind == "scatter":
+        return over + " feeds the scatter in {k}"
+    if len(s) - 1 not in a:    # reductions fuse in row order only (reduced axes innermost)
+        return over + " (not the innermost axis) does not fuse into its consumer {k}"
     if root.red is not None and root.red != (s, a):
-        return False
-    return all(lv == ID or lv[1:] == (s, a) and lv[0] in ("exp", "red-exp") for lv in levels)
+        return over + " feeds another reduction ({k})"
+    for lv in levels:
+        if not (lv == ID or lv[1:] == (s, a) and lv[0] in ("exp", "red-exp")):
+            if lv == MOVED:
+                return over + " is read at other indices (through a view) by {k}"
+            if lv[0] in ("exp", "red-exp"):
+                return over + " feeds a broadcast consumer ({k})"
+            return over + " feeds another reduction ({k})"
+    return None
 
 
 def _evaluations(n: Node, users: list, roots_of: dict, evals: dict) -> int:
@@ -215,8 +309,9 @@ def fuse(graph: Graph) -> Fused:
     levels: dict[int, set] = {}        # node id -> levels at which those kernels need it
     evals: dict[int, int] = {}         # node id -> evaluations per element (_evaluations)
     roots: dict[int, _Root] = {}
+    why: dict[int, list] = {}          # root id -> the facts that gave it a buffer (see _forced)
 
-    def materialize(n: Node):
+    def materialize(n: Node, facts: list):
         r = _Root(n)
         if n.kind == "reduce":
             r.red = (tuple(n.inputs[0].shape), tuple(n.attrs["axes"]))
@@ -225,12 +320,13 @@ def fuse(graph: Graph) -> Fused:
         roots_of[id(n)] = {id(n)}
         levels[id(n)] = {ID}
         evals[id(n)] = 1
+        why[id(n)] = facts
 
     for n in reversed(nodes):
         if n.op in ("input", "param"):
             continue
         if id(n) in forced:
-            materialize(n)
+            materialize(n, forced[id(n)])
             continue
         needed_by, needed_at = set(), set()
         for u in users[n]:
@@ -240,16 +336,17 @@ def fuse(graph: Graph) -> Fused:
             needed_at |= {_level_through(n, u, lv) for lv in levels[id(u)]}
         evals[id(n)] = _evaluations(n, users[n], roots_of, evals)
         if evals[id(n)] > MAX_EVALUATIONS and _recomputes(n):
-            materialize(n)
+            materialize(n, [("evaluations", evals[id(n)])])
             continue
         cheap = n.op in ("const", "iota") or n.kind == "movement"
         if len(needed_by) > 1 and not cheap:
-            materialize(n)
+            materialize(n, [("readers", needed_by)])
             continue
         if len(needed_by) == 1 and not cheap:
             root = roots[next(iter(needed_by))]
-            if not _can_join(n, needed_at, root):
-                materialize(n)
+            refusal = _join_refusal(n, needed_at, root)
+            if refusal is not None:
+                materialize(n, [("refused", refusal, id(root.node))])
                 continue
             if n.kind == "reduce" and root.red is None:
                 root.red = (tuple(n.inputs[0].shape), tuple(n.attrs["axes"]))
@@ -257,10 +354,80 @@ def fuse(graph: Graph) -> Fused:
         roots_of[id(n)] = needed_by
         levels[id(n)] = needed_at
 
-    kernels = [_kernel(f"k{i}", roots[id(n)], nodes, roots_of, roots)
-               for i, n in enumerate(n for n in nodes if id(n) in roots)]
+    ordered = [n for n in nodes if id(n) in roots]
+    kernels = [_kernel(f"k{i}", roots[id(n)], nodes, roots_of, roots) for i, n in enumerate(ordered)]
     kernels = merge_elementwise(kernels, {id(n): i for i, n in enumerate(nodes)})
+    _explain(kernels, {id(n): f"k{i}" for i, n in enumerate(ordered)}, why, roots_of)
     return Fused(graph, kernels, set(roots))
+
+
+def _explain(kernels: list, first_name: dict, why: dict, roots_of: dict) -> None:
+    """Each kernel's reasons, from the facts recorded for the values it writes, with the final
+    kernel names (after horizontal fusion) of the kernels they mention."""
+    final = {k.name: k.name for k in kernels}
+    final.update({m: k.name for k in kernels for m in k.merged})
+    order = {name: int(name[1:]) for name in first_name.values()}
+    of_node = lambda n: final[min((first_name[r] for r in roots_of[id(n)]), key=order.__getitem__)]
+
+    def readers(roots: set) -> str:
+        names = sorted({first_name[r] for r in roots}, key=order.__getitem__)
+        gone = [n for n in names if final[n] != n]
+        note = "".join(f"; {', '.join(m for m in gone if final[m] == into)} merged into {into} later"
+                       for into in dict.fromkeys(final[m] for m in gone))
+        return f"materialized: read by {len(names)} kernels ({', '.join(names)}{note})"
+
+    def facts(value: Node) -> list:
+        out: list[Reason] = []
+        operands: dict[str, list] = {}      # 'matmul operand of' -> kernel names, in order
+        for fact in why[id(value)]:
+            kind = fact[0]
+            if kind in ("operand", "gather"):
+                role = "matmul operand of" if kind == "operand" else "gather source of"
+                if role not in operands:
+                    operands[role] = []
+                    out.append(Reason("operand", role, value))      # completed below
+                name = of_node(fact[1])
+                if name not in operands[role]:
+                    operands[role].append(name)
+            elif kind == "output":
+                out.append(Reason(kind, "output requested", value))
+            elif kind == "assign":
+                out.append(Reason(kind, f"assigned to {fact[1]}", value))
+            elif kind == "copy":
+                out.append(Reason("operand", f"copied for the matmul in {of_node(fact[1])} "
+                                             "(a view it cannot read in place)", value))
+            elif kind == "scatter":
+                out.append(Reason(kind, "scatter: own kernel", value))
+            elif kind == "evaluations":
+                out.append(Reason(kind, f"materialized: evaluated {fact[1]} times per element "
+                                        f"(limit {MAX_EVALUATIONS})", value))
+            elif kind == "readers":
+                out.append(Reason(kind, readers(fact[1]), value))
+            else:
+                assert kind == "refused", fact
+                out.append(Reason(kind, fact[1].format(k=final[first_name[fact[2]]]), value))
+        done: list[Reason] = []
+        for r in out:
+            if r.text in operands:
+                r = Reason(r.kind, f"{r.text} {', '.join(operands[r.text])}", value)
+            if r not in done:
+                done.append(r)
+        return done
+
+    for k in kernels:
+        reasons: list[Reason] = []
+        if k.kind == "matmul":
+            epilogue = [n.op for n in k.nodes if n is not k.anchor and not _free(n)]
+            reasons.append(Reason("matmul", "matmul: own kernel" +
+                                  (f", epilogue fused: {', '.join(epilogue)}" if epilogue else "")))
+        for out in k.outputs:
+            reasons += facts(out)
+        k.reasons = reasons + k.reasons        # + what merge_elementwise recorded
+
+
+def _free(n: Node) -> bool:
+    """Costs nothing inside a kernel: index arithmetic or a constant."""
+    return n.kind == "movement" or n.op in ("const", "iota")
 
 
 def merge_elementwise(kernels: list, position: dict) -> list:
@@ -283,7 +450,7 @@ def merge_elementwise(kernels: list, position: dict) -> list:
         if target is None:
             groups.append(k)
             continue
-        _absorb(target, k, position)
+        _absorb(target, k, position, producer)
         g = nx.contracted_nodes(g, target.name, k.name, self_loops=False)
         for o in k.outputs:
             producer[id(o)] = target
@@ -313,7 +480,11 @@ def _read_in_place(k: Kernel, x: Node) -> bool:
         not any(o is x for o in k.outputs)
 
 
-def _absorb(grp: Kernel, k: Kernel, position: dict) -> None:
+def _absorb(grp: Kernel, k: Kernel, position: dict, producer: dict) -> None:
+    reads_mine = any(producer.get(id(x)) is grp for x in k.loads)
+    how = "reading what this kernel writes at the same element" if reads_mine else "reading a common buffer"
+    grp.reasons.append(Reason("merged", f"merged {k.name}: same loop over [{','.join(map(str, k.space))}], {how}"))
+    grp.merged.append(k.name)
     grp.outputs += k.outputs
     inside = {id(n) for n in grp.nodes}
     grp.nodes = sorted(grp.nodes + [n for n in k.nodes if id(n) not in inside], key=lambda n: position[id(n)])

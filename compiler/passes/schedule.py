@@ -20,7 +20,7 @@ import networkx as nx
 
 from ..ir import DType, Graph, Node, fmt_type, int64
 from ..ir.ops import ELEMENTWISE_KINDS, OPS
-from .fuse import Fused, Kernel, movement_base
+from .fuse import Fused, Kernel, Reason, movement_base
 
 ARENA_ALIGN = 64
 
@@ -68,9 +68,9 @@ def _align(n: int) -> int:
     return -(-n // ARENA_ALIGN) * ARENA_ALIGN
 
 
-def _copy_kernel(name: str, src: Node, slot: int) -> Kernel:
+def _copy_kernel(name: str, src: Node, slot: int, why: str) -> Kernel:
     return Kernel(name, "elementwise", tuple(src.shape), outputs=[src], nodes=[], loads=[src],
-                  stores=[(src, slot)])
+                  stores=[(src, slot)], reasons=[Reason("copy", why)])
 
 
 def _reads_only_in_place(kernel: Kernel, param: Node) -> bool:
@@ -134,7 +134,8 @@ def schedule(fused: Fused) -> Schedule:
             producer[id(v)].stores.append((v, slot))
             read_slot.setdefault(id(v), slot)
         else:                                       # an input or param returned as it is
-            kernels.append(_copy_kernel(f"copy_{name}", v, slot))
+            kernels.append(_copy_kernel(f"copy_{name}", v, slot,
+                                        f"copy: output {name} is {v.op} {v.attrs.get('name', '')} as it is"))
 
     in_place = {}
     for p, v in graph.assigns:
@@ -153,7 +154,8 @@ def schedule(fused: Fused) -> Schedule:
                 read_slot[id(out)] = add("temp", f"t{len(buffers)}", out)
                 k.stores.append((out, read_slot[id(out)]))
     for i, (p, v) in enumerate((p, v) for p, v in graph.assigns if v is not p and p not in in_place):
-        kernels.append(_copy_kernel(f"assign{i}", v, read_slot[id(p)]))
+        kernels.append(_copy_kernel(f"assign{i}", v, read_slot[id(p)],
+                                    f"copy: writes {p.attrs['name']} last (its new value cannot be written in place)"))
 
     sched = Schedule(graph, kernels, buffers, read_slot, outputs)
     sched.arena_bytes = _plan_arena(sched)

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ..compiler.ir import Graph
-    from ..compiler.program import Program
+    from ..compiler.program import KernelInfo, Program
     from ..device import device as Device
     from ..runtime.cuda import DeviceBuffer
     from ..storage import Storage as StorageT
@@ -334,11 +334,17 @@ def _defined_at(fn: Callable[..., object]) -> str:
 
 
 class Lowered:
-    """The stages of a compiled program as text, and its graph for Graphviz."""
+    """The stages of a compiled program as text, its kernels (each with the reason it ends
+    where it does), and its kernel graph for Graphviz (`fusegrad.viz.render` draws it)."""
 
     def __init__(self, program: Program, graph: Graph) -> None:
         self.program = program
         self.graph = graph
+
+    @property
+    def kernels(self) -> list[KernelInfo]:
+        """The kernels in launch order: name, kind, what they fuse, read and write, `reason`."""
+        return list(self.program.kernels)
 
     def text(self, stage: str) -> str:
         if stage == "ptx" and "ptx" not in self.program.stages:
@@ -346,6 +352,8 @@ class Lowered:
         return self.program.text(stage)
 
     def to_dot(self) -> str:
+        """Graphviz text: one box per node, each kernel a cluster of the nodes it fuses (a node
+        recomputed in several is drawn in the first), reads of buffers labelled with bytes."""
         return self.program.stages["dot"]
 
 

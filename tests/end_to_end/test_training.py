@@ -3,6 +3,7 @@ and loss curves against PyTorch (when installed) from the same initial weights."
 from __future__ import annotations
 
 import gc
+import json
 import os
 import re
 import subprocess
@@ -287,6 +288,20 @@ def test_example_compiled_training(tmp_path):
     assert [int(e) for e, _ in more] == [31, 32]
     assert float(more[0][1]) < 2 * float(epochs[-1]) < float(epochs[0]) / 10     # it goes on, not from scratch
     assert float(re.search(r"test accuracy: ([\d.]+)%", resumed).group(1)) >= 95.0
+
+
+def test_example_profile_mlp(tmp_path):
+    """Issue 17: the profiled digits step prints its kernel table, writes a Chrome trace with one
+    event per kernel run and draws the kernel graph (as dot text here: no Graphviz needed)."""
+    trace, picture = tmp_path / "trace.json", tmp_path / "graph.dot"
+    out = _run_example("profile_mlp.py", args=("--rows", "5", "--trace", str(trace), "--picture", str(picture)))
+    steps = int(re.search(r"one epoch: (\d+) steps", out).group(1))
+    rows = re.findall(r"^train_step\.k\d+ .* (\d+) +[\d.]+ [mu]?s ", out, re.M)
+    assert len(rows) == 5 and all(int(calls) == steps for calls in rows)
+    runs = int(re.search(r"Chrome trace of (\d+) kernel runs", out).group(1))
+    events = [e for e in json.loads(trace.read_text())["traceEvents"] if e.get("ph") == "X"]
+    assert len(events) == runs and runs % steps == 0
+    assert picture.read_text().startswith("digraph")
 
 
 def test_example_cnn_digits():
