@@ -119,7 +119,9 @@ def test_eager_realizations_are_profiled_and_nothing_after_the_block():
     assert off.calls == [] and off.key_averages() == []
 
 
-def test_roofline_is_measured_once_and_cached(monkeypatch):
+def test_roofline_is_measured_once_and_cached(monkeypatch, tmp_path):
+    monkeypatch.setenv("FUSEGRAD_CACHE_DIR", str(tmp_path))    # nothing measured or cached before
+    rl.CACHE.memory.clear()
     before = rl.STATS["measurements"]
     first = rl.roofline([1])
     assert rl.STATS["measurements"] == before + 1
