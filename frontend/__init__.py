@@ -43,7 +43,7 @@ from .shape_ops import cat, clone, flatten, permute, reshape, squeeze, stack, tr
 from .tensor import Size, Tensor
 from . import accelerator, cuda, linalg
 from . import nn, optim  # noqa: E402  (they build on everything above)
-from . import ir, profiler, roofline, serialization, utils, viz
+from . import distributed, ir, profiler, roofline, serialization, utils, viz
 from .serialization import load, save
 from .utils.dlpack import from_dlpack
 from .internal_errors import InternalError

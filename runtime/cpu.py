@@ -10,6 +10,10 @@ buffers into the table and makes one native call to the entry point, which runs 
 kernel; libgomp, when the process can load it, supplies the worker threads, and each call
 runs on all of them or on one as runtime/threads.py chooses (unless the count was fixed).
 
+A program with a collective calls the host between kernels through its `fg_host_all_reduce`
+global, which loading points at runtime/hostcalls.py's trampoline; a failed host call stops
+the program and raises hostcalls.HostCallError after the native call.
+
 While a profiler records (runtime/profiling.py), a call hands the entry point a buffer for
 per-kernel timestamps (its `fg_profile` global, null otherwise) and reports them afterwards.
 """
@@ -28,7 +32,7 @@ import llvmlite
 import llvmlite.binding as llvm
 import numpy as np
 
-from . import profiling
+from . import hostcalls, profiling
 from .buffers import address, aligned_empty, new_buffer, storage_dtype
 from .cache import OBJECTS, VERSION
 from .config import ENV_THREADS
@@ -42,6 +46,7 @@ _LOCK = threading.Lock()
 _STATE: dict = {}
 PROFILE_GLOBAL = "fg_profile"            # codegen/cpu.py's PROFILE_GLOBAL and CLOCK_GLOBAL
 CLOCK_GLOBAL = "fg_clock_gettime"
+HOST_ALL_REDUCE_GLOBAL = "fg_host_all_reduce"    # codegen/cpu.py's HOST_ALL_REDUCE_GLOBAL
 
 
 def _new_machine() -> llvm.TargetMachine:
@@ -176,6 +181,7 @@ class CpuExecutable:
         self._engine.finalize_object()
         self._install_gomp()
         self._install_profiling()
+        self._install_host_calls()
         self._fn = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64)(
             self._engine.get_function_address(program.entry))
         self.table = (ctypes.c_void_p * len(program.buffers))()
@@ -218,6 +224,13 @@ class CpuExecutable:
         slot = self._engine.get_global_value_address(CLOCK_GLOBAL)
         ctypes.c_void_p.from_address(slot).value = clock
         self._profile_ptr = ctypes.c_void_p.from_address(self._engine.get_global_value_address(PROFILE_GLOBAL))
+
+    def _install_host_calls(self) -> None:
+        """Point the program's host-call global (declared only by programs with a collective)
+        at the trampoline of runtime/hostcalls.py, which calls the registered function."""
+        if f'@"{HOST_ALL_REDUCE_GLOBAL}"' in self.program.source:
+            slot = self._engine.get_global_value_address(HOST_ALL_REDUCE_GLOBAL)
+            ctypes.c_void_p.from_address(slot).value = hostcalls.all_reduce_address()
 
     def __call__(self, inputs: Iterable[np.ndarray], params: Iterable[np.ndarray],
                  outputs: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
@@ -299,4 +312,6 @@ def raise_check(program: Program, check: int) -> NoReturn:
     where = f" (at {loc})" if loc else ""
     if code == 1:
         raise IndexError(f"{message}{where}")
+    if code == hostcalls.ERR_HOST:
+        hostcalls.raise_failure(message, where)
     raise RuntimeError(f"{message}{where}")

@@ -21,6 +21,17 @@ libc's clock_gettime). The entry loads `fg_profile` once; while it is null each 
 one predictable branch more, and kernels that do not run (no output, or after a failed
 check) leave their slots as the runtime set them.
 
+Host calls: a collective (`all_reduce`) is a kernel of its own that calls the host through
+the function-pointer global `fg_host_all_reduce` (declared only by programs that have one;
+the runtime fills it in, runtime/hostcalls.py):
+
+    i64 fg_host_all_reduce(ptr in, ptr out, i64 count, i32 dtype_code, i32 op_code, i32 group)
+
+`dtype_code` indexes HOST_DTYPES, `op_code` ALL_REDUCE_OPS (ir/ops.py). It returns 0, or
+not 0 for a failure, which the kernel records as a check (ERR_HOST) in the error word, so the
+entry point stops there and the runtime raises the host's error. The call is made between
+kernels, on the thread running the entry point: the kernels after it wait for it.
+
 A large row reduction with few rows (a full reduction such as `x.sum()` or a mean squared
 error has one) gives threads too few rows to share, so each row is split among them
 instead, in phases that run one after the other (`Phase`), so no kernel needs a barrier:
@@ -42,13 +53,29 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from ..ir import dtypes
-from ..passes.fuse import Kernel, matmul_read
+from ..ir import dtypes, fmt_type
+from ..ir.ops import ALL_REDUCE_OPS
+from ..passes.fuse import Kernel, host_view, matmul_read
 from ..passes.schedule import Schedule
 from . import gemm
-from .emit import Emitter, Space, combine, reduction_identity
+from .emit import ERR_HOST, Emitter, Space, combine, reduction_identity
 from .kernel_plan import RowPlan, collapsed_shape, contiguous, has_output, kernel_slots, node_pointers, numel, row_plan
-from .llvm_util import I32, I64, PTR, VOID, Loop, close_nest, elem_ptr, i64, intrinsic, load_value, nest, store_value
+from .llvm_util import (
+    I1,
+    I8,
+    I32,
+    I64,
+    PTR,
+    VOID,
+    Loop,
+    close_nest,
+    elem_ptr,
+    i64,
+    intrinsic,
+    load_value,
+    nest,
+    store_value,
+)
 from .row_loops import (
     SUM_BLOCK,
     accumulator_type,
@@ -69,6 +96,8 @@ ENTRY = "fg_main"
 GOMP_GLOBALS = ("fg_gomp_parallel", "fg_omp_thread_num", "fg_omp_num_threads")
 PROFILE_GLOBAL = "fg_profile"           # i64 buffer of the call being profiled, or null
 CLOCK_GLOBAL = "fg_clock_gettime"       # int clock_gettime(clockid_t, struct timespec *), set by the runtime
+HOST_ALL_REDUCE_GLOBAL = "fg_host_all_reduce"   # the all_reduce host call (module doc), set by the runtime
+HOST_DTYPES = tuple(d.name for d in dtypes.ALL)  # dtype codes of host calls (runtime/hostcalls.py has the same)
 
 
 @dataclass
@@ -111,6 +140,8 @@ def emit_module(sched: Schedule, name: str, checks: list) -> tuple[str, list]:
 def emit_kernel(module: ir.Module, sched: Schedule, k: Kernel, checks: list) -> KernelCode:
     if k.kind == "matmul":
         return emit_matmul_kernel(module, sched, k, checks)
+    if k.kind == "collective":
+        return emit_host_all_reduce(module, sched, k, checks)
     if k.kind == "reduce" and k.order == "row" and split_dim(row_plan(k, k.stores)) is not None:
         return emit_split_rows(module, sched, k, checks)
     drive = {"elementwise": drive_elementwise, "reduce": drive_reduce, "scatter": drive_scatter}[k.kind]
@@ -508,4 +539,66 @@ def drive_scatter(em: Emitter, k: Kernel, stores, part, nparts) -> bool:
     return False
 
 
+# ---------------------------------------------------------------- host calls
 
+def emit_host_all_reduce(module: ir.Module, sched: Schedule, k: Kernel, checks: list) -> KernelCode:
+    """`kN(table, part, nparts)`: one call through `fg_host_all_reduce` (module doc) from the
+    operand's buffer into the first destination, then copies to any further destination (an
+    output that is also assigned). A null pointer or a non-zero result records the kernel's
+    check (ERR_HOST) and writes nothing more."""
+    node = k.anchor
+    assert node is not None and node.op == "all_reduce", "a collective kernel is anchored at its all_reduce"
+    (x,) = node.inputs
+    if HOST_ALL_REDUCE_GLOBAL in module.globals:
+        host = module.get_global(HOST_ALL_REDUCE_GLOBAL)
+    else:
+        host = ir.GlobalVariable(module, PTR, HOST_ALL_REDUCE_GLOBAL)
+        host.initializer = ir.Constant(PTR, None)     # external: the runtime writes the address
+    fn = ir.Function(module, ir.FunctionType(VOID, [PTR, I64, I64]), k.name)
+    fn.linkage = "internal"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    table = fn.args[0]
+    slot_ptr = lambda slot: b.load(elem_ptr(b, table, slot, PTR), typ=PTR)
+    count, offset = numel(x.shape), 0        # read from the operand's own buffer, or ...
+    if id(x) not in sched.read_slot:         # ... in place: a contiguous run of its movement base's
+        view = host_view(x)
+        assert view is not None, "fusion gives a collective's operand a buffer unless it is a contiguous view"
+        offset = view[0]
+    src = slot_ptr(sched.slot_of(x))
+    if offset:
+        src = elem_ptr(b, src, offset * x.dtype.itemsize, I8)
+    (_, out_slot), rest = k.stores[0], k.stores[1:]
+    dst = slot_ptr(out_slot)
+    err = slot_ptr(0)
+    check_id = len(checks)
+    checks.append((ERR_HOST, f"{node.op}({fmt_type(x.shape, x.dtype)}, reduce={node.attrs['reduce']!r}, "
+                             f"group={node.attrs['group']}) failed in its host call", node.loc))
+    fnty = ir.FunctionType(I64, [PTR, PTR, I64, I32, I32, I32])
+    host_fn = b.load(host, typ=fnty.as_pointer())
+    call, fail, done = (fn.append_basic_block(name) for name in ("call", "fail", "done"))
+    b.cbranch(b.icmp_unsigned("==", b.ptrtoint(host_fn, I64), i64(0)), fail, call)
+    b.position_at_end(call)
+    result = b.call(host_fn, [src, dst, i64(count), ir.Constant(I32, HOST_DTYPES.index(x.dtype.name)),
+                              ir.Constant(I32, ALL_REDUCE_OPS.index(node.attrs["reduce"])),
+                              ir.Constant(I32, node.attrs["group"])])
+    b.cbranch(b.icmp_signed("!=", result, i64(0)), fail, done)
+    b.position_at_end(fail)
+    b.store(i64(ERR_HOST), err)
+    b.store(i64(check_id), elem_ptr(b, err, 1, I64))
+    b.ret_void()
+    b.position_at_end(done)
+    if rest:
+        memcpy = _memcpy(module)
+        nbytes = i64(numel(node.shape) * node.dtype.itemsize)
+        for _, slot in rest:
+            b.call(memcpy, [slot_ptr(slot), dst, nbytes, ir.Constant(I1, 0)])
+    b.ret_void()
+    return KernelCode(k.name, [Phase(fn.name, False)], True)
+
+
+def _memcpy(module: ir.Module) -> ir.Function:
+    name = "llvm.memcpy.p0.p0.i64"
+    fn = module.globals.get(name)
+    if fn is None:
+        fn = ir.Function(module, ir.FunctionType(VOID, [PTR, PTR, I64, I1]), name)
+    return fn

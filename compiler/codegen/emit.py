@@ -51,6 +51,7 @@ from .llvm_util import (
 )
 
 ERR_INDEX, ERR_ZERO_DIV, ERR_NEG_POW = 1, 2, 3
+ERR_HOST = 4        # a host call (a collective) failed: runtime/hostcalls.py holds why
 
 
 @dataclass
@@ -565,6 +566,7 @@ cpu_reduction("reduce_min")(_extreme_combine("llvm.minimum", "and_", "llvm.smin"
 
 CPU.register("scatter_add", planned("scatter loop (cpu.py)"))
 CPU.register("matmul", planned("GEMM kernels (gemm.py) with elementwise epilogues"))
+CPU.register("all_reduce", planned("a call through the fg_host_all_reduce pointer (cpu.py)"))
 
 
 def _float(n: Node) -> bool:

@@ -15,6 +15,9 @@ ptx_kernel.py for their parameters), run by the runtime in order on one stream:
 - scatter_add: one entry writes the base, a second adds the sources with atomics, a third
   copies the result to any further destination.
 
+Collectives (`all_reduce`) are host calls between kernels, which the GPU runtime does not
+make: a program with one raises NotImplementedError here, naming the op.
+
 Checks write the error word (slot 0) with a compare-and-swap; the runtime reads it after a
 program that can fail. `emit_module` returns the NVPTX LLVM IR, the PTX and the launches.
 """
@@ -22,7 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ir import dtypes
+from ..ir import dtypes, fmt_type
+from ..ir.errors import IRError
+from ..ir.registry import PTX, planned
 from ..passes.fuse import Kernel
 from ..passes.schedule import Schedule
 from . import nvptx, ptx_gemm, ptx_rows
@@ -32,6 +37,13 @@ from .llvm_util import Loop, elem_ptr, i64, load_value, mem_type, store_value
 from .ptx_kernel import KernelFunction, accumulate, accumulator_identity, finish, open_kernel
 
 BLOCK = 256                  # threads per block of grid-stride kernels
+
+
+class UnsupportedOnGpu(IRError, NotImplementedError):
+    """An op the GPU backend does not compile (yet): the op, why, the user's line."""
+
+
+PTX.register("all_reduce", planned("none on the GPU: emit_module raises NotImplementedError (a host call)"))
 
 
 @dataclass
@@ -44,6 +56,13 @@ class PtxModule:
 def emit_module(sched: Schedule, name: str, checks: list, arch: str | None = None) -> PtxModule:
     """The program's kernels for GPU architecture `arch` (default nvptx.DEFAULT_ARCH)."""
     arch = arch or nvptx.DEFAULT_ARCH
+    for k in sched.kernels:
+        if k.kind == "collective":
+            n = k.anchor
+            assert n is not None, "a collective kernel is anchored at its collective"
+            raise UnsupportedOnGpu(n.op, f"not supported on CUDA devices yet ({fmt_type(n.shape, n.dtype)}): a "
+                                         "collective is a host call between kernels, which only the CPU backend "
+                                         "makes", n.loc)
     module = nvptx.new_module(name)
     launches = [launch for k in sched.kernels if has_output(k) for launch in emit_kernel(module, sched, k, checks)]
     text = str(module)

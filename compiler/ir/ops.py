@@ -35,7 +35,7 @@ class OpDef:
     Rules of other layers (VJP, CPU and PTX lowerings) register against it in registry.py."""
     name: str
     kind: str           # source | unary | binary | compare | where | cast | reduce | movement | gather | scatter
-                        # | matmul
+                        # | matmul | collective
     arity: int | None   # None: variadic (concat)
     shape: ShapeRule    # shape rule (op, inputs, loc, **attrs) -> shape; DECLARED for sources
     dtype: DTypeRule    # dtype rule (op, inputs, loc) -> dtype; DECLARED for sources and cast
@@ -51,6 +51,8 @@ class OpDef:
     involution: bool = False    # unary: op(op(x)) == x
     noop: Callable | None = None      # attrs -> bool: is the op x itself when its output has x's type?
     compose: Callable | None = None   # (inner attrs, outer attrs) -> attrs of op(op(x)) as one op
+    effectful: bool = False     # does more than compute its value (a collective's host call): never
+                                # merged with an equal node (CSE), folded or evaluated inside another kernel
     # reduce: the value of an empty reduction in a dtype (the accumulator's start)
     identity: Callable[[DType], Scalar] | None = None
 
@@ -299,6 +301,30 @@ def _matmul_dtype(op, inputs, loc):
     return dt
 
 
+#: the reductions an all_reduce performs across processes (its `reduce` attribute); the index is
+#: the op code of the host call (codegen/cpu.py, runtime/hostcalls.py)
+ALL_REDUCE_OPS = ("sum", "avg", "max", "min")
+
+
+def _all_reduce_shape(op, inputs, loc, reduce, group):
+    """The input's shape: every process contributes a tensor of one type and receives the result."""
+    (x,) = inputs
+    if reduce not in ALL_REDUCE_OPS:
+        raise IRError(op, f"reduce must be one of {', '.join(ALL_REDUCE_OPS)}, got {reduce!r}", loc)
+    if group < 0:
+        raise IRError(op, f"group must be a non-negative process group id, got {group}", loc)
+    if reduce == "avg" and not x.dtype.is_floating_point:
+        raise DTypeError(op, f"reduce='avg' needs a floating-point operand, got {_types(inputs)}", loc)
+    return tuple(x.shape)
+
+
+def _all_reduce_dtype(op, inputs, loc):
+    dt = inputs[0].dtype
+    if dt.is_bool:
+        raise DTypeError(op, f"is not supported on bool operands ({_types(inputs)})", loc)
+    return dt
+
+
 def _cast_shape(op, inputs, loc, **attrs):
     return tuple(inputs[0].shape)
 
@@ -382,7 +408,7 @@ def declare(name: str, kind: str, arity: int | None, shape: ShapeRule, dtype: DT
             attrs: dict | None = None, fold: Callable | None = None, grad_name: str | None = None,
             float_only: bool = False, fallible: Callable | None = None, **facts) -> OpDef:
     """Declare one primitive (once): see OpDef. `facts`: bool_operands, unit, commutative,
-    involution, noop, compose, identity."""
+    involution, noop, compose, identity, effectful."""
     if name in OPS:
         raise ValueError(f"primitive {name!r} declared twice")
     d = OpDef(name, kind, arity, shape, dtype, dict(attrs or {}), fold,
@@ -517,6 +543,10 @@ declare("gather", "gather", 2, _gather_shape, _gather_dtype, attrs={"axis": INT}
 declare("scatter_add", "scatter", 3, _scatter_shape, _scatter_dtype, attrs={"axis": INT},
         grad_name="ScatterAddBackward0", fallible=_always)
 declare("matmul", "matmul", 2, _matmul_shape, _matmul_dtype, grad_name="MmBackward0")
+# a collective: the input reduced across the processes of a group, by a call to the host (the
+# runtime's registered function) between kernels; can fail (no process group, a failed call)
+declare("all_reduce", "collective", 1, _all_reduce_shape, _all_reduce_dtype, attrs={"reduce": NAME, "group": INT},
+        grad_name="AllReduceBackward0", fallible=_always, effectful=True)
 
 
 def _names(kind: str) -> tuple:

@@ -260,6 +260,16 @@ def _matmul(emit, attrs, inputs, out, g):
             unbroadcast(emit, emit("matmul", transpose_last(emit, a), g), b.shape) if _float(b) else None)
 
 
+def _all_reduce(emit, attrs, inputs, out, g):
+    """y = reduce over the processes of their x: for a sum every process's x reaches every
+    process's y, so x's cotangent is the sum of all the processes' cotangents of y (one more
+    all_reduce, sum); for an average, their average. max and min have no rule here."""
+    reduce = attrs["reduce"]
+    if reduce not in ("sum", "avg"):
+        raise RuntimeError(f"all_reduce with reduce={reduce!r} is not differentiable (only 'sum' and 'avg' are)")
+    return (emit("all_reduce", g, reduce=reduce, group=attrs["group"]) if _float(inputs[0]) else None,)
+
+
 def _abs_grad(emit, x, out, g):
     zero = const(emit, 0.0, x)
     sign = emit("sub", emit("cast", emit("lt", zero, x), dtype=x.dtype, shape=tuple(x.shape)),
@@ -318,6 +328,7 @@ for _op, _rule in {
     "gather": _values(_gather),            # reads the index
     "scatter_add": _values(_scatter_add),  # reads the index
     "matmul": _values(_matmul),
+    "all_reduce": _shapes(_all_reduce),
 }.items():
     VJP.register(_op, _rule)
 

@@ -9,6 +9,8 @@ Rules, after DESIGN.md:
   output index (`sum(x) / n`) or broadcast back over the reduced axes (`x - max(x)` in
   softmax), so a row-wise softmax is one kernel that makes several passes over each row;
 - `matmul` is its own kernel, taking an elementwise epilogue at its output index;
+- a collective (`all_reduce`) is its own kernel, a call to the host: it reads its operand from
+  a buffer (the operand's own, or the buffer it is a contiguous view of) and writes its own;
 - a value needed by several kernels is materialized once, unless recomputing it is free
   (constants, iota, movement);
 - a value a kernel would evaluate at more than MAX_EVALUATIONS different indices per element
@@ -31,6 +33,7 @@ stage): for each value it writes, the fact that gave it a buffer, in words.
   "matmul operand of k3", "gather source of k4",           a kernel reads it at any index;
   "copied for the matmul in k3 (...)"
   "scatter: own kernel", "matmul: own kernel[, epilogue fused: add, relu]"   (the kernel's anchor);
+  "all_reduce: own kernel (a host call)", "all_reduce operand of k4";
   "materialized: read by 2 kernels (k3, k5)"               several kernels would compute it;
   "materialized: evaluated 40 times per element (limit 32)";
   "reduction over axis 1 feeds a broadcast consumer (k2)"  and the other refusals of `_can_join`
@@ -56,14 +59,14 @@ MAX_EVALUATIONS = 32
 @dataclass
 class Kernel:
     name: str
-    kind: str                          # elementwise | reduce | matmul | scatter
+    kind: str                          # elementwise | reduce | matmul | scatter | collective
     space: tuple                       # the iteration shape (see module docstring)
     outputs: list = field(default_factory=list)    # materialized nodes written here
     nodes: list = field(default_factory=list)      # nodes evaluated here, in topological order
     loads: list = field(default_factory=list)      # materialized or source nodes read here
     axes: tuple = ()                   # reduced axes (reduce kernels)
     order: str = ""                    # 'row' (reduced axes innermost) or 'column' (reduce kernels)
-    anchor: Node | None = None         # the matmul or scatter_add node
+    anchor: Node | None = None         # the matmul, scatter_add or collective node
     stores: list = field(default_factory=list)     # (node, slot) pairs, set by the schedule
     reasons: list = field(default_factory=list)    # Reason records: why the kernel ends where it does
     merged: list = field(default_factory=list)     # names of the kernels merged into this one
@@ -106,7 +109,7 @@ class Reason:
 
 
 REASON_KINDS = ("output", "assign", "operand", "scatter", "matmul", "readers", "evaluations", "refused",
-                "merged", "copy")
+                "merged", "copy", "collective")
 
 
 @dataclass
@@ -170,6 +173,21 @@ def matmul_read(x: Node, read_slot: dict) -> MatmulOperand:
     return operand
 
 
+def host_view(x: Node) -> tuple[int, int] | None:
+    """(element offset, element count) of `x` in its movement base's buffer when `x` is one
+    contiguous run of it (a reshape, a leading slice): a host call can read it in place.
+    None when `x` needs a buffer of its own."""
+    st = view_of(x).single
+    if st is None or st.mask is not None:
+        return None
+    expected = 1
+    for d, stride in reversed(list(zip(st.shape, st.strides))):
+        if d != 1 and stride != expected:
+            return None
+        expected *= d
+    return st.offset, expected
+
+
 def _broadcast_axes(src_shape, dst_shape):
     src = (1,) * (len(dst_shape) - len(src_shape)) + tuple(src_shape)
     return tuple(d for d, (a, b) in enumerate(zip(src, dst_shape)) if a != b), src
@@ -210,7 +228,10 @@ def _forced(graph: Graph) -> dict:
     """Nodes that must have a buffer whatever their consumers: roots, and operands that
     kernels read at arbitrary indices (matmul operands, gather sources). Maps each one's id to
     the facts that force it: ('output',), ('assign', param name), ('operand' | 'copy' |
-    'gather', the reading node), ('scatter',)."""
+    'gather' | 'host', the reading node), ('scatter',), ('collective', op).
+
+    A collective is its own kernel, and what it reads is in a buffer before it runs: its
+    operand's movement base when the operand is a contiguous run of it, else the operand."""
     forced: dict[int, list] = {}
     for v in graph.outputs.values():
         forced.setdefault(id(v), []).append(("output",))
@@ -228,6 +249,14 @@ def _forced(graph: Graph) -> dict:
                 forced.setdefault(id(base), []).append((role, n))
         if n.kind == "scatter":
             forced.setdefault(id(n), []).insert(0, ("scatter",))      # said first, as "matmul: own kernel"
+        if n.kind == "collective":
+            forced.setdefault(id(n), []).insert(0, ("collective", n.op))
+            for x in n.inputs:
+                base, _ = movement_base(x)
+                if host_view(x) is None or base.op in ("const", "iota") or x.op == "concat":
+                    forced.setdefault(id(x), []).append(("host", n))
+                elif base.op not in ("input", "param"):
+                    forced.setdefault(id(base), []).append(("host", n))
     return forced
 
 
@@ -381,8 +410,9 @@ def _explain(kernels: list, first_name: dict, why: dict, roots_of: dict) -> None
         operands: dict[str, list] = {}      # 'matmul operand of' -> kernel names, in order
         for fact in why[id(value)]:
             kind = fact[0]
-            if kind in ("operand", "gather"):
-                role = "matmul operand of" if kind == "operand" else "gather source of"
+            if kind in ("operand", "gather", "host"):
+                role = {"operand": "matmul operand of", "gather": "gather source of",
+                        "host": f"{fact[1].op} operand of"}[kind]
                 if role not in operands:
                     operands[role] = []
                     out.append(Reason("operand", role, value))      # completed below
@@ -398,6 +428,8 @@ def _explain(kernels: list, first_name: dict, why: dict, roots_of: dict) -> None
                                              "(a view it cannot read in place)", value))
             elif kind == "scatter":
                 out.append(Reason(kind, "scatter: own kernel", value))
+            elif kind == "collective":
+                out.append(Reason(kind, f"{fact[1]}: own kernel (a host call)", value))
             elif kind == "evaluations":
                 out.append(Reason(kind, f"materialized: evaluated {fact[1]} times per element "
                                         f"(limit {MAX_EVALUATIONS})", value))
@@ -504,7 +536,7 @@ def _kernel(name: str, root: _Root, nodes: list, roots_of: dict, roots: dict) ->
             if id(x) not in inside_ids and id(x) not in seen:
                 seen.add(id(x))
                 loads.append(x)
-    anchor = next((n for n in inside if n.kind in ("matmul", "scatter")), None)
+    anchor = next((n for n in inside if n.kind in ("matmul", "scatter", "collective")), None)
     if anchor is not None:
         kind, space = anchor.kind, tuple(anchor.shape)
     elif root.red is not None:

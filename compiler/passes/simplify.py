@@ -1,5 +1,8 @@
 """Pass 4, simplify: constant folding, algebraic identities, common subexpressions, dead code.
 
+Effectful ops (declared so: a collective's host call) are kept as they are: never folded (they
+have no fold rule), never merged with an equal node; one whose result nothing uses is dead code.
+
 Runs after broadcasting resolution, so a constant operand arrives as `expand(const)` and is
 folded into a constant of the full shape first. Dead code needs no rule of its own: the
 rebuilt graph holds only what its outputs and assigns reach.
@@ -122,6 +125,8 @@ def simplify(graph: Graph) -> Graph:
             while better is not None and better is not out:
                 out = better
                 better = rule(out, out.inputs) if out.op not in ("input", "param") else None
-        return canonical(out) if out.op not in ("input", "param") else out
+        if out.op in ("input", "param") or OPS[out.op].effectful:
+            return out     # an effectful node (a collective) is never merged with an equal one
+        return canonical(out)
 
     return rewrite(graph, step)  # bottom-up, so a fold is seen by its consumers at once

@@ -10,10 +10,19 @@ be differentiated again.
 The engine sits below Tensor (tensor.py imports it for `backward()` and `retain_grad()`): the
 tensors it makes (gradients, create_graph's recording values, seeds) are built through the
 tensors it is given (`t._result(node)`, see tensor_base.py), never from the Tensor class.
+
+Two hooks let library code act on a backward as a whole (DistributedDataParallel averages the
+gradients across processes with them): `register_post_accumulate_grad_hook(leaf, hook)` calls
+`hook(leaf)` each time a backward() accumulated into `leaf.grad`, and `queue_callback(fn)`,
+called while a backward() runs (from such a hook, say), runs `fn()` once that backward() is
+done: every `.grad` accumulated and, outside a trace, realized.
 """
 from __future__ import annotations
 
+import contextvars
+import itertools
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from .. import ops
@@ -95,6 +104,52 @@ def retain_grad(tensor) -> None:
     tensor._retains_grad = True
 
 
+POST_ACCUMULATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # AccumulateGrad -> {id: hook}
+_HOOK_IDS = itertools.count()
+_CALLBACKS: contextvars.ContextVar[list | None] = contextvars.ContextVar("fusegrad_backward_callbacks", default=None)
+
+
+class HookHandle:
+    """What registering a hook returns: `remove()` unregisters it (PyTorch's RemovableHandle)."""
+
+    def __init__(self, table: dict, key: int) -> None:
+        self._table, self.id = table, key
+
+    def remove(self) -> None:
+        self._table.pop(self.id, None)
+
+
+def register_post_accumulate_grad_hook(tensor, hook: Callable[[Any], None]) -> HookHandle:
+    """Call `hook(tensor)` each time a backward() has accumulated a gradient into `tensor.grad`
+    (a leaf that requires grad), as PyTorch's `Tensor.register_post_accumulate_grad_hook`."""
+    fn = tensor._value()[1]
+    if not isinstance(fn, AccumulateGrad):
+        raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors"
+                           if fn is not None else
+                           "cannot register a hook on a tensor that doesn't require gradient")
+    hooks = POST_ACCUMULATE.setdefault(fn, {})
+    key = next(_HOOK_IDS)
+    hooks[key] = hook
+    return HookHandle(hooks, key)
+
+
+def _post_accumulate(fn) -> None:
+    hooks = POST_ACCUMULATE.get(fn) if isinstance(fn, AccumulateGrad) else None
+    if hooks:
+        for hook in list(hooks.values()):
+            hook(fn.variable)
+
+
+def queue_callback(callback: Callable[[], None]) -> None:
+    """Run `callback()` when the backward() running now is done (every gradient accumulated,
+    and realized unless a trace is recording), as PyTorch's
+    `Variable._execution_engine.queue_callback`. Callable only while a backward() runs."""
+    queued = _CALLBACKS.get()
+    if queued is None:
+        raise RuntimeError("Final callbacks can only be installed during backward pass.")
+    queued.append(callback)
+
+
 def run(roots, seeds, retain_graph: bool, create_graph: bool, capture=None) -> dict:
     """Propagate `seeds` from the `roots` functions; accumulate into leaves or, with `capture`
     (a set of function ids), return the cotangents reaching those functions instead."""
@@ -121,6 +176,7 @@ def run(roots, seeds, retain_graph: bool, create_graph: bool, capture=None) -> d
             if isinstance(fn, AccumulateGrad):
                 if capture is None:
                     accumulate(fn.variable, g, create_graph)
+                    _post_accumulate(fn)
                 continue
             if isinstance(fn, OutputSlot):         # one output of a custom Function: to its record
                 slots: Any = ct.setdefault(id(fn.node), {})
@@ -169,18 +225,27 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         roots.append(fn)
         seeds.append(_seed(t, g))
     retain = create_graph if retain_graph is None else retain_graph
-    with deferred():
-        if inputs is not None:
-            leaves = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-            captured = run(roots, seeds, retain, create_graph, capture={id(x._value()[1]) for x in leaves})
-            for x in leaves:
-                g = captured.get(id(x._value()[1]))
-                if g is not None:
-                    accumulate(x, g, create_graph)
-        else:
-            run(roots, seeds, retain, create_graph)
-        for t in tensors:      # the forward values are computed in the same program as the grads
-            defer(t._storage)
+    callbacks: list = []
+    token = _CALLBACKS.set(callbacks)
+    try:
+        with deferred():
+            if inputs is not None:
+                leaves = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+                captured = run(roots, seeds, retain, create_graph, capture={id(x._value()[1]) for x in leaves})
+                for x in leaves:
+                    fn = x._value()[1]
+                    g = captured.get(id(fn))
+                    if g is not None:
+                        accumulate(x, g, create_graph)
+                        _post_accumulate(fn)
+            else:
+                run(roots, seeds, retain, create_graph)
+            for t in tensors:      # the forward values are computed in the same program as the grads
+                defer(t._storage)
+        for callback in callbacks:     # queue_callback's, after the gradients are realized (a list that may grow)
+            callback()
+    finally:
+        _CALLBACKS.reset(token)
 
 
 def _seed(t, g):

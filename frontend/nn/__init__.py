@@ -21,3 +21,5 @@ __all__ = ["functional", "init", "utils", "Parameter", "Module", "Sequential", "
            "MaxPool1d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "MultiheadAttention", "TransformerEncoderLayer",
            "TransformerEncoder", "TransformerDecoderLayer", "TransformerDecoder", "RNN", "LSTM", "GRU", "RNNCell",
            "LSTMCell", "GRUCell", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"]
+
+from . import parallel  # noqa: E402  (DistributedDataParallel builds on Module)

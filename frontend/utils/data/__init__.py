@@ -10,6 +10,7 @@
 - worker.py: worker processes, get_worker_info;
 - dataloader.py: DataLoader and its single- and multi-process iterators.
 """
+from . import distributed
 from .collate import default_collate, default_convert
 from .dataloader import DataLoader
 from .dataset import (

@@ -1,0 +1,176 @@
+"""MPI operations on numpy arrays: reduce ops, the cross-rank signature check, a checked all-reduce.
+
+The layer below the tensor collectives (collectives.py), and what a compiled program's host
+call uses to all-reduce a buffer (`allreduce_array`): it knows MPI and numpy, not tensors.
+
+Before its data moves, every collective checks that all ranks are calling the same thing:
+each rank contributes a fixed-size record (a digest of its call's description, then the
+description itself: collective, shapes, dtypes, op, root) to one small nonblocking Allgather.
+If the digests differ, every rank raises the same RuntimeError naming what each rank called,
+instead of hanging in, or corrupting memory through, a collective whose sizes disagree. The
+check costs a few microseconds (one 256-byte Allgather) and is done on every call, so that
+ranks that diverge after many agreeing calls are caught too.
+"""
+from __future__ import annotations
+
+import enum
+import functools
+import hashlib
+import time
+from typing import Any
+
+import numpy as np
+
+from .process_group import ProcessGroup, check_usable, group_of, mpi, wait
+
+__all__ = ["RedOpType", "ReduceOp", "as_op", "mpi_op", "mpi_buffer", "check_signature", "allreduce_array"]
+
+_RECORD = 256          # bytes per rank in the signature check: a 16-byte digest, then the description
+_DIGEST = 16
+
+
+class RedOpType(enum.Enum):
+    SUM = 0
+    AVG = 1
+    PRODUCT = 2
+    MIN = 3
+    MAX = 4
+    BAND = 5
+    BOR = 6
+    BXOR = 7
+
+
+class ReduceOp:
+    """The reductions of all_reduce and reduce_scatter, as `dist.ReduceOp.SUM` (PyTorch's names).
+    AVG is SUM divided by the group's size (floating-point tensors only)."""
+    SUM = RedOpType.SUM
+    AVG = RedOpType.AVG
+    PRODUCT = RedOpType.PRODUCT
+    MIN = RedOpType.MIN
+    MAX = RedOpType.MAX
+    BAND = RedOpType.BAND
+    BOR = RedOpType.BOR
+    BXOR = RedOpType.BXOR
+    RedOpType = RedOpType
+
+
+def as_op(op: Any) -> RedOpType:
+    """`op` as a RedOpType: a ReduceOp member or its name ("sum", "AVG", ...)."""
+    if op.__class__ is RedOpType:
+        return op
+    if isinstance(op, str) and op.upper() in RedOpType.__members__:
+        return RedOpType[op.upper()]
+    raise ValueError(f"unknown reduce op {op!r}: use fusegrad.distributed.ReduceOp.SUM, AVG, PRODUCT, MIN, MAX, "
+                     f"BAND, BOR or BXOR")
+
+
+_MPI_OPS = {RedOpType.SUM: "SUM", RedOpType.AVG: "SUM", RedOpType.PRODUCT: "PROD", RedOpType.MIN: "MIN",
+            RedOpType.MAX: "MAX", RedOpType.BAND: "BAND", RedOpType.BOR: "BOR", RedOpType.BXOR: "BXOR"}
+# a bool tensor reduces as 0/1 bytes: a sum or max is "any", a product or min is "all"
+_BOOL_OPS = {RedOpType.SUM: "MAX", RedOpType.MAX: "MAX", RedOpType.BOR: "MAX", RedOpType.PRODUCT: "MIN",
+             RedOpType.MIN: "MIN", RedOpType.BAND: "MIN", RedOpType.BXOR: "BXOR"}
+_MPI_TYPES = {"float32": "FLOAT", "float64": "DOUBLE", "int8": "INT8_T", "int16": "INT16_T", "int32": "INT32_T",
+              "int64": "INT64_T", "uint8": "UINT8_T", "uint16": "UINT16_T", "uint32": "UINT32_T",
+              "uint64": "UINT64_T"}
+
+
+_OP_CACHE: dict[tuple, Any] = {}
+_TYPE_CACHE: dict[int, Any] = {}       # numpy dtype number -> MPI datatype (numpy's dtype.name is slow Python)
+
+
+def mpi_op(op: RedOpType, dtype: np.dtype, is_bool: bool = False) -> Any:
+    """The MPI.Op reducing arrays of numpy `dtype` (bool tensors travel as uint8 0/1) with `op`."""
+    key = (op, dtype.num, is_bool)
+    found = _OP_CACHE.get(key)
+    if found is not None:
+        return found
+    if op in (RedOpType.BAND, RedOpType.BOR, RedOpType.BXOR) and dtype.kind == "f":
+        raise TypeError(f"ReduceOp.{op.name} needs an integer or bool tensor, not {dtype}")
+    if op is RedOpType.AVG and (dtype.kind != "f" or is_bool):
+        raise TypeError(f"ReduceOp.AVG needs a floating-point tensor, not {'bool' if is_bool else dtype}")
+    found = _OP_CACHE[key] = getattr(mpi(), (_BOOL_OPS if is_bool else _MPI_OPS)[op])
+    return found
+
+
+def mpi_buffer(array: np.ndarray) -> list:
+    """[array, MPI datatype] for a C-contiguous array of a numeric dtype MPI knows by name."""
+    found = _TYPE_CACHE.get(array.dtype.num)
+    if found is None:
+        name = _MPI_TYPES.get(array.dtype.name)
+        if name is None:
+            raise TypeError(f"fusegrad.distributed: no MPI datatype for {array.dtype}")
+        found = _TYPE_CACHE[array.dtype.num] = getattr(mpi(), name)
+    return [array, found]
+
+
+_RECORDS: dict[str, tuple[np.ndarray, bytes]] = {}
+
+
+def _record(desc: str) -> tuple[np.ndarray, bytes]:
+    """The check's record of `desc` and its bytes repeated for a 2-rank comparison (kept: a
+    training loop repeats a few descriptions)."""
+    rec = _RECORDS.get(desc)
+    if rec is None:
+        if len(_RECORDS) > 4096:
+            _RECORDS.clear()
+        text = desc.encode()
+        array = np.zeros(_RECORD, np.uint8)
+        array[:_DIGEST] = np.frombuffer(hashlib.blake2b(text, digest_size=_DIGEST).digest(), np.uint8)
+        body = text[:_RECORD - _DIGEST]
+        array[_DIGEST:_DIGEST + len(body)] = np.frombuffer(body, np.uint8)
+        rec = _RECORDS[desc] = (array, array.tobytes())
+    return rec
+
+
+def check_signature(group: ProcessGroup, what: str, desc: str, started: float | None = None) -> None:
+    """Raise RuntimeError on every rank unless every rank of `group` calls the collective `desc`
+    (a description of the call: name, shapes, dtypes, op, root) now."""
+    check_usable(group)
+    size = group.size()
+    if size == 1:
+        return
+    rec, rec_bytes = _record(desc)
+    out = group.scratch.get("check")
+    if out is None:
+        out = group.scratch["check"] = np.empty(_RECORD * size, np.uint8)
+    byte = mpi().BYTE
+    wait(group.comm.Iallgather([rec, byte], [out, byte]), what, group, started)
+    if out.tobytes() == rec_bytes * size:       # (the descriptions too: equal digests, equal texts)
+        return
+    rows = out.reshape(size, _RECORD)
+    seen = [bytes(row[_DIGEST:]).rstrip(b"\0").decode(errors="replace") for row in rows]
+    mine = group.rank()
+    other = next(r for r in range(size) if (rows[r, :_DIGEST] != rec[:_DIGEST]).any())
+    listing = "; ".join(f"rank {r}: {d}" for r, d in enumerate(seen))
+    raise RuntimeError(f"Detected mismatch between collectives on ranks. Rank {mine} is running collective: {desc}, "
+                       f"but Rank {other} is running collective: {seen[other]} ({listing}). Every rank must call "
+                       f"the same collectives in the same order with tensors of the same shape and dtype.")
+
+
+@functools.lru_cache(maxsize=1024)
+def describe(what: str, shape: tuple, dtype: Any, **extra: Any) -> str:
+    """`all_reduce(shape=[4, 3], dtype=float32, op=SUM)`: a call as the signature check and its errors show it."""
+    name = getattr(dtype, "name", str(dtype))
+    parts = [f"shape={list(shape)}", f"dtype={name}"] + [f"{k}={v}" for k, v in extra.items()]
+    return f"{what}({', '.join(parts)})"
+
+
+def allreduce_array(array: np.ndarray, op: Any = RedOpType.SUM, group_id: int = 0, what: str = "all_reduce",
+                    check: bool = True) -> None:
+    """All-reduce the C-contiguous numpy `array` in place across the group with id `group_id`
+    (numeric dtypes MPI names; AVG divides the sum by the group's size), checked and bounded by
+    the group's timeout like every collective. For a compiled program's host call."""
+    group = group_of(group_id)
+    started = time.monotonic()
+    op = as_op(op)
+    if not array.flags.c_contiguous or not array.flags.writeable:
+        raise ValueError("allreduce_array needs a writable C-contiguous array")
+    if check:
+        check_signature(group, what, describe(what, array.shape, array.dtype, op=op.name), started)
+    else:
+        check_usable(group)
+    if group.size() > 1 and array.size:
+        request = group.comm.Iallreduce(mpi().IN_PLACE, mpi_buffer(array), mpi_op(op, array.dtype))
+        wait(request, what, group, started)
+    if op is RedOpType.AVG:
+        np.divide(array, group.size(), out=array)
