@@ -152,7 +152,7 @@ def dlpack_import(producer: Any) -> tuple[np.ndarray, D.DType | None]:
     _check_host(dl.device_type, dl.device_id)
     np_dtype, dtype = _dlpack_dtype(dl.dtype.code, dl.dtype.bits, dl.dtype.lanes)
     shape = tuple(dl.shape[i] for i in range(dl.ndim))
-    strides = tuple(dl.strides[i] for i in range(dl.ndim)) if dl.strides else _row_major(shape)
+    strides = tuple(dl.strides[i] for i in range(dl.ndim)) if dl.strides else row_major(shape)
     deleter = ctypes.c_void_p.from_address(managed + _DELETER_OFFSET[name]).value
     if _capsule_set_name(capsule, _USED_NAME[name]):
         raise RuntimeError("fusegrad could not mark the DLPack capsule consumed")
@@ -234,11 +234,13 @@ _capsule_set_name = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object, ctypes.c_c
 _DELETER = ctypes.PYFUNCTYPE(None, ctypes.c_void_p)     # void (*deleter)(DLManagedTensor*), GIL held
 
 
-def _row_major(shape: Sequence[int]) -> tuple[int, ...]:
+def row_major(shape: Sequence[int]) -> tuple[int, ...]:
+    """The strides, in elements, of a C-contiguous array of `shape` (a dim of 0 counts as 1, as
+    PyTorch's contiguous strides do)."""
     out, acc = [], 1
     for n in reversed(shape):
         out.append(acc)
-        acc *= n
+        acc *= max(n, 1)
     return tuple(reversed(out))
 
 

@@ -26,6 +26,7 @@ from .conversion import check_native_byte_order as _check_native_byte_order
 from .conversion import copy_as as _copy_as
 from .conversion import legacy_constructor_array as legacy_constructor_array
 from .conversion import no_dtype as _no_dtype
+from .conversion import row_major as _row_major
 from .conversion import sizes as _sizes
 from .conversion import to_array as _to_array
 from .prims import iota_node
@@ -244,14 +245,6 @@ def _place(frame: tuple[int, ...], offset: int, sizes: list[int],
         picks[d] = (starts[d], size, k)
         d += 1
     return picks
-
-
-def _row_major(shape: Sequence[int]) -> tuple[int, ...]:
-    out, acc = [], 1
-    for n in reversed(shape):
-        out.append(acc)
-        acc *= n
-    return tuple(reversed(out))
 
 
 def _frame_view(memory: np.ndarray, frame: tuple[int, ...],

@@ -39,6 +39,7 @@ import numpy as np
 from . import cuda as _cuda
 from . import dtypes as D
 from . import trace_hooks
+from .conversion import row_major
 from .creation import strided_view
 from .device import device as Device
 from .nn.parameter import Parameter
@@ -176,18 +177,10 @@ def host_layout(t: Tensor) -> tuple[np.ndarray, int, tuple[int, ...], tuple[int,
     if view.size and not np.shares_memory(view, memory):
         memory = view = _aligned(view)
     if not view.size:
-        return memory, 0, size, _row_major(size), location
+        return memory, 0, size, row_major(size), location
     itemsize = memory.itemsize
     offset = (view.__array_interface__["data"][0] - memory.__array_interface__["data"][0]) // itemsize
     return memory, int(offset), size, tuple(s // itemsize for s in view.strides), location
-
-
-def _row_major(size: tuple[int, ...]) -> tuple[int, ...]:
-    out, acc = [], 1
-    for n in reversed(size):
-        out.append(acc)
-        acc *= max(n, 1)
-    return tuple(reversed(out))
 
 
 def save(obj: Any, f: FileLike, pickle_module: Any = None, pickle_protocol: int = DEFAULT_PROTOCOL,
