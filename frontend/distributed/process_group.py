@@ -197,7 +197,7 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
     wait(request, "init_process_group", probe)
     _GROUPS[WORLD] = ProcessGroup(comm, WORLD, limit)
     _share_cpus(comm, MPI)
-    traced.install_host_calls(communicator)      # compiled programs' all_reduce nodes: MPI on these groups
+    traced.install_host_calls(communicator, _wait_compiled)   # compiled programs' all_reduce nodes: MPI here
 
 
 _THREADS_SET: list[bool] = [False]
@@ -276,6 +276,13 @@ def wait(request: Any, what: str, group: ProcessGroup, started: float | None = N
         f"{group.rank()} of {group.size()}: another rank did not join it. It may have exited or crashed, be stuck "
         f"elsewhere, or be calling a different collective. The process group is unusable now; end the program "
         f"(MPI.COMM_WORLD.Abort() stops every rank).")
+
+
+def _wait_compiled(request: Any, group_id: int) -> None:
+    """Complete a compiled program's all_reduce (a host call) as every collective completes."""
+    group = group_of(group_id)
+    check_usable(group)
+    wait(request, "all_reduce (in a compiled program)", group)
 
 
 def check_usable(group: ProcessGroup) -> None:

@@ -49,15 +49,25 @@ def all_reduce_lazy(t: Tensor, op: str = "sum", group: int = 0) -> Tensor:
     return result
 
 
-def install_host_calls(communicator_of: Callable[[int], Any] | None) -> None:
+def install_host_calls(communicator_of: Callable[[int], Any] | None,
+                       wait: Callable[[Any, int], None] | None = None) -> None:
     """Make every program's all_reduce an MPI Allreduce over `communicator_of(group)` (an
-    mpi4py communicator for the group id the all_reduce was built with). None: uninstall,
-    so that all_reduce raises 'all_reduce needs fusegrad.distributed.init_process_group()'.
-    mpi4py is imported at the first all_reduce, not here."""
-    hostcalls.register_all_reduce(None if communicator_of is None else _mpi_all_reduce(communicator_of))
+    mpi4py communicator for the group id the all_reduce was built with). With `wait`, the
+    Allreduce is nonblocking and `wait(request, group)` completes it (the process group polls it
+    against its timeout, so a rank that is gone makes the program fail instead of hang);
+    without, it blocks. None: uninstall, so that all_reduce raises 'all_reduce needs
+    fusegrad.distributed.init_process_group()'. mpi4py is imported at the first all_reduce."""
+    hostcalls.register_all_reduce(None if communicator_of is None else _mpi_all_reduce(communicator_of, wait))
 
 
-def _mpi_all_reduce(communicator_of: Callable[[int], Any]) -> hostcalls.AllReduceFn:
+def _mpi_all_reduce(communicator_of: Callable[[int], Any],
+                    wait: Callable[[Any, int], None] | None) -> hostcalls.AllReduceFn:
+    def reduce(comm: Any, group: int, source: Any, target: np.ndarray, mpi_op: Any) -> None:
+        if wait is None:
+            comm.Allreduce(source, target, op=mpi_op)
+        else:
+            wait(comm.Iallreduce(source, target, op=mpi_op), group)
+
     def all_reduce(src: np.ndarray, dst: np.ndarray, count: int, dtype: str, op: str, group: int) -> int:
         MPI = importlib.import_module("mpi4py.MPI")    # optional: only a distributed run needs mpi4py
         comm = communicator_of(group)
@@ -65,15 +75,12 @@ def _mpi_all_reduce(communicator_of: Callable[[int], Any]) -> hostcalls.AllReduc
         if dtype in ("float16", "bfloat16"):      # no MPI type: reduce in float32, round once
             dt = dtypes.from_name(dtype)
             work = np.array(dtypes.from_storage(src, dt), dtype=np.float32)
-            comm.Allreduce(MPI.IN_PLACE, work, op=mpi_op)
+            reduce(comm, group, MPI.IN_PLACE, work, mpi_op)
             if op == "avg":
                 work /= comm.Get_size()
             dst[...] = dtypes.to_storage(work, dt)
             return 0
-        if dst is src:
-            comm.Allreduce(MPI.IN_PLACE, dst, op=mpi_op)
-        else:
-            comm.Allreduce(src, dst, op=mpi_op)
+        reduce(comm, group, MPI.IN_PLACE if dst is src else src, dst, mpi_op)
         if op == "avg":
             np.divide(dst, comm.Get_size(), out=dst)
         return 0

@@ -104,6 +104,17 @@ def test_errors(errors, name):
     passed(errors, name)
 
 
+@pytest.fixture(scope="module")
+def compiled_timeout(tmp_path_factory):
+    return launch("compiled_timeout.py", tmp_path_factory.mktemp("compiled_timeout"), timeout=60)
+
+
+@NEEDS_MPI
+@pytest.mark.parametrize("name", ["compiled_all_reduce_replays", "compiled_all_reduce_times_out"])
+def test_compiled_all_reduce_when_a_rank_exits(compiled_timeout, name):
+    passed(compiled_timeout, name)
+
+
 def test_imports_without_mpi4py():
     """fusegrad.distributed imports where mpi4py is missing; is_available() is False and
     init_process_group says what to install."""
