@@ -44,6 +44,7 @@ from .creation import strided_view
 from .device import device as Device
 from .nn.parameter import Parameter
 from .runtime import aligned_empty
+from .source import errors_at_user_line
 from .tensor import Size, Tensor
 
 FileLike = Union[str, "os.PathLike[str]", IO[bytes]]
@@ -183,6 +184,7 @@ def host_layout(t: Tensor) -> tuple[np.ndarray, int, tuple[int, ...], tuple[int,
     return memory, int(offset), size, tuple(s // itemsize for s in view.strides), location
 
 
+@errors_at_user_line
 def save(obj: Any, f: FileLike, pickle_module: Any = None, pickle_protocol: int = DEFAULT_PROTOCOL,
          _use_new_zipfile_serialization: bool = True) -> None:
     """Write `obj` (tensors, state_dicts, nested containers, plain values) to `f` (a path or a
@@ -491,6 +493,7 @@ class _FullUnpickler(pickle.Unpickler):
         return self.loader.persistent_load(pid)
 
 
+@errors_at_user_line
 def load(f: FileLike, map_location: MapLocation = None, pickle_module: Any = None, *,
          weights_only: bool | None = None, mmap: bool | None = None, **pickle_load_args: Any) -> Any:
     """Read a checkpoint written by `fusegrad.save` or `torch.save` (the zip format)."""

@@ -35,6 +35,7 @@ from .. import trace_hooks
 from ..autograd.grad_mode import no_grad
 from ..creation import as_tensor
 from ..realize import realize
+from ..source import errors_at_user_line
 from ..storage import set_buffer
 from ..tensor import Tensor
 from ..tensor_base import leaf_node
@@ -219,6 +220,7 @@ def _finisher(hosts: Sequence[_Host], after: Callable[[], None] | None = None) -
 
 # ------------------------------------------------------------------ the collectives
 
+@errors_at_user_line
 def all_reduce(tensor: Tensor, op: Any = RedOpType.SUM, group: ProcessGroup | None = None,
                async_op: bool = False) -> Work | None:
     """Reduce `tensor` across the group's ranks, in place: every rank gets the result."""
@@ -252,6 +254,7 @@ def all_reduce(tensor: Tensor, op: Any = RedOpType.SUM, group: ProcessGroup | No
     return _run("all_reduce", g, started, request, _finisher([h], average), async_op, [t])
 
 
+@errors_at_user_line
 def all_reduce_coalesced(tensors: Sequence[Tensor], op: Any = RedOpType.SUM, group: ProcessGroup | None = None,
                          async_op: bool = False) -> Work | None:
     """All-reduce several tensors of one dtype with one MPI Allreduce: copied into one flat buffer,
@@ -298,6 +301,7 @@ def _traced_all_reduce(t: Tensor, op: RedOpType, g: ProcessGroup, async_op: bool
     return _run("all_reduce", g, time.monotonic(), None, None, async_op, [t])
 
 
+@errors_at_user_line
 def broadcast(tensor: Tensor, src: int = 0, group: ProcessGroup | None = None, async_op: bool = False,
               group_src: int | None = None) -> Work | None:
     """Copy rank `src`'s `tensor` into `tensor` on every other rank."""
@@ -320,6 +324,7 @@ def _same(t: Tensor, like: Tensor, what: str, name: str) -> None:
                          f"{like.device}: they must match")
 
 
+@errors_at_user_line
 def all_gather(tensor_list: list[Tensor], tensor: Tensor, group: ProcessGroup | None = None,
                async_op: bool = False) -> Work | None:
     """Every rank's `tensor` into `tensor_list` (one tensor per rank, in rank order) on every rank."""
@@ -344,6 +349,7 @@ def all_gather(tensor_list: list[Tensor], tensor: Tensor, group: ProcessGroup | 
     return _run("all_gather", g, started, request, scatter_out, async_op, outs)
 
 
+@errors_at_user_line
 def all_gather_into_tensor(output_tensor: Tensor, input_tensor: Tensor, group: ProcessGroup | None = None,
                            async_op: bool = False) -> Work | None:
     """Every rank's `input_tensor`, concatenated in rank order along dim 0 (or stacked: shape
@@ -374,6 +380,7 @@ def _check_split(big: Tensor, small: Tensor, g: ProcessGroup, what: str, big_nam
         raise TypeError(f"{what}: {big_name} is {big.dtype.name} but {small_name} is {small.dtype.name}")
 
 
+@errors_at_user_line
 def reduce_scatter(output: Tensor, input_list: list[Tensor], op: Any = RedOpType.SUM,
                    group: ProcessGroup | None = None, async_op: bool = False) -> Work | None:
     """Reduce `input_list[i]` across the ranks into `output` on rank i."""
@@ -396,6 +403,7 @@ def reduce_scatter(output: Tensor, input_list: list[Tensor], op: Any = RedOpType
     return _reduce_scatter(g, started, send, dst, op, mop, async_op, "reduce_scatter")
 
 
+@errors_at_user_line
 def reduce_scatter_tensor(output: Tensor, input: Tensor, op: Any = RedOpType.SUM,
                           group: ProcessGroup | None = None, async_op: bool = False) -> Work | None:
     """Reduce `input` (world_size blocks along dim 0, or stacked) across the ranks; block i into
@@ -430,6 +438,7 @@ def _reduce_scatter(g: ProcessGroup, started: float, send: np.ndarray, dst: _Hos
     return _run(what, g, started, request, _finisher([dst], average), async_op, [dst.tensor])
 
 
+@errors_at_user_line
 def barrier(group: ProcessGroup | None = None, async_op: bool = False, device_ids: Any = None,
             timeout: timedelta | None = None) -> Work | None:
     """Wait until every rank of the group has called barrier."""

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
 from .. import runtime
+from ..source import errors_at_user_line
 from . import traced
 
 if TYPE_CHECKING:
@@ -159,6 +160,7 @@ def _check_against_mpi(what: str, given: int, actual: int, source: str) -> None:
                          f"backend the launcher (mpirun, srun) decides ranks; drop {source} or launch accordingly")
 
 
+@errors_at_user_line
 def init_process_group(backend: str | None = None, init_method: str | None = None, timeout: timedelta | None = None,
                        world_size: int = -1, rank: int = -1, store: Any = None, group_name: str = "",
                        pg_options: Any = None, device_id: Any = None) -> None:

@@ -183,8 +183,9 @@ def _saved_bytes(obj) -> bytes:
 def test_truncated_files_raise_a_clear_error():
     raw = _saved_bytes({"w": t.arange(100.0), "b": t.ones(3)})
     for cut in (0, 10, 100, len(raw) // 2, len(raw) - 30, len(raw) - 1):
-        with pytest.raises(serialization.CheckpointError, match="not a zip checkpoint|damaged"):
+        with pytest.raises(serialization.CheckpointError, match="not a zip checkpoint|damaged") as e:
             t.load(io.BytesIO(raw[:cut]))
+        assert "(at test_serialization.py:" in str(e.value)          # the user's line
 
 
 def test_a_flipped_byte_in_a_storage_is_a_checksum_error():

@@ -12,10 +12,9 @@ from __future__ import annotations
 import os
 import sys
 import time
-import traceback
 from datetime import timedelta
 
-from report import report
+from report import checker, report
 
 import fusegrad
 import fusegrad.distributed as dist
@@ -27,16 +26,7 @@ RESULTS: list[str] = []
 RANK = int(os.environ.get("PMI_RANK", "-1"))       # MPI's, before init_process_group (only to label lines)
 
 
-def check(name: str):
-    def run(fn):
-        try:
-            fn()
-            RESULTS.append(f"rank {RANK} PASS {name}")
-        except Exception:           # noqa: BLE001 - reported as a FAIL line with its traceback
-            detail = traceback.format_exc().strip().replace("\n", " | ")
-            RESULTS.append(f"rank {RANK} FAIL {name}: {detail}")
-        return fn
-    return run
+check = checker(RESULTS, lambda: RANK)
 
 
 def raises(exc: type, *needles: str):
@@ -61,11 +51,12 @@ def _before_init():
     for call in (lambda: dist.all_reduce(fusegrad.ones(2)), lambda: dist.broadcast(fusegrad.ones(2), 0),
                  dist.barrier, dist.get_rank, dist.get_world_size, lambda: DDP(nn.Linear(2, 2))):
         raises(ValueError, msg)(call)
+    raises(ValueError, msg, "(at errors.py:")(lambda: dist.all_reduce(fusegrad.ones(2)))     # the user's line
 
 
 @check("init_arguments")
 def _init_arguments():
-    raises(ValueError, "'mpi' backend only", "nccl")(lambda: dist.init_process_group("nccl"))
+    raises(ValueError, "'mpi' backend only", "nccl", "(at errors.py:")(lambda: dist.init_process_group("nccl"))
     raises(ValueError, "rank=5", "MPI says rank=")(lambda: dist.init_process_group("mpi", rank=5))
     raises(ValueError, "world_size=9")(lambda: dist.init_process_group(world_size=9))
     os.environ["WORLD_SIZE"] = "7"
