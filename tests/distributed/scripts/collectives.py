@@ -7,11 +7,10 @@ tests/distributed/test_distributed.py read them.
 """
 from __future__ import annotations
 
-import traceback
 from datetime import timedelta
 
 import numpy as np
-from report import report
+from report import checker, report
 
 import fusegrad
 import fusegrad.distributed as dist
@@ -20,16 +19,7 @@ from fusegrad.compiler.ir import dtypes as irdt
 RESULTS: list[str] = []
 
 
-def check(name: str):
-    def run(fn):
-        try:
-            fn()
-            RESULTS.append(f"rank {RANK} PASS {name}")
-        except Exception:           # noqa: BLE001 - reported as a FAIL line with its traceback
-            detail = traceback.format_exc().strip().replace("\n", " | ")
-            RESULTS.append(f"rank {RANK} FAIL {name}: {detail}")
-        return fn
-    return run
+check = checker(RESULTS, lambda: RANK)
 
 
 def data(r: int, shape=(3, 4), dtype=np.float32) -> np.ndarray:

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import os
 import time
-import traceback
 from datetime import timedelta
 
-from report import report
+from report import checker, report
 
 import fusegrad
 import fusegrad.distributed as dist
@@ -22,15 +21,7 @@ RANK = int(os.environ.get("PMI_RANK", "-1"))
 
 
 
-def check(name: str):
-    def run(fn):
-        try:
-            fn()
-            RESULTS.append(f"rank {RANK} PASS {name}")
-        except Exception:           # noqa: BLE001 - reported as a FAIL line with its traceback
-            RESULTS.append(f"rank {RANK} FAIL {name}: " + traceback.format_exc().strip().replace("\n", " | "))
-        return fn
-    return run
+check = checker(RESULTS, lambda: RANK)
 
 
 dist.init_process_group("mpi", timeout=timedelta(seconds=TIMEOUT))
