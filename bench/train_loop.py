@@ -4,6 +4,9 @@
    5,000 epochs of forward, backward() and step() from a plain Python loop (no @compile).
 2. One MLP training step (784 -> 256 -> 10, ReLU, cross-entropy, batch 128), with SGD (momentum
    0.9) and with Adam: the median step time.
+3. Initialization on 16M elements: rand, randn, nn.init.kaiming_uniform_ and normal_ of a
+   4096x4096 tensor, and building nn.Linear(4096, 4096) (empty + kaiming_uniform_ + bias), each
+   call writing fresh memory, as a model's construction does (numpy: its default Generator).
 
 Every number is a median from this one run; ratios > 1 mean fusegrad is faster.
 
@@ -95,6 +98,45 @@ def mlp_rows() -> list:
     return rows
 
 
+INIT_SHAPE = (4096, 4096)
+
+
+def _init_calls(m) -> dict:
+    """name -> call of no arguments, for fusegrad or torch (`m`)."""
+    weight = m.empty(*INIT_SHAPE)
+    return {
+        "rand": lambda: m.rand(*INIT_SHAPE),
+        "randn": lambda: m.randn(*INIT_SHAPE),
+        "kaiming_uniform_": lambda: m.nn.init.kaiming_uniform_(weight),
+        "normal_": lambda: m.nn.init.normal_(weight),
+        "nn.Linear(4096, 4096)": lambda: m.nn.Linear(*INIT_SHAPE),
+    }
+
+
+def _numpy_calls(np_module) -> dict:
+    rng = np_module.random.default_rng(0)
+    return {"rand": lambda: rng.random(INIT_SHAPE, dtype=np.float32),
+            "randn": lambda: rng.standard_normal(INIT_SHAPE, dtype=np.float32)}
+
+
+def init_rows() -> list:
+    import fusegrad.nn  # noqa: F401
+    ours = _init_calls(fusegrad)
+    for call in ours.values():
+        call()                              # the first call of each fill compiles it (then disk-cached)
+    rows = []
+    for name, call in ours.items():
+        t = median_time(call, repeat=7, warmup=1)
+        peers: dict = {}
+        notes: list = []
+        makers = {"torch": lambda torch, n=name: _init_calls(torch)[n]}
+        if name in ("rand", "randn"):
+            makers["numpy"] = lambda np_module, n=name: _numpy_calls(np_module)[n]
+        time_peers(peers, makers, repeat=7, notes=notes)
+        rows.append(Row(f"init: {name}, 16M float32", t, peers, note="; ".join(notes)))
+    return rows
+
+
 if __name__ == "__main__":
     print(machine())
-    print(table(linreg_rows() + mlp_rows()))
+    print(table(linreg_rows() + mlp_rows() + init_rows()))

@@ -282,11 +282,14 @@ ByteTensor = _typed_constructor(D.uint8, "ByteTensor")
 BoolTensor = _typed_constructor(D.bool_, "BoolTensor")
 
 
-def _filled(size: Sequence[Any], value: Scalar, dtype: DTypeLike | None, device: DeviceLike | None,
+def _filled(size: Sequence[Any], value: Scalar | None, dtype: DTypeLike | None, device: DeviceLike | None,
             requires_grad: bool) -> Tensor:
+    """A new tensor of `value` everywhere (None: uninitialised memory, as PyTorch's empty: its
+    first write, usually an init function's, is what touches the pages)."""
     dt = D.as_dtype(dtype) if dtype is not None else D.get_default_dtype()
     a = aligned_empty(_sizes(size), dt.np)
-    a.fill(D.to_storage(value, dt) if dt.is_storage_float else value)
+    if value is not None:
+        a.fill(D.to_storage(value, dt) if dt.is_storage_float else value)
     t = Tensor._from_array(a, dtype=dt)
     if requires_grad:
         t.requires_grad_(True)
@@ -305,7 +308,7 @@ def ones(*size: SizeLike, dtype: DTypeLike | None = None, device: DeviceLike | N
 
 def empty(*size: SizeLike, dtype: DTypeLike | None = None, device: DeviceLike | None = None,
           requires_grad: bool = False) -> Tensor:
-    return _filled(size, 0, dtype, device, requires_grad)
+    return _filled(size, None, dtype, device, requires_grad)
 
 
 def full(size: SizeLike, fill_value: Scalar, dtype: DTypeLike | None = None, device: DeviceLike | None = None,
@@ -339,7 +342,9 @@ def _random(size: Sequence[Any], dtype: DTypeLike | None, device: DeviceLike | N
         lazy = _rng.rand_tensor if draw is _rng.uniform else _rng.randn_tensor
         return lazy(shape, dt, generator)
     values = draw(math.prod(shape), dt.host, generator, **_digits(dt, draw)).reshape(shape)
-    t = Tensor._from_array(_aligned_copy(values, dt), dtype=dt)
+    if values.dtype != dt.np or dt.is_storage_float:     # the draws are aligned and fresh: kept as they are
+        values = _aligned_copy(values, dt)
+    t = Tensor._from_array(values, dtype=dt)
     if requires_grad:
         t.requires_grad_(True)
     return _placed(t, device)

@@ -31,7 +31,7 @@ from .compiler.ir.ops import broadcast_shapes
 from .compiler.passes.autodiff import unslice
 from .grad_mode import is_grad_enabled, is_inference_mode_enabled
 from .prims import is_np_scalar
-from .realize import realize
+from .realize import realize, write_in_place
 from .source import user_loc
 from .storage import Storage, buffer_of
 from .tensor_base import TensorBase, leaf_node
@@ -278,9 +278,35 @@ def clamp_(t, min=None, max=None):
     return assign(t, _castable(t, ops.clamp(t, min, max)), "clamp_")
 
 
-def _random_fill(t, values: np.ndarray, opname):
-    array = np.ascontiguousarray(D.to_storage(values, t.dtype))
+def _assign_values(t, values: np.ndarray, opname):
+    """Assign host `values` (t's shape) to `t`, rounded to its dtype."""
+    same = values.dtype == t.dtype.np and not t.dtype.is_storage_float and values.flags.c_contiguous
+    array = values if same else np.ascontiguousarray(D.to_storage(values, t.dtype))
     return assign(t, t._wrap(Storage(leaf_node(array, t.dtype), buffer=array)), opname)
+
+
+def _random_fill(t, draw: Callable[[Any, np.ndarray | None], np.ndarray], opname):
+    """Fill `t` with `draw(host type, out)`'s numbers (philox.py): drawn straight into t's
+    memory when `_fills_in_place(t)`, else drawn into a new array and assigned."""
+    if _fills_in_place(t):
+        write_in_place(t._storage, lambda buffer: draw(buffer.dtype, buffer.reshape(-1)))
+        return t
+    values = draw(np.float32 if t.dtype is D.float32 else np.float64, None)
+    return _assign_values(t, values.reshape(tuple(t.shape)), opname)
+
+
+def _fills_in_place(t) -> bool:
+    """Whether t is a whole float32/float64 CPU storage whose value is in its memory, with no
+    autograd history, outside traces: what a direct fill may overwrite (anything else goes
+    through `assign`, which checks and records what PyTorch does). A deferred batch does not
+    matter: the fill cannot fail half-way, and pending readers of the old value get a copy."""
+    s = t._storage
+    return (t._base is None and not t._view and s.grad_fn is None and isinstance(s.buffer, np.ndarray)
+            and not s.readonly and s.device is None and s.holder is not None and s.holder() is s.node
+            and t.dtype in (D.float32, D.float64) and s.buffer.size == t.numel()
+            and not trace_hooks.active()
+            and not (s.inference and not is_inference_mode_enabled())
+            and not (is_grad_enabled() and not t._detached and t._requires_grad))
 
 
 def random_(t, from_=None, to=None, *, generator=None):
@@ -292,17 +318,17 @@ def random_(t, from_=None, to=None, *, generator=None):
     else:
         lo, hi = from_, to
     u = philox.uniform(t.numel(), np.float64, generator)
-    return _random_fill(t, (lo + np.floor(u * (hi - lo))).reshape(tuple(t.shape)), "random_")
+    return _assign_values(t, (lo + np.floor(u * (hi - lo))).reshape(tuple(t.shape)), "random_")
 
 
 def uniform_(t, a=0.0, b=1.0, *, generator=None):
-    u = philox.uniform(t.numel(), np.float64, generator)
-    return _random_fill(t, (a + (b - a) * u).reshape(tuple(t.shape)), "uniform_")
+    n = t.numel()
+    return _random_fill(t, lambda dtype, out: philox.uniform_between(n, a, b, dtype, generator, out), "uniform_")
 
 
 def normal_(t, mean=0.0, std=1.0, *, generator=None):
-    z = philox.normal(t.numel(), np.float64, generator)
-    return _random_fill(t, (mean + std * z).reshape(tuple(t.shape)), "normal_")
+    n = t.numel()
+    return _random_fill(t, lambda dtype, out: philox.normal(n, dtype, generator, mean, std, out), "normal_")
 
 
 def masked_fill_(t, mask, value):

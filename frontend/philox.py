@@ -2,9 +2,11 @@
 
 The generator is (seed, offset); drawing n numbers takes counters offset .. offset+n-1 and
 advances the offset. Eager factories (`rand`, `randn`, ...) and the in-place fills
-(`uniform_`, ...) compute the stream with numpy here; inside kernels the IR `rand` op
-computes the same bits (codegen/emit.py), so a value drawn in a fused dropout mask equals
-the one numpy would have drawn at that counter.
+(`uniform_`, ...) draw the stream here with native, size-generic fills
+(codegen/random_fill.py: compiled once per machine, split across threads); inside kernels
+the IR `rand` op computes the same bits (codegen/emit.py), so a value drawn in a fused
+dropout mask equals the one an eager draw gives at that counter. `philox_words` is the
+stream in numpy, the reference both are tested against.
 
 The generator's (seed, offset) words are a Storage (a traced function captures it as state
 and advances it in place); random.py, above Tensor, wraps it in a tensor for traced code
@@ -12,13 +14,18 @@ and holds the lazy draws (`rand_tensor`). `fusegrad.random` re-exports this modu
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from .compiler.codegen import random_fill
 from .realize import realize
+from .runtime import library
+from .runtime.buffers import address, aligned_empty
 from .storage import Storage
 from .tensor_base import leaf_node
 
@@ -139,7 +146,8 @@ def initial_seed() -> int:
 
 
 def philox_words(seed: int, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first two output words of Philox-4x32-10 for counters start .. start+n-1."""
+    """The first two output words of Philox-4x32-10 for counters start .. start+n-1, in numpy
+    (the reference the native fills and the IR's rand are tested against; small draws)."""
     with np.errstate(over="ignore"):
         ctr = np.arange(n, dtype=np.uint64) + np.uint64(start)
         c0, c1 = ctr & _LOW, ctr >> np.uint64(32)
@@ -155,25 +163,54 @@ def philox_words(seed: int, start: int, n: int) -> tuple[np.ndarray, np.ndarray]
 
 
 _DIGITS = {np.dtype(np.float32): 24, np.dtype(np.float16): 11}
+_FILL = library.signature(
+    None, [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint64, ctypes.c_int64,
+           ctypes.c_double, ctypes.c_double, ctypes.c_int64])
+
+
+def _fill(kind: str, n: int, dtype: Any, generator: Generator | None, a: float = 0.0, b: float = 1.0,
+          digits: int = 0, out: np.ndarray | None = None) -> np.ndarray:
+    """n numbers of the stream (random_fill.py's `kind`), drawn natively into `out` (a
+    contiguous float32/float64 array of n numbers) or a new aligned array: float32 when
+    `dtype` is float32, else float64 (numpy casts to the rest)."""
+    if out is None:
+        out = aligned_empty((n,), np.float32 if np.dtype(dtype) == np.float32 else np.float64)
+    elif out.size != n or not out.flags.c_contiguous or out.dtype not in (np.float32, np.float64):
+        raise ValueError(f"random fill: out must be {n} contiguous float32/float64 numbers")
+    fn = _fill_function(kind, "f32" if out.dtype == np.float32 else "f64")
+    seed_, start = (generator or default_generator).take(n)
+    where = address(out)
+    count = (n + 1) // 2 if kind == "normal" else n
+    library.run_split(lambda lo, hi: fn(where, lo, hi, n, seed_, start, a, b, digits), count)
+    return out if out.dtype == np.dtype(dtype) else out.astype(dtype)
+
+
+@functools.cache
+def _fill_function(kind: str, out_type: str) -> Any:
+    """The native fill (compiled once per machine, then loaded from the object cache)."""
+    text = random_fill.module_text(kind, out_type)
+    return library.load(text).function(random_fill.function_name(kind, out_type), _FILL)
 
 
 def uniform(n: int, dtype: Any, generator: Generator | None = None, digits: int | None = None) -> np.ndarray:
     """n uniform numbers in [0, 1) of a float numpy dtype, from the generator's stream: from
     one 32-bit word, `digits` bits of it (float32: 24, float16: 11, bfloat16 asks for 8),
     from two for float64; the IR's rand makes the same numbers."""
-    seed_, start = (generator or default_generator).take(n)
-    w0, w1 = philox_words(seed_, start, n)
     digits = digits or _DIGITS.get(np.dtype(dtype))
     if digits is not None:
-        return ((w0 >> np.uint64(32 - digits)).astype(np.float32) * np.float32(2.0 ** -digits)).astype(dtype)
-    bits = ((w0 << np.uint64(32)) | w1) >> np.uint64(11)
-    return bits.astype(np.float64) * 2.0 ** -53
+        return _fill("bits", n, np.float32, generator, digits=digits).astype(dtype, copy=False)
+    return _fill("uniform", n, dtype, generator)
 
 
-def normal(n: int, dtype: Any, generator: Generator | None = None) -> np.ndarray:
-    """n standard normal numbers (Box-Muller on pairs of uniforms)."""
-    u = uniform(2 * ((n + 1) // 2), np.float64, generator)
-    u1, u2 = u[0::2], u[1::2]
-    r = np.sqrt(-2.0 * np.log1p(-u1))
-    z = np.concatenate([r * np.cos(2 * np.pi * u2), r * np.sin(2 * np.pi * u2)])[:n]
-    return z.astype(dtype)
+def uniform_between(n: int, low: float, high: float, dtype: Any, generator: Generator | None = None,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """n numbers low + (high - low) u, u the 53-bit uniforms of `uniform(n, float64)`, computed
+    in float64 and rounded once to `dtype` (uniform_ and the nn.init functions)."""
+    return _fill("uniform", n, dtype, generator, float(low), float(high), out=out)
+
+
+def normal(n: int, dtype: Any, generator: Generator | None = None, mean: float = 0.0,
+           std: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
+    """n numbers mean + std z, z standard normals by Box-Muller on pairs of 53-bit uniforms (the
+    first ceil(n/2) from the cosines, the rest from the sines), in float64 rounded once."""
+    return _fill("normal", n, dtype, generator, float(mean), float(std), out=out)

@@ -1,10 +1,10 @@
 """Random numbers: one counter-based Philox-4x32-10 stream for eager and compiled code.
 
 The generator is (seed, offset); drawing n numbers takes counters offset .. offset+n-1 and
-advances the offset. Eager factories (`rand`, `randn`, ...) compute the stream with numpy
+advances the offset. Eager factories (`rand`, `randn`, ...) draw the stream with native fills
 (philox.py, below Tensor, where the generator and the stream live); inside kernels the IR
 `rand` op computes the same bits (codegen/emit.py), so a value drawn in a fused dropout mask
-equals the one numpy would have drawn at that counter. This module, above tensor.py, makes
+equals the one an eager draw gives at that counter. This module, above tensor.py, makes
 those lazy draws (`rand_tensor`): they take no tensor to build their result through.
 """
 from __future__ import annotations

@@ -21,6 +21,9 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
+
+import numpy as np
 
 from . import compiler, runtime, trace_hooks
 from . import placement as _placement
@@ -180,6 +183,25 @@ def program_for(targets):
     bound = {id(b) for b in params}
     params += [s.buffer for s in targets if s.buffer is not None and id(s.buffer) not in bound]
     return entry[0], entry[1], inputs, params
+
+
+def write_in_place(s, write: Callable[[np.ndarray], object]) -> None:
+    """Write a new value straight into the memory of storage `s`, whose current value is in its
+    buffer (no pending update), without a program: `write(buffer)` fills it (random fills,
+    drawn by native code of their own). The new value gets a fresh leaf node; if a pending
+    value or a saved autograd value still holds the old leaf, it keeps a copy of the old
+    contents (copy-on-write, as a realization does)."""
+    with LOCK:
+        replaced = weakref.ref(s.node)
+        leaf = Node("input", (), _NO_ATTRS, s.node.shape, s.node.dtype)
+        set_buffer(leaf, s.buffer)
+        s.node, s.holder, s.program = leaf, weakref.ref(leaf), None
+        old = replaced()
+        if old is not None and buffer_of(old) is s.buffer:
+            set_buffer(old, s.buffer.copy())
+        del old
+        write(s.buffer)
+        s.version += 1
 
 
 def _adopt(s, leaf) -> None:

@@ -38,7 +38,7 @@ class Linear(Module):
 
     def reset_parameters(self) -> None:
         """kaiming_uniform_(a=sqrt(5)) for the weight, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the
-        bias, as PyTorch (both written by one program)."""
+        bias, as PyTorch (drawn straight into their memory: inplace.uniform_)."""
         with no_grad(), deferred():
             init.kaiming_uniform_(self.weight, a=math.sqrt(5))
             if self.bias is not None:
