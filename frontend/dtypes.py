@@ -109,6 +109,10 @@ def promote_types(type1: DType, type2: DType) -> DType:
 
 def result_type(*operands: object) -> DType:
     """PyTorch's result type for tensors (anything with .dtype and .dim()) and Python scalars."""
+    if len(operands) == 2:
+        same = _same_type(*operands)
+        if same is not None:
+            return same
     dim = zero = wrapped = None
     for x in operands:
         if hasattr(x, "dtype") and hasattr(x, "dim"):
@@ -123,6 +127,24 @@ def result_type(*operands: object) -> DType:
     if result is None:
         raise TypeError("result_type() needs at least one operand")
     return result
+
+
+def _same_type(a: object, b: object) -> DType | None:
+    """The result type of the commonest pairs, without the general walk: two tensors of one
+    dtype, or a tensor and a Python number its dtype already holds (a float with a float
+    tensor, an int with a non-bool tensor, a bool with any); None for the rest."""
+    ta, tb = getattr(a, "dtype", None), getattr(b, "dtype", None)
+    if ta is not None and tb is not None:
+        return ta if ta is tb and hasattr(a, "dim") and hasattr(b, "dim") else None
+    dt, number = (ta, b) if ta is not None else (tb, a)
+    if dt is None or not isinstance(dt, DType) or not hasattr(a if ta is not None else b, "dim"):
+        return None
+    kind = type(number)
+    if kind is builtins.float:
+        return dt if dt.is_floating_point else None
+    if kind is builtins.int:
+        return dt if dt is not bool_ else None
+    return dt if kind is builtins.bool else None
 
 
 __all__ = ["DType", "float32", "float64", "float16", "bfloat16", "int32", "int64", "uint8", "bool_", "float", "double",

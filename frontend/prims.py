@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import placement as _placement
+from . import trace_hooks as _trace_hooks
 from .compiler.ir import Node, fmt_type, make
 from .compiler.view import ViewStack
 from .grad_fn import Function
@@ -90,10 +91,33 @@ def cast(t: Any, dtype: Any) -> Any:
 
 def operand(x: Any, dtype: Any, like: TensorBase | None) -> Any:
     """A tensor operand of `dtype`: tensors are cast, Python scalars become constants (built
-    through `like`, the op's tensor operand)."""
+    through `like`, the op's tensor operand; outside traces, a bare constant shared by every
+    op that uses the same number: `scalar_operand`)."""
     if isinstance(x, TensorBase):
         return cast(x, dtype)
+    if type(x) in _SHAREABLE and not _trace_hooks.active() and (x == x and x != 0 or type(x) is not float):
+        return scalar_operand(x, dtype)
     return const(x, dtype, like=like)
+
+
+_SHAREABLE = (int, float, builtins.bool)
+_SCALARS: dict = {}            # (type, value, dtype) -> bare constant
+MAX_SCALARS = 4096
+
+
+def scalar_operand(x: Any, dtype: Any) -> TensorBase:
+    """The bare constant `x` of `dtype` (shape ()), made once and shared: IR nodes are
+    immutable and a bare constant is never written, so `y + 1.0` need not build a constant
+    node, a storage and a tensor each time. Not for float zeros and NaN (0.0 == -0.0, and
+    NaN is not equal to itself) nor inside traces (which must see the constants they make)."""
+    key = (type(x), x, dtype)
+    c = _SCALARS.get(key)
+    if c is None:
+        if len(_SCALARS) >= MAX_SCALARS:
+            _SCALARS.clear()
+        node = make("const", (), {"value": py_scalar(x, dtype)}, None, shape=(), dtype=dtype)
+        c = _SCALARS[key] = TensorBase._from_value(node)
+    return c
 
 
 def op_error(exc_type: type[Exception], op: str, message: str, tensors: Sequence[Any]) -> Exception:

@@ -9,6 +9,8 @@ rebuilt graph holds only what its outputs and assigns reach.
 """
 from __future__ import annotations
 
+import math
+
 from ..ir import Graph, Node, clone, make, rewrite
 from ..ir.ops import OPS
 from ..ir.registry import RuleTable
@@ -21,6 +23,17 @@ def _const_value(n: Node):
 def _is_const(n: Node, value) -> bool:
     v = _const_value(n)
     return v is not None and not isinstance(v, bool) and v == value
+
+
+def _is_unit(op: str, x: Node, unit) -> bool:
+    """Whether `x` is the constant `unit` of `op`. A float zero only with the sign that leaves
+    every x as it is, -0.0 included: x + (-0.0) and x - (+0.0) (-0.0 + 0.0 is +0.0)."""
+    if not _is_const(x, unit):
+        return False
+    if unit == 0 and x.dtype.is_floating_point:
+        negative = math.copysign(1.0, _const_value(x)) < 0
+        return negative if op == "add" else not negative
+    return True
 
 
 def const_like(n: Node, value) -> Node:
@@ -47,9 +60,9 @@ def _identity(n: Node, inputs: tuple) -> Node | None:
     d = OPS[n.op]
     if d.unit is not None:
         a, b = inputs
-        if _is_const(b, d.unit) and same(a):
+        if _is_unit(n.op, b, d.unit) and same(a):
             return a
-        if d.commutative and _is_const(a, d.unit) and same(b):
+        if d.commutative and _is_unit(n.op, a, d.unit) and same(b):
             return b
     if d.involution and inputs[0].op == n.op:
         return inputs[0].inputs[0]

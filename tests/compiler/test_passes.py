@@ -38,9 +38,17 @@ def test_broadcasting_becomes_explicit_expands():
 def test_simplify_folds_constants_and_identities():
     x = inp("x", (5,))
     two_plus_three = make("add", [c(2.0), c(3.0)])
-    y = make("mul", [make("add", [x, c(0.0)]), make("sub", [two_plus_three, c(4.0)])])   # (x + 0) * 1
+    y = make("mul", [make("add", [x, c(-0.0)]), make("sub", [two_plus_three, c(4.0)])])   # (x + -0) * 1
     g = simplify.simplify(broadcast.resolve(Graph("f", [x], [], {"y": y})))
     assert g.outputs["y"] is x
+
+
+def test_simplify_keeps_float_additions_that_change_the_sign_of_zero():
+    """-0.0 + 0.0 is +0.0 and -0.0 - (-0.0) too: those are not identities; x - 0.0 is."""
+    x = inp("x", (5,))
+    outputs = {"a": make("add", [x, c(0.0)]), "b": make("sub", [x, c(-0.0)]), "c": make("sub", [x, c(0.0)])}
+    g = simplify.simplify(broadcast.resolve(Graph("f", [x], [], outputs)))
+    assert g.outputs["a"].op == "add" and g.outputs["b"].op == "sub" and g.outputs["c"] is x
 
 
 def test_simplify_merges_common_subexpressions_and_drops_dead_code():
@@ -63,7 +71,7 @@ def test_simplify_turns_small_integer_powers_into_multiplies():
 def test_simplify_applies_the_declared_units_involutions_noops_and_compositions():
     x = inp("x", (4, 6))
     simp = lambda y: simplify.simplify(broadcast.resolve(Graph("f", [x], [], {"y": y}))).outputs["y"]  # noqa: E731
-    for y in (make("add", [c(0.0), x]), make("mul", [c(1.0), x]), make("sub", [x, c(0.0)]),
+    for y in (make("add", [c(-0.0), x]), make("mul", [c(1.0), x]), make("sub", [x, c(0.0)]),
               make("div", [x, c(1.0)]), make("neg", [make("neg", [x])]),
               make("reshape", [x], {"shape": (4, 6)}), make("permute", [x], {"perm": (0, 1)}),
               make("sum", [make("reshape", [x], {"shape": (4, 6)})], {"axes": ()})):

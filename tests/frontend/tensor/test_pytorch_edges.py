@@ -369,3 +369,30 @@ def test_ptx_fmod_round_and_casts_compute_pytorchs_values():
     assert out["i64"].tolist() == [I64_MIN, I64_MIN, I64_MIN, I64_MIN, -2147483649, 300, -1, 2, I64_MIN, -7]
     assert out["u8"].tolist() == [0, 0, 0, 0, 255, 44, 255, 2, 0, 249]
     assert not error.any()
+
+
+def test_adding_and_subtracting_signed_zeros_keeps_ieee_signs():
+    """x + 0.0 turns -0.0 into +0.0; x + (-0.0) and x - 0.0 leave every x as it is (the
+    simplifier may drop only those), eagerly and compiled."""
+    x = torch.tensor([-0.0, 0.0, 1.5])
+    same(x + 0.0, [0.0, 0.0, 1.5])
+    same(0.0 + x, [0.0, 0.0, 1.5])
+    same(x + (-0.0), [-0.0, 0.0, 1.5])
+    same(x - 0.0, [-0.0, 0.0, 1.5])
+    same(x - (-0.0), [0.0, 0.0, 1.5])
+    same(torch.compile(lambda t: t + 0.0)(x), [0.0, 0.0, 1.5])
+
+
+def test_scalar_operands_are_shared_constants_with_the_right_values():
+    """`y + 1.0` reuses one constant per (number, dtype) outside traces: every dtype, NaN,
+    signed zeros and ints still give PyTorch's values and types."""
+    f32, f64, i64 = torch.tensor([1.0, -2.0]), torch.tensor([1.0, -2.0], dtype=torch.float64), torch.tensor([3, -4])
+    same(f32 + 1.0, [2.0, -1.0])
+    same(f64 * 1.0, [1.0, -2.0])
+    same(i64 + 1, [4, -3])
+    assert (i64 + 1).dtype is torch.int64 and (i64 + 1.5).dtype is torch.float32
+    same(i64 + 1.5, [4.5, -2.5])
+    same(f32 * NAN, [NAN, NAN])
+    same(f32 * -0.0, [-0.0, 0.0])
+    same(2 - f32, [1.0, 4.0])
+    assert (f32 > 0).dtype is torch.bool and (torch.tensor([True]) + True).dtype is torch.bool
