@@ -57,7 +57,7 @@ from ..ir import dtypes, fmt_type
 from ..ir.ops import ALL_REDUCE_OPS
 from ..passes.fuse import Kernel, host_view, matmul_read
 from ..passes.schedule import Schedule
-from . import gemm
+from . import gemm, staging
 from .emit import ERR_HOST, Emitter, Space, combine, reduction_identity
 from .kernel_plan import RowPlan, collapsed_shape, contiguous, has_output, kernel_slots, node_pointers, numel, row_plan
 from .llvm_util import (
@@ -263,12 +263,18 @@ def _part_range(b, extent: int, part, nparts):
 
 
 def drive_elementwise(em: Emitter, k: Kernel, stores, part, nparts) -> bool:
+    """One loop nest over the collapsed shape storing every root; a long kernel's innermost
+    loop goes by tiles, a loop per stage of its values inside each (staging.py)."""
     b = em.b
     shape = collapsed_shape(em, k)
     ranges = [(0, d) for d in shape]
     parallel = numel(shape) >= PARALLEL_MIN_ELEMENTS and shape and shape[0] >= 2
     if parallel:
         ranges[0] = _part_range(b, shape[0], part, nparts)
+    stages = staging.plan(em, [n for n, _ in stores]) if shape else None
+    if stages is not None:
+        staging.emit(em, stores, shape, ranges, stages)
+        return bool(parallel)
     loops = nest(b, ranges)
     space = Space(shape, [lp.index for lp in loops])
     for n, ptr in stores:

@@ -52,6 +52,8 @@ from .llvm_util import (
 
 ERR_INDEX, ERR_ZERO_DIV, ERR_NEG_POW = 1, 2, 3
 ERR_HOST = 4        # a host call (a collective) failed: runtime/hostcalls.py holds why
+MAX_INLINE_MATH = 16    # a kernel evaluating more math functions calls them out of line
+VIEW_OPS = ("reshape", "permute", "expand", "slice", "window")   # values that are their input's, moved
 
 
 @dataclass
@@ -71,6 +73,19 @@ class VirtualPad:
         rank = len(concat.shape)
         self.attrs = {"low": tuple(before if d == axis else 0 for d in range(rank)),
                       "high": tuple(after if d == axis else 0 for d in range(rank))}
+
+
+def out_of_line_math(kernel: Kernel) -> bool:
+    """Whether `kernel` calls its math functions (exp, tanh, ...) out of line (mathlib's
+    vector variants keep its loop vectorized): an elementwise kernel with more than
+    MAX_INLINE_MATH of them. LLVM optimises every inlined copy, some 50 instructions, anew: a
+    fused chain of a thousand tanh would take it half a minute, out of line a fraction of a
+    second. (Not in a reduction: the vectorizer would interleave its reassociable sum
+    differently around calls, and the sum's last bits would change.)"""
+    if kernel.kind != "elementwise":
+        return False
+    count = sum(1 for n in kernel.nodes if n.op in mathlib.MATH_FUNCTIONS and n.dtype.is_floating_point)
+    return count > MAX_INLINE_MATH
 
 
 def path_view(node_shape, path) -> ViewStack:
@@ -94,6 +109,7 @@ class Emitter:
         self.acc: dict[int, ir.Value] = {}
         self.scopes: list[dict] = [{}]
         self.pad_cache: dict[tuple, VirtualPad] = {}
+        self.out_of_line_math = out_of_line_math(kernel)
 
     # ------------------------------------------------------------ scopes
 
@@ -150,6 +166,11 @@ class Emitter:
             v = self.scopes[-1][key] = self._compute(n, path, space)
         return v
 
+    def provide(self, n: Node, path: tuple, space: Space, v: ir.Value) -> None:
+        """Make `v` the value of `n` at `path` in `space` for the current scope (a staged
+        kernel's value from an earlier stage, codegen/staging.py)."""
+        self.scopes[-1][(id(n), tuple(id(m) for m in path), id(space))] = v
+
     def _cached(self, key: tuple) -> ir.Value | None:
         for scope in reversed(self.scopes):
             if key in scope:
@@ -170,9 +191,9 @@ class Emitter:
                 self.scopes[-1][key] = self._compute(n, path, space)
                 continue
             stack.append((n, path, True))
-            stack.extend((x, p, False) for x, p in reversed(self._value_inputs(n, path)))
+            stack.extend((x, p, False) for x, p in reversed(self.value_inputs(n, path)))
 
-    def _value_inputs(self, n: Node, path: tuple) -> list[tuple[Node, tuple]]:
+    def value_inputs(self, n: Node, path: tuple) -> list[tuple[Node, tuple]]:
         """The (input, path) values that `_compute` asks for when it computes `n` at `path`."""
         if id(n) in self.acc or id(n) in self.loaded or not n.inputs:
             return []
@@ -526,7 +547,7 @@ cpu_at_index("concat", views=_concat_views)(_method("concat"))
 cpu_at_index("gather", views=_gather_views)(_method("gather"))
 
 
-@cpu_at_index("reshape", "permute", "expand", "slice", "window", views=_view_views)
+@cpu_at_index(*VIEW_OPS, views=_view_views)
 def _movement(em, n, path, space):
     return em.value(n.inputs[0], path + (n,), space)     # a view: the path, no code
 
@@ -579,7 +600,7 @@ def _intrinsic(name: str):
 
 
 def _math(em, n, args):
-    return mathlib.emit_math(em.b, n.op, *args)       # straight-line LLVM IR, no libm
+    return mathlib.emit_math(em.b, n.op, *args, out_of_line=em.out_of_line_math)     # no libm
 
 
 cpu_elementwise("exp", "log", "sin", "cos", "tanh", "erf")(_math)
@@ -631,7 +652,9 @@ def _div(em, n, args):
 
 @cpu_elementwise("pow")
 def _pow(em, n, args):
-    return mathlib.emit_math(em.b, "pow", *args) if _float(n) else em.int_pow(n, args)
+    if not _float(n):
+        return em.int_pow(n, args)
+    return mathlib.emit_math(em.b, "pow", *args, out_of_line=em.out_of_line_math)
 
 
 @cpu_elementwise("fmod")

@@ -36,6 +36,16 @@ vectorized and calls the variant once per vector iteration, which returns at
 once unless some lane is large.  Computing the large path with selects in
 every lane instead made a sin loop about 4x slower.
 
+A kernel with very many calls (a fused chain of hundreds of ``tanh``) asks
+for them out of line: ``emit_math(..., out_of_line=True)`` calls
+``fg.<name>.<type>.outline``, a ``noinline`` function holding the inlined
+body, tagged with unmasked vector variants ``fg.<name>.<type>.v<lanes>``,
+each a loop over its lanes calling the inline function, which the loop
+vectorizer widens (loop metadata: that width, no unrolling).  The lanes get
+the instructions an inlined call gets, so the results are the same bits, and
+LLVM optimises each function's body a handful of times instead of once per
+call.  (NVPTX always inlines.)
+
 Algorithms (polynomial coefficients are our own minimax fits: a weighted
 Remez exchange in mpmath minimising the relative error of the result on the
 stated interval, coefficients rounded to the format one at a time with the
@@ -109,6 +119,7 @@ flush-to-zero, denormal inputs and results become zeros.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -240,13 +251,14 @@ _F64 = _Format(
 )
 
 
-def emit_math(builder: ir.IRBuilder, name: str, *args: ir.Value) -> ir.Value:
+def emit_math(builder: ir.IRBuilder, name: str, *args: ir.Value, out_of_line: bool = False) -> ir.Value:
     """Emit ``name(*args)`` at the builder's position and return the result.
 
     ``name`` is one of MATH_FUNCTIONS; the arguments are scalar ``float`` or
     ``double`` values, all of the same type (``pow`` takes two).  The
     function ``fg.<name>.<f32|f64>`` is defined in ``builder.module`` the first
-    time it is needed and reused afterwards.
+    time it is needed and reused afterwards.  ``out_of_line``: call it through
+    its out-of-line form with vector variants (module doc; not on NVPTX).
     """
     if name not in MATH_FUNCTIONS:
         raise ValueError(f"unknown math function {name!r}; expected one of {sorted(MATH_FUNCTIONS)}")
@@ -256,7 +268,10 @@ def emit_math(builder: ir.IRBuilder, name: str, *args: ir.Value) -> ir.Value:
     fmt = _format_of(args[0].type)
     if any(a.type != fmt.ftype for a in args):
         raise TypeError(f"{name}: all arguments must have type {fmt.ftype}")
-    return builder.call(_math_function(builder.module, name, fmt), args)
+    fn = _math_function(builder.module, name, fmt)
+    if out_of_line and not _is_nvptx(builder.module):
+        return _call_out_of_line(builder, fn, args)
+    return builder.call(fn, args)
 
 
 def _format_of(ty: ir.Type) -> _Format:
@@ -856,6 +871,100 @@ def _masked_vector_variant(module: ir.Module, fn: ir.Function, lanes: int) -> ir
         result = b.insert_element(result, b.call(fn, [b.extract_element(x, lane)]), lane)
     b.ret(result)
     return vec
+
+
+def _call_out_of_line(builder: ir.IRBuilder, fn: ir.Function, args) -> ir.Value:
+    """A call of ``<fn>.outline`` tagged with unmasked vector variants of it (LLVM's vector
+    function ABI), so the loop vectorizer still widens the calling loop."""
+    call = builder.call(_out_of_line_function(builder.module, fn), args)
+    # llvmlite only accepts attribute names it knows; string attributes pass
+    # through its set unchanged
+    set.add(call.attributes, _variants_attribute(fn.name, len(fn.args)))
+    return call
+
+
+def _out_of_line_function(module: ir.Module, fn: ir.Function) -> ir.Function:
+    """``<fn>.outline``: ``fn`` inlined into a function that is itself never inlined, defined
+    once per module with its vector variants ``<fn>.v<lanes>``."""
+    symbol = f"{fn.name}.outline"
+    existing = module.globals.get(symbol)
+    if existing is not None:
+        return existing
+    wrapper = ir.Function(module, fn.function_type, symbol)
+    wrapper.linkage = "internal"
+    for attr in ("noinline", "nounwind", "readnone"):
+        wrapper.attributes.add(attr)
+    b = ir.IRBuilder(wrapper.append_basic_block("entry"))
+    b.ret(b.call(fn, wrapper.args))
+    for lanes in _VECTOR_LANES:
+        _vector_variant(module, fn, lanes)
+    return wrapper
+
+
+@functools.lru_cache(maxsize=None)
+def _variants_attribute(name: str, arity: int) -> str:
+    """The call-site attribute mapping ``<name>.outline`` to its vector variants."""
+    params = "v" * arity
+    mappings = ",".join(f"_ZGV_LLVM_N{lanes}{params}_{name}.outline({name}.v{lanes})" for lanes in _VECTOR_LANES)
+    return f'"vector-function-abi-variant"="{mappings}"'
+
+
+def _vector_variant(module: ir.Module, fn: ir.Function, lanes: int) -> ir.Function:
+    """``<lanes x T> fn.v<lanes>(<lanes x T> ...)``: ``fn`` on every lane. External, as the
+    masked variants are (global dead-code elimination runs before the vectorizer)."""
+    symbol = f"{fn.name}.v{lanes}"
+    existing = module.globals.get(symbol)
+    if existing is not None:
+        return existing
+    vty = ir.VectorType(fn.function_type.return_type, lanes)
+    vec = ir.Function(module, ir.FunctionType(vty, [vty] * len(fn.args)), symbol)
+    b = ir.IRBuilder(vec.append_basic_block("entry"))
+    b.ret((_each_lane_unrolled if lanes == 2 else _each_lane_in_a_loop)(b, fn, vec.args, vty))
+    return vec
+
+
+def _each_lane_unrolled(b: ir.IRBuilder, fn: ir.Function, args, vty: ir.VectorType) -> ir.Value:
+    """``fn`` on each lane of ``args``, one call per lane (two lanes: SSE's f64 vectors)."""
+    result = ir.Constant(vty, None)
+    for i in range(vty.count):
+        lane = ir.IntType(32)(i)
+        result = b.insert_element(result, b.call(fn, [b.extract_element(a, lane) for a in args]), lane)
+    return result
+
+
+def _each_lane_in_a_loop(b: ir.IRBuilder, fn: ir.Function, args, vty: ir.VectorType) -> ir.Value:
+    """``fn`` on each lane of ``args``: a loop over the lanes (through stack arrays) that the
+    loop vectorizer widens to one iteration of ``vty``, as it widens a kernel calling ``fn``
+    inline, so the lanes get the very instructions an inlined call gets. (Two lanes are
+    left to _each_lane_unrolled: SROA turns their arrays into values the vectorizer refuses.)"""
+    ty, lanes, i64 = vty.element, vty.count, ir.IntType(64)
+    arrays = [b.alloca(ir.ArrayType(ty, lanes)) for _ in range(len(args) + 1)]
+    for a, array in zip(args, arrays):
+        b.store(a, b.bitcast(array, vty.as_pointer()))
+    entry = b.block
+    head, body, done = (b.function.append_basic_block(s) for s in ("head", "body", "done"))
+    b.branch(head)
+    b.position_at_end(head)
+    i = b.phi(i64, "lane")
+    i.add_incoming(i64(0), entry)
+    b.cbranch(b.icmp_signed("<", i, i64(lanes)), body, done)
+    b.position_at_end(body)
+    at = lambda array: b.gep(array, [i64(0), i], inbounds=True)
+    b.store(b.call(fn, [b.load(at(array), typ=ty) for array in arrays[:-1]]), at(arrays[-1]))
+    i.add_incoming(b.add(i, i64(1), flags=("nsw", "nuw")), body)
+    b.branch(head).set_metadata("llvm.loop", _vectorize_loop(b.module, lanes))
+    b.position_at_end(done)
+    return b.load(b.bitcast(arrays[-1], vty.as_pointer()))
+
+
+def _vectorize_loop(module: ir.Module, width: int) -> ir.values.MDValue:
+    """A loop ID (which names itself first): vectorize ``width`` wide, never unroll (the full
+    unroller would otherwise take a short loop before the vectorizer sees it)."""
+    options = [module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")]),
+               module.add_metadata([ir.MetaDataString(module, "llvm.loop.vectorize.width"), ir.IntType(32)(width)])]
+    loop_id = ir.values.MDValue(module, options, name=str(len(module.metadata)))
+    loop_id.operands = (loop_id, *options)      # llvmlite has no self-reference of its own
+    return loop_id
 
 
 def _sin_or_cos_reduced(o: _Ops, q, r, r_lo, quadrant_offset):

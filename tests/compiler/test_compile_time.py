@@ -1,6 +1,8 @@
 """Compile time stays linear in chains whose naive fused expression doubles at every step:
 each `cat([x[:, -1:], x[:, :-1]])` or `x[:, 1:] + x[:, :-1]` reads the previous value twice,
-through different views."""
+through different views; and in long elementwise chains fused into one kernel (math functions
+called out of line, the loop cut into stages: codegen/mathlib.py, codegen/staging.py)."""
+import statistics
 import time
 
 import numpy as np
@@ -81,3 +83,31 @@ def test_fusion_cuts_a_long_shifted_chain_into_bounded_kernels():
     kernels = fused(shifted_sum_graph(steps)).kernels
     per_kernel = MAX_EVALUATIONS.bit_length()       # doublings before the limit is passed
     assert steps // per_kernel <= len(kernels) <= steps // (per_kernel - 1) + 1
+
+
+def tanh_chain_seconds(a: np.ndarray, n: int, c: float) -> float:
+    """CPU seconds to realize y <- tanh(0.5 y + c), n times from `a` (one fused kernel, its
+    program new to every cache: no other chain has the constant c), its value checked."""
+    y = fusegrad.tensor(a)
+    for _ in range(n):
+        y = (y * 0.5 + c).tanh()
+    start = time.process_time()
+    got = y.numpy()
+    took = time.process_time() - start
+    want = a
+    for _ in range(n):
+        want = np.tanh(want * np.float32(0.5) + np.float32(c))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    return took
+
+
+def test_doubling_a_fused_elementwise_chain_costs_at_most_2_5x_its_compile_time(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    monkeypatch.setenv("FUSEGRAD_CACHE_DIR", str(cache))
+    a = np.linspace(-3, 3, 8, dtype=np.float32)
+    constants = iter(np.linspace(0.1, 0.2, 7).tolist())
+    tanh_chain_seconds(a, 20, next(constants))                   # process start-up (LLVM) not counted
+    short = statistics.median(tanh_chain_seconds(a, 200, next(constants)) for _ in range(3))
+    long = statistics.median(tanh_chain_seconds(a, 400, next(constants)) for _ in range(3))
+    assert long <= 2.5 * short, f"200 steps: {short:.2f} s, 400 steps: {long:.2f} s"
