@@ -4,7 +4,10 @@
    5,000 epochs of forward, backward() and step() from a plain Python loop (no @compile).
 2. One MLP training step (784 -> 256 -> 10, ReLU, cross-entropy, batch 128), with SGD (momentum
    0.9) and with Adam: the median step time.
-3. Initialization on 16M elements: rand, randn, nn.init.kaiming_uniform_ and normal_ of a
+3. Fixed costs: one eager elementwise op (10,000 chained `y = y + 1.0` on 8 floats, timed
+   while building; fusegrad realizes once at the end) and the realizations (native calls)
+   per iteration of the loops above.
+4. Initialization on 16M elements: rand, randn, nn.init.kaiming_uniform_ and normal_ of a
    4096x4096 tensor, and building nn.Linear(4096, 4096) (empty + kaiming_uniform_ + bias), each
    call writing fresh memory, as a model's construction does (numpy: its default Generator).
 
@@ -19,6 +22,8 @@ import sys
 import time
 
 import numpy as np
+
+import fusegrad
 
 sys.path.insert(0, os.path.dirname(__file__))
 from common import Row, machine, median_time, table, time_peers  # noqa: E402
@@ -98,6 +103,61 @@ def mlp_rows() -> list:
     return rows
 
 
+CHAIN = 10_000
+
+
+def _chained_adds(m):
+    x = m.ones(8)
+
+    def run():
+        y = x
+        for _ in range(CHAIN):
+            y = y + 1.0
+        return y
+    return run
+
+
+def _realizations_per_iteration(make_loop_body, iterations: int = 20) -> float:
+    """Native calls (eager realizations) per iteration of a loop body, after a warm-up."""
+    body = make_loop_body()
+    body()
+    before = fusegrad.program_cache_info()["runs"]
+    for _ in range(iterations):
+        body()
+    return (fusegrad.program_cache_info()["runs"] - before) / iterations
+
+
+def fixed_cost_rows() -> list:
+    chain = _chained_adds(fusegrad)
+
+    def build_and_realize():
+        chain().sum().item()
+    t = median_time(build_and_realize, repeat=5, warmup=1) / CHAIN
+    peers: dict = {}
+    time_peers(peers, {"torch": lambda torch: lambda: _chained_adds(torch)().sum().item()}, repeat=5)
+    peers = {k: v / CHAIN for k, v in peers.items()}
+    linreg = _realizations_per_iteration(lambda: _linreg_epoch(fusegrad))
+    mlp = {o: _realizations_per_iteration(lambda o=o: _mlp_step(fusegrad, o)) for o in ("SGD", "Adam")}
+    note = (f"realizations per iteration: linreg epoch {linreg:g}, MLP SGD step {mlp['SGD']:g}, "
+            f"MLP Adam step {mlp['Adam']:g}")
+    return [Row(f"eager op: y = y + 1.0, {CHAIN} chained, per op", t, peers, note=note)]
+
+
+def _linreg_epoch(m):
+    """One epoch of the linear-regression loop, as a function of no arguments."""
+    x, y = (m.from_numpy(a) for a in _points())
+    model = m.nn.Linear(1, 1)
+    loss_fn = m.nn.MSELoss()
+    opt = m.optim.SGD(model.parameters(), lr=0.01)
+
+    def epoch():
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return epoch
+
+
 INIT_SHAPE = (4096, 4096)
 
 
@@ -139,4 +199,4 @@ def init_rows() -> list:
 
 if __name__ == "__main__":
     print(machine())
-    print(table(linreg_rows() + mlp_rows() + init_rows()))
+    print(table(linreg_rows() + mlp_rows() + fixed_cost_rows() + init_rows()))
