@@ -159,12 +159,17 @@ def jit_engine(ir_text: str) -> llvm.ExecutionEngine:
 
 def machine_code(program: Program) -> bytes:
     """The program's object code, from the cache or compiled now."""
-    key = cache_key(program)
+    return object_code(cache_key(program), program.source)
+
+
+def object_code(key: str, ir_text: str) -> bytes:
+    """The object code of `ir_text` (LLVM IR) stored under `key`: from the cache, or compiled
+    now for the host at -O3 and cached."""
     obj = OBJECTS.get(key)
     if obj is None:
         with _LOCK:
             OBJECTS.stats["compiles"] += 1
-            obj = _machine().emit_object(optimized_module(program.source))
+            obj = _machine().emit_object(optimized_module(ir_text))
         OBJECTS.put(key, obj)
     return obj
 

@@ -21,7 +21,7 @@ import llvmlite
 import llvmlite.binding as llvm
 
 from . import cpu
-from .cache import OBJECTS, VERSION
+from .cache import VERSION
 
 _LOCK = threading.Lock()
 _LOADED: dict[str, Library] = {}
@@ -32,7 +32,7 @@ class Library:
 
     def __init__(self, ir_text: str) -> None:
         self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), cpu._new_machine())
-        self._engine.add_object_file(llvm.ObjectFileRef.from_data(_machine_code(ir_text)))
+        self._engine.add_object_file(llvm.ObjectFileRef.from_data(cpu.object_code(_key(ir_text), ir_text)))
         self._engine.finalize_object()
         self._functions: dict[str, Any] = {}
 
@@ -62,16 +62,6 @@ def _key(ir_text: str) -> str:
     cpu._machine()
     text = "\n".join(["library", ir_text, cpu._STATE["cpu"], cpu._STATE["features"], llvmlite.__version__, VERSION])
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _machine_code(ir_text: str) -> bytes:
-    key = _key(ir_text)
-    obj = OBJECTS.get(key)
-    if obj is None:
-        OBJECTS.stats["compiles"] += 1
-        obj = cpu._machine().emit_object(cpu.optimized_module(ir_text))
-        OBJECTS.put(key, obj)
-    return obj
 
 
 def run_split(call: Callable[[int, int], Any], count: int, min_part: int = 1 << 16) -> None:
