@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 
-from .codegen import cpu
+from .codegen import cpu_program, cpu_runner
+from .codegen.emit import Checks
 from .ir import Graph, fmt_type, print_graph
 from .ir.dot import to_dot
 from .ir.printer import var_names
 from .passes import broadcast, fuse, schedule, shapes, simplify, widen
-from .program import BufferInfo, KernelInfo, Program
+from .program import BufferInfo, Call, KernelInfo, KernelModule, Program
 
 PASSES = (("shape inference", shapes.infer), ("broadcasting resolution", broadcast.resolve),
           ("float32 accumulation", widen.widen), ("simplify", simplify.simplify))
@@ -38,13 +39,19 @@ def compile(graph: Graph, target: str = "cpu", arch: str | None = None) -> Progr
     """The program computing `graph` on `target` ('cpu', or 'cuda' for the GPU architecture
     `arch`, e.g. 'sm_90'; default sm_80, whose PTX also runs on newer GPUs)."""
     after, sched = run_passes(graph)
-    checks: list = []
+    checks = Checks()
     launches: list = []
+    modules: list = []
+    calls: list = []
+    functions: dict = {}
     if target == "cpu":
-        source, codes = cpu.emit_module(sched, graph.name, checks)
-        entry = cpu.ENTRY
-        parallel = {c.name: c.parallel for c in codes}
-        code_stages = {"llvm": source}
+        cpu = cpu_program.emit_program(sched, checks)
+        source, entry = cpu_runner.runner_source(), cpu_runner.ENTRY
+        modules = [KernelModule(m.key, m.source) for m in cpu.modules]
+        calls = [_call(c) for c in cpu.calls]
+        parallel = {c.name: c.code.parallel for c in cpu.calls}
+        functions = {c.name: c.code.symbol for c in cpu.calls}
+        code_stages = {"llvm": _llvm_stage(source, cpu)}
     elif target == "cuda":
         from .codegen import ptx
         gpu = ptx.emit_module(sched, graph.name, checks, arch)
@@ -59,9 +66,10 @@ def compile(graph: Graph, target: str = "cpu", arch: str | None = None) -> Progr
         buffers=[BufferInfo(b.slot, b.role, b.name, b.shape, b.dtype.name, b.offset) for b in sched.buffers],
         inputs=[sched.read_slot[id(x)] for x in final.inputs],
         params=[sched.read_slot[id(p)] for p in final.params],
-        outputs=dict(sched.outputs), arena_bytes=sched.arena_bytes, checks=checks,
-        kernels=[_kernel_info(k, sched, names, parallel.get(k.name, False)) for k in sched.kernels],
-        launches=launches)
+        outputs=dict(sched.outputs), arena_bytes=sched.arena_bytes, checks=list(checks),
+        kernels=[_kernel_info(k, sched, names, parallel.get(k.name, False), functions.get(k.name, ""))
+                 for k in sched.kernels],
+        launches=launches, modules=modules, calls=calls)
     program.stages = {
         "graph": print_graph(graph),
         "passes": "\n\n".join(f";; after {name}\n{print_graph(g)}" for name, g in after),
@@ -69,11 +77,30 @@ def compile(graph: Graph, target: str = "cpu", arch: str | None = None) -> Progr
         **code_stages,
         "dot": to_dot(final, sched.kernels),
     }
-    program.key = hashlib.sha256(f"{target}\n{source}".encode()).hexdigest()
+    plan = "".join(f"\n{c}" for c in calls)
+    program.key = hashlib.sha256(f"{target}\n{source}{plan}".encode()).hexdigest()
     return program
 
 
-def _kernel_info(k, sched, names, parallel: bool) -> KernelInfo:
+def _call(c: cpu_program.KernelCall) -> Call:
+    return Call(c.index, tuple(p.function for p in c.code.phases), tuple(p.parallel for p in c.code.phases),
+                c.args, c.code.max_parts, c.first_check if c.code.fallible else -1)
+
+
+def _llvm_stage(runner: str, cpu: cpu_program.CpuCode) -> str:
+    """The runner module, the plan, then each kernel module headed by the kernels that run it."""
+    users: dict = {}
+    lines = [runner, "; ---- plan: each kernel's phases (* parallel) on table slots (0: the error word)"]
+    for c in cpu.calls:
+        users.setdefault(c.code.key, []).append(c.name)
+        phases = ", ".join(p.function + "*" * p.parallel for p in c.code.phases)
+        lines.append(f"; {c.name}: {phases} on {list(c.args)}")
+    for m in cpu.modules:
+        lines.append(f"\n; ---- kernel module {m.symbol}: {', '.join(users[m.key])}\n{m.source}")
+    return "\n".join(lines)
+
+
+def _kernel_info(k, sched, names, parallel: bool, function: str) -> KernelInfo:
     reads = tuple(sorted({s for s in (sched.read_slot.get(id(x)) for x in k.loads) if s is not None}))
     writes = tuple(s for _, s in k.stores)
     nbytes = sum(sched.buffers[s].nbytes for s in set(reads) | set(writes))
@@ -101,7 +128,7 @@ def _kernel_info(k, sched, names, parallel: bool) -> KernelInfo:
         return 0
 
     return KernelInfo(k.name, k.kind, tuple(k.space), fused, reads, writes, nbytes, parallel,
-                      flops=sum(flops(n) for n in k.nodes), reason=k.explain(names))
+                      flops=sum(flops(n) for n in k.nodes), reason=k.explain(names), function=function)
 
 
 def kernels_text(program: Program, names: dict, sched) -> str:

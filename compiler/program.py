@@ -3,7 +3,10 @@
 A program is the source text of one module (LLVM IR for the CPU, PTX for CUDA) with its
 entry point (CPU) or its launches in order (CUDA), the buffer table it expects (slot, role,
 shape, dtype, arena offset), the checks its kernels can fail with, per-kernel facts for
-dumps, and the text of every compiler stage.
+dumps, and the text of every compiler stage. On the CPU the source is the runner module
+(the same for every program, codegen/cpu_runner.py), and the kernels are in `modules`: one
+LLVM module per distinct kernel, each with the structural key that the runtime caches its
+machine code by (codegen/cpu_program.py); `calls` says which run, in order, on which slots.
 
 `Program.to_json()` / `Program.from_json()` store a program as data only (the disk cache
 never unpickles): JSON with a format tag, read back field by field with every type, slot,
@@ -21,6 +24,7 @@ STAGES = ("graph", "passes", "kernels", "llvm", "ptx")
 ROLES = ("error", "input", "param", "output", "temp")
 TARGETS = ("cpu", "cuda")
 FORMAT = "fusegrad-program/1"
+HOST_CALLS = ("fg_host_all_reduce",)   # CPU: table slot len(buffers) + i holds host call i's address
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,29 @@ class KernelInfo:
     parallel: bool
     reason: str          # why the kernel ends where it does, in words (fuse.py's Kernel.reasons)
     flops: int = 0       # arithmetic operations (pipeline._kernel_info says what counts)
+    function: str = ""   # CPU: the symbol of its code (fgk_<key>), shared by kernels of one structure
+
+
+@dataclass(frozen=True)
+class Call:
+    """One kernel of a CPU program as the runner calls it: its phase functions in order (the
+    symbols its module exports), which of them run on every thread, the table slots of its
+    arguments (0, the error word, first; host calls after the buffers, HOST_CALLS), the most
+    threads it may use (0: any) and the program's id of its first check (-1: cannot fail)."""
+    kernel: int           # index in Program.kernels (its profile slots)
+    phases: tuple
+    parallel: tuple
+    args: tuple
+    max_threads: int = 0
+    first_check: int = -1
+
+
+@dataclass(frozen=True)
+class KernelModule:
+    """One kernel module of a CPU program: LLVM IR text and the structural key its machine
+    code is cached by (equal keys: equal code)."""
+    key: str
+    source: str
 
 
 @dataclass(frozen=True)
@@ -78,6 +105,8 @@ class Program:
     stages: dict = field(default_factory=dict)   # stage name -> text
     key: str = ""                    # hash of the source, target and versions (cache key)
     launches: list = field(default_factory=list)   # CUDA: Launch records, in order
+    modules: list = field(default_factory=list)    # CPU: KernelModule per distinct kernel
+    calls: list = field(default_factory=list)      # CPU: Call per kernel that runs, in order
 
     @property
     def num_kernels(self) -> int:
@@ -214,9 +243,12 @@ _BUFFER = {"slot": _int, "role": _one_of(ROLES), "name": _str, "shape": _SIZES,
            "dtype": _one_of(tuple(_DTYPE_SIZES)), "offset": _offset}
 _KERNEL = {"name": _str, "kind": _str, "space": _SIZES, "fused": _tuple_of(_str), "reads": _SIZES,
            "writes": _SIZES, "bytes_moved": _int, "parallel": _bool,
-           "flops": _int, "reason": _str}
+           "flops": _int, "reason": _str, "function": _str}
 _LAUNCH = {"function": _str, "kernel": _str, "args": _SIZES, "grid": _positive, "block": _positive,
            "scratch_bytes": _int}
+_MODULE = {"key": _str, "source": _str}
+_CALL = {"kernel": _int, "phases": _tuple_of(_str), "parallel": _tuple_of(_bool), "args": _SIZES,
+         "max_threads": _int, "first_check": _offset}
 _PROGRAM = {
     "name": _str, "target": _one_of(TARGETS), "source": _str, "entry": _str,
     "buffers": _list_of(_record(BufferInfo, _BUFFER)),
@@ -225,6 +257,8 @@ _PROGRAM = {
     "kernels": _list_of(_record(KernelInfo, _KERNEL)),
     "stages": _dict_of(_str), "key": _str,
     "launches": _list_of(_record(Launch, _LAUNCH)),
+    "modules": _list_of(_record(KernelModule, _MODULE)),
+    "calls": _list_of(_record(Call, _CALL)),
 }
 
 
@@ -244,12 +278,25 @@ def _check_consistent(p: Program) -> None:
         _check_roles(p, k.reads + k.writes, None, f"kernel {k.name}")
     for launch in p.launches:
         _check_roles(p, launch.args, None, f"launch {launch.function}")
+    for call in p.calls:
+        _check_call(p, call)
 
 
 def _check_roles(p: Program, slots, role: str | None, what: str) -> None:
     for slot in slots:
         if slot >= len(p.buffers) or (role is not None and p.buffers[slot].role != role):
             raise ProgramFormatError(f"{what}: slot {slot} is not a buffer of role {role or 'any'}")
+
+
+def _check_call(p: Program, call: Call) -> None:
+    """A call names a kernel, one parallel flag per phase, the error word first and then slots
+    of the table (buffers, then host calls), and checks of the program."""
+    if call.kernel >= len(p.kernels) or len(call.parallel) != len(call.phases) or not call.phases:
+        raise ProgramFormatError(f"call of kernel {call.kernel}: phases do not match")
+    if not call.args or call.args[0] != 0 or max(call.args) >= len(p.buffers) + len(HOST_CALLS):
+        raise ProgramFormatError(f"call of kernel {call.kernel}: arguments outside the table")
+    if call.first_check >= len(p.checks):
+        raise ProgramFormatError(f"call of kernel {call.kernel}: check {call.first_check} does not exist")
 
 
 def _check_in_arena(p: Program, b: BufferInfo) -> None:

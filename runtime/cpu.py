@@ -1,20 +1,27 @@
 """CPU runtime: LLVM IR -> machine code with llvmlite, and calling it on numpy buffers.
 
-The target machine is the host CPU with all its features (AVX2, FMA, ...), optimised at -O3
-with LLVM's new pass manager. Machine code is cached by `cache.OBJECTS` (memory and disk);
-loading a cached object skips LLVM's optimiser and code generator entirely.
+A program is one module per distinct kernel (compiler/codegen/cpu_program.py), a plan of
+which kernels run in what order on which buffers (`Program.calls`), and the runner module
+that follows any plan (compiler/codegen/cpu_runner.py; its text is the same for every
+program). Each module's machine code is cached by `cache.OBJECTS` (memory and disk): a
+kernel module's by its structural key, so a kernel compiles once however many programs, or
+steps of one, contain it; the runner's by its text, so it compiles once. Loading a cached
+object skips LLVM's optimiser and code generator entirely; the modules a program still lacks
+compile concurrently (runtime/objects.py). Loading links the objects into one MCJIT engine
+and lays the plan out for the runner (`Plan`).
 
-A `CpuExecutable` owns its buffer table (one pointer per slot), its arena of intermediates
-(allocated once, reused by every call) and its error word. Calling it binds the argument
-buffers into the table and makes one native call to the entry point, which runs every
-kernel; libgomp, when the process can load it, supplies the worker threads, and each call
+A `CpuExecutable` owns its buffer table (one pointer per slot, then one per host call), its
+arena of intermediates (allocated once, reused by every call) and its error word. Calling it
+binds the argument buffers into the table and makes one native call to the runner, which
+runs every kernel; libgomp, when the process can load it, supplies the worker threads, and each call
 runs on all of them or on one as runtime/threads.py chooses (unless the count was fixed).
 
-A program with a collective calls the host between kernels through its `fg_host_all_reduce`
-global, which loading points at runtime/hostcalls.py's trampoline; a failed host call stops
-the program and raises hostcalls.HostCallError after the native call.
+A program with a collective calls the host between kernels through the table slot of
+`fg_host_all_reduce` (after the buffers), which loading points at runtime/hostcalls.py's
+trampoline; a failed host call stops the program and raises hostcalls.HostCallError after
+the native call.
 
-While a profiler records (runtime/profiling.py), a call hands the entry point a buffer for
+While a profiler records (runtime/profiling.py), a call hands the runner a buffer for
 per-kernel timestamps (its `fg_profile` global, null otherwise) and reports them afterwards.
 """
 from __future__ import annotations
@@ -36,35 +43,25 @@ from . import hostcalls, profiling
 from .buffers import address, aligned_empty, new_buffer, storage_dtype
 from .cache import OBJECTS, VERSION
 from .config import ENV_THREADS
+from .objects import host_cpu, object_codes, optimized_module
+from .objects import new_machine as _new_machine
 from .profiling import ACTIVE as _PROFILERS
 from .threads import ThreadChoice
 
 if TYPE_CHECKING:
     from ..compiler.program import Program
 
-_LOCK = threading.Lock()
 _STATE: dict = {}
-PROFILE_GLOBAL = "fg_profile"            # codegen/cpu.py's PROFILE_GLOBAL and CLOCK_GLOBAL
+PROFILE_GLOBAL = "fg_profile"            # codegen/cpu_runner.py's PROFILE_GLOBAL and CLOCK_GLOBAL
 CLOCK_GLOBAL = "fg_clock_gettime"
 HOST_ALL_REDUCE_GLOBAL = "fg_host_all_reduce"    # codegen/cpu.py's HOST_ALL_REDUCE_GLOBAL
-
-
-def _new_machine() -> llvm.TargetMachine:
-    """A target machine for the host CPU with all its features, at -O3."""
-    if "cpu" not in _STATE:
-        llvm.initialize_native_target()
-        llvm.initialize_native_asmprinter()
-        _STATE["cpu"] = llvm.get_host_cpu_name()
-        _STATE["features"] = llvm.get_host_cpu_features().flatten()
-    return llvm.Target.from_default_triple().create_target_machine(
-        cpu=_STATE["cpu"], features=_STATE["features"], opt=3, codemodel="jitdefault")
-
-
-def _machine() -> llvm.TargetMachine:
-    """The target machine that optimises and emits code (each JIT engine owns another)."""
-    if "tm" not in _STATE:
-        _STATE["tm"] = _new_machine()
-    return _STATE["tm"]
+HOST_CALLS = (HOST_ALL_REDUCE_GLOBAL,)           # compiler/program.py's HOST_CALLS
+# the plan's layout, as codegen/cpu_runner.py reads it
+RUN_TABLE, RUN_PHASES, RUN_COUNT, RUN_SLOTS, RUN_ARGS = range(5)
+RUN_WORDS = 5
+W_FUNCTION, W_FLAGS, W_NARGS, W_SLOTS, W_MAX_THREADS, W_FIRST_CHECK, W_PROFILE = range(7)
+PHASE_WORDS = 8
+F_PARALLEL, F_FIRST, F_LAST = 1, 2, 4
 
 
 def _gomp() -> tuple[int, int, int] | None:
@@ -130,23 +127,17 @@ def set_num_threads(n: int | None) -> None:
     _STATE["fixed"] = True
 
 
-def cache_key(program: Program) -> str:
-    _machine()
-    text = "\n".join([program.key, _STATE["cpu"], _STATE["features"], llvmlite.__version__, VERSION])
+def object_key(key: str) -> str:
+    """The cache key of the machine code of a module with key `key` (a kernel module's
+    structural key, a hash of the runner's text), for this host, llvmlite and fusegrad."""
+    cpu, features = host_cpu()
+    text = "\n".join([key, cpu, features, llvmlite.__version__, VERSION])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def optimized_module(ir_text: str) -> llvm.ModuleRef:
-    """Parse, verify and -O3 optimise LLVM IR for the host."""
-    tm = _machine()
-    mod = llvm.parse_assembly(ir_text)
-    mod.triple = tm.triple
-    mod.data_layout = str(tm.target_data)
-    mod.verify()
-    pto = llvm.create_pipeline_tuning_options(speed_level=3)
-    pb = llvm.create_pass_builder(tm, pto)
-    pb.getModulePassManager().run(mod, pb)
-    return mod
+def cache_key(program: Program) -> str:
+    """The cache key of the program's runner object."""
+    return object_key(hashlib.sha256(program.source.encode()).hexdigest())
 
 
 def jit_engine(ir_text: str) -> llvm.ExecutionEngine:
@@ -157,21 +148,49 @@ def jit_engine(ir_text: str) -> llvm.ExecutionEngine:
     return engine
 
 
-def machine_code(program: Program) -> bytes:
-    """The program's object code, from the cache or compiled now."""
-    return object_code(cache_key(program), program.source)
-
-
-def object_code(key: str, ir_text: str) -> bytes:
-    """The object code of `ir_text` (LLVM IR) stored under `key`: from the cache, or compiled
-    now for the host at -O3 and cached."""
-    obj = OBJECTS.get(key)
-    if obj is None:
-        with _LOCK:
-            OBJECTS.stats["compiles"] += 1
-            obj = _machine().emit_object(optimized_module(ir_text))
+def machine_code(program: Program) -> list[bytes]:
+    """The program's objects, its kernel modules' then the runner's: from the cache, or
+    compiled now (those missing, concurrently)."""
+    jobs = [(object_key(m.key), m.source, True) for m in program.modules]
+    jobs.append((cache_key(program), program.source, False))
+    objects = {key: OBJECTS.get(key) for key, _, _ in jobs}
+    missing = {key: (source, kernel) for key, source, kernel in jobs if objects[key] is None}
+    OBJECTS.stats["compiles"] += len(missing)
+    for key, obj in zip(missing, object_codes(list(missing.values()))):
         OBJECTS.put(key, obj)
-    return obj
+        objects[key] = obj
+    return list(objects.values())
+
+
+class Plan:
+    """A program's calls laid out for the runner (RUN_*, W_* and F_* above): the run record,
+    the phase records with the addresses of the phase functions in `engine`, the argument
+    slots, and scratch for the arguments of one kernel."""
+
+    def __init__(self, program: Program, engine: llvm.ExecutionEngine, table_address: int) -> None:
+        calls = program.calls
+        phases = np.zeros((sum(len(c.phases) for c in calls), PHASE_WORDS), dtype=np.int64)
+        self.slots = np.array([s for c in calls for s in c.args] or [0], dtype=np.int64)
+        self.args = np.zeros(max([len(c.args) for c in calls], default=1), dtype=np.int64)
+        row = start = 0
+        for c in calls:
+            for i, (symbol, parallel) in enumerate(zip(c.phases, c.parallel)):
+                flags = F_PARALLEL * parallel | F_FIRST * (i == 0) | F_LAST * (i == len(c.phases) - 1)
+                phases[row, :W_PROFILE + 1] = (_function_address(engine, symbol), flags, len(c.args), start,
+                                               c.max_threads, c.first_check, 1 + 2 * c.kernel)
+                row += 1
+            start += len(c.args)
+        self.phases = phases
+        self.run = np.array([table_address, address(phases), len(phases), address(self.slots), address(self.args)],
+                            dtype=np.int64)
+        self.address = address(self.run)
+
+
+def _function_address(engine: llvm.ExecutionEngine, symbol: str) -> int:
+    fn_address = engine.get_function_address(symbol)
+    if not fn_address:
+        raise RuntimeError(f"the program's kernel function {symbol} is not in its objects")
+    return fn_address
 
 
 class ProgramError(RuntimeError):
@@ -182,15 +201,17 @@ class CpuExecutable:
     def __init__(self, program: Program) -> None:
         self.program = program
         self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _new_machine())
-        self._engine.add_object_file(llvm.ObjectFileRef.from_data(machine_code(program)))
+        for obj in machine_code(program):
+            self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
         self._engine.finalize_object()
         self._install_gomp()
         self._install_profiling()
-        self._install_host_calls()
         self._fn = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64)(
             self._engine.get_function_address(program.entry))
-        self.table = (ctypes.c_void_p * len(program.buffers))()
+        self.table = (ctypes.c_void_p * (len(program.buffers) + len(HOST_CALLS)))()
         self.table_address = ctypes.addressof(self.table)
+        self._install_host_calls()
+        self.plan = Plan(program, self._engine, self.table_address)
         self.error = np.zeros(2, dtype=np.int64)
         self.table[0] = address(self.error)
         self.arena = aligned_empty((max(program.arena_bytes, 1),), np.uint8)
@@ -218,8 +239,8 @@ class CpuExecutable:
             ctypes.c_void_p.from_address(slot).value = fn_address
 
     def _install_profiling(self) -> None:
-        """Fill the entry point's clock pointer; keep its profile pointer (null: not profiling)
-        at hand. A program without them (or a libc without clock_gettime) is timed whole."""
+        """Fill the runner's clock pointer; keep its profile pointer (null: not profiling) at
+        hand. A program without them (or a libc without clock_gettime) is timed whole."""
         self._profile_ptr: ctypes.c_void_p | None = None
         self._profile: np.ndarray | None = None     # made at the first profiled call
         self._profile_address = 0
@@ -231,11 +252,12 @@ class CpuExecutable:
         self._profile_ptr = ctypes.c_void_p.from_address(self._engine.get_global_value_address(PROFILE_GLOBAL))
 
     def _install_host_calls(self) -> None:
-        """Point the program's host-call global (declared only by programs with a collective)
-        at the trampoline of runtime/hostcalls.py, which calls the registered function."""
-        if f'@"{HOST_ALL_REDUCE_GLOBAL}"' in self.program.source:
-            slot = self._engine.get_global_value_address(HOST_ALL_REDUCE_GLOBAL)
-            ctypes.c_void_p.from_address(slot).value = hostcalls.all_reduce_address()
+        """Point the table slot of the all_reduce host call (after the buffers; used only by
+        programs with a collective) at the trampoline of runtime/hostcalls.py, which calls
+        the registered function."""
+        slot = len(self.program.buffers) + HOST_CALLS.index(HOST_ALL_REDUCE_GLOBAL)
+        if any(slot in c.args for c in self.program.calls):
+            self.table[slot] = hostcalls.all_reduce_address()
 
     def __call__(self, inputs: Iterable[np.ndarray], params: Iterable[np.ndarray],
                  outputs: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
@@ -278,11 +300,11 @@ class CpuExecutable:
             threads = _STATE.get("threads") or num_threads()
             choice = self.thread_choice
             if choice is None or threads == 1 or _STATE["fixed"]:
-                code = self._profiled(threads) if _PROFILERS else self._fn(self.table_address, threads)
+                code = self._profiled(threads) if _PROFILERS else self._fn(self.plan.address, threads)
             else:
                 threads = choice.threads(threads)
                 start = time.perf_counter()
-                code = self._profiled(threads) if _PROFILERS else self._fn(self.table_address, threads)
+                code = self._profiled(threads) if _PROFILERS else self._fn(self.plan.address, threads)
                 choice.record(threads == 1, time.perf_counter() - start)
             if code:
                 check = int(self.error[1])
@@ -301,7 +323,7 @@ class CpuExecutable:
             pointer.value = self._profile_address
         start = time.perf_counter_ns()
         try:
-            code = self._fn(self.table_address, threads)
+            code = self._fn(self.plan.address, threads)
         finally:
             end = time.perf_counter_ns()
             if pointer is not None:

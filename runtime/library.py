@@ -20,8 +20,8 @@ from typing import Any
 import llvmlite
 import llvmlite.binding as llvm
 
-from . import cpu
-from .cache import VERSION
+from . import cpu, objects
+from .cache import OBJECTS, VERSION
 
 _LOCK = threading.Lock()
 _LOADED: dict[str, Library] = {}
@@ -31,8 +31,8 @@ class Library:
     """A loaded module: `function(name, signature)` gives a ctypes callable for a symbol."""
 
     def __init__(self, ir_text: str) -> None:
-        self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), cpu._new_machine())
-        self._engine.add_object_file(llvm.ObjectFileRef.from_data(cpu.object_code(_key(ir_text), ir_text)))
+        self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), objects.new_machine())
+        self._engine.add_object_file(llvm.ObjectFileRef.from_data(_machine_code(ir_text)))
         self._engine.finalize_object()
         self._functions: dict[str, Any] = {}
 
@@ -59,9 +59,19 @@ def load(ir_text: str) -> Library:
 
 
 def _key(ir_text: str) -> str:
-    cpu._machine()
-    text = "\n".join(["library", ir_text, cpu._STATE["cpu"], cpu._STATE["features"], llvmlite.__version__, VERSION])
+    text = "\n".join(["library", ir_text, *objects.host_cpu(), llvmlite.__version__, VERSION])
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _machine_code(ir_text: str) -> bytes:
+    """The library's object code: from the object cache, or compiled now and cached."""
+    key = _key(ir_text)
+    obj = OBJECTS.get(key)
+    if obj is None:
+        OBJECTS.stats["compiles"] += 1
+        obj = objects.object_code(ir_text)
+        OBJECTS.put(key, obj)
+    return obj
 
 
 def run_split(call: Callable[[int, int], Any], count: int, min_part: int = 1 << 16) -> None:

@@ -1,29 +1,23 @@
-"""CPU backend: a scheduled graph becomes one LLVM module with one entry point.
+"""CPU backend, kernels: each kernel of a schedule becomes an LLVM module of its own.
 
-Each kernel is a function `void kN(ptr table, i64 part, i64 nparts)`: it loads its buffer
-pointers from the program's buffer table and runs its share `part` of `nparts` of the work.
-Its body is a separate function taking the pointers as `noalias` arguments, so LLVM's
-vectorizer knows buffers do not overlap. The entry point
+A kernel's module is emitted once per structural key (codegen/kernel_key.py) and compiled
+once per key (runtime/cpu.py caches its object by that key): identical kernels in a program,
+in other programs or in the unrolled steps of one share it. Nothing in it names the program:
+its functions, each `void fgk_<key>[.phase](ptr args, i64 part, i64 nparts)`, take the
+kernel's buffers as arguments, `args[0]` the error word and `args[1..]` its buffers in
+`kernel_key`'s order (then the host-call pointers the kernel needs, `host_calls`), and run
+their share `part` of `nparts` of the work. The phase functions are the module's only
+external symbols. Each loads the pointers and calls a body taking them as `noalias`
+arguments, so LLVM's vectorizer knows buffers do not overlap. The runner (codegen/
+cpu_runner.py) calls them as the program's plan says.
 
-    i64 fg_main(ptr table, i64 nthreads)
-
-runs every kernel in order: large ones through libgomp's `GOMP_parallel` (reached through
-function-pointer globals the runtime fills in, so a machine without libgomp still runs, on
-one thread), small ones directly. It returns 0, or the error code a failed check wrote into
-the error word (table slot 0), stopping before the kernels after the failing one.
-
-Profiling (runtime/profiling.py): the module global `fg_profile` is null unless the runtime
-points it at an i64 buffer for one call: slot 0 holds the clock id, then two slots per
-kernel of the schedule, [1 + 2i] and [2 + 2i], get the CLOCK_MONOTONIC nanoseconds (Python's
-`time.perf_counter_ns` clock on Linux) before the first phase of kernel i and after its
-last, read through `fg_clock_gettime` (a function-pointer global the runtime fills with
-libc's clock_gettime). The entry loads `fg_profile` once; while it is null each kernel costs
-one predictable branch more, and kernels that do not run (no output, or after a failed
-check) leave their slots as the runtime set them.
+A check that fails writes its code and the kernel's own check id into the error word; the
+runner adds the kernel's first check id in the program (`KernelModuleCode.checks` holds each
+check with the number of its node, so a program reusing the code reports its own lines).
 
 Host calls: a collective (`all_reduce`) is a kernel of its own that calls the host through
-the function-pointer global `fg_host_all_reduce` (declared only by programs that have one;
-the runtime fills it in, runtime/hostcalls.py):
+the pointer passed after its buffers (the table slot of `fg_host_all_reduce`, program.py's
+HOST_CALLS, which the runtime fills in, runtime/hostcalls.py):
 
     i64 fg_host_all_reduce(ptr in, ptr out, i64 count, i32 dtype_code, i32 op_code, i32 group)
 
@@ -36,15 +30,16 @@ A large row reduction with few rows (a full reduction such as `x.sum()` or a mea
 error has one) gives threads too few rows to share, so each row is split among them
 instead, in phases that run one after the other (`Phase`), so no kernel needs a barrier:
 
-    kN.pass<i>  parallel: each part reduces its chunk of every row for reduction i into its
-                partial, in a module global (kN.partials<i>: a count, then MAX_PARTS slots
+    .pass<i>    parallel: each part reduces its chunk of every row for reduction i into its
+                partial, in a module global (.partials<i>: a count, then MAX_PARTS slots
                 per row), writing the row outputs that pass makes ready;
-    kN.finish   combines the partials in part order (deterministic for a thread count),
+    .finish     combines the partials in part order (deterministic for a thread count),
                 writes the outputs at the row's index (part 0) and the row outputs that need
                 every reduction (in parallel, over the same chunks, when there are any).
 
 Later phases combine the partials of earlier reductions themselves, in the same order. The
-globals are per loaded program, and a program runs one call at a time (runtime/cpu.py).
+globals are per loaded program (every use of the module in it runs one after the other), and
+a program runs one call at a time (runtime/cpu.py).
 """
 from __future__ import annotations
 
@@ -57,9 +52,11 @@ from ..ir import dtypes, fmt_type
 from ..ir.ops import ALL_REDUCE_OPS
 from ..passes.fuse import Kernel, host_view, matmul_read
 from ..passes.schedule import Schedule
+from ..program import HOST_CALLS
 from . import gemm, staging
-from .emit import ERR_HOST, Emitter, Space, combine, reduction_identity
-from .kernel_plan import RowPlan, collapsed_shape, contiguous, has_output, kernel_slots, node_pointers, numel, row_plan
+from .emit import ERR_HOST, Checks, Emitter, Space, combine, reduction_identity
+from .kernel_key import KeyedKernel
+from .kernel_plan import RowPlan, collapsed_shape, contiguous, node_pointers, numel, row_plan
 from .llvm_util import (
     I1,
     I8,
@@ -92,69 +89,73 @@ PARALLEL_MIN_ELEMENTS = 1 << 16     # below this, fork/join costs more than a se
 SPLIT_MAX_ROWS = 8                  # row reductions with at most this many rows split each row instead
 SPLIT_MIN_EXTENT = 64               # split a row along its outermost reduced dim at least this long
 MAX_PARTS = 256                     # threads a split row reduction uses at most (its partial slots)
-ENTRY = "fg_main"
-GOMP_GLOBALS = ("fg_gomp_parallel", "fg_omp_thread_num", "fg_omp_num_threads")
-PROFILE_GLOBAL = "fg_profile"           # i64 buffer of the call being profiled, or null
-CLOCK_GLOBAL = "fg_clock_gettime"       # int clock_gettime(clockid_t, struct timespec *), set by the runtime
-HOST_ALL_REDUCE_GLOBAL = "fg_host_all_reduce"   # the all_reduce host call (module doc), set by the runtime
+SYMBOL_PREFIX = "fgk_"              # a kernel module's functions: fgk_<key>[.phase]
+HOST_ALL_REDUCE_GLOBAL = HOST_CALLS[0]        # the all_reduce host call (module doc), set by the runtime
 HOST_DTYPES = tuple(d.name for d in dtypes.ALL)  # dtype codes of host calls (runtime/hostcalls.py has the same)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Phase:
-    function: str          # `void f(ptr table, i64 part, i64 nparts)`
-    parallel: bool         # run through GOMP (its `.omp` wrapper) when threads are available
+    function: str          # `void f(ptr args, i64 part, i64 nparts)`, exported by the kernel's module
+    parallel: bool         # run on every thread (through GOMP) when threads are available
 
 
-@dataclass
-class KernelCode:
-    name: str
-    phases: list           # the functions that run the kernel, in order
-    fallible: bool
+@dataclass(frozen=True)
+class KernelModuleCode:
+    """A kernel's module and what the runner needs to call it: shared by every kernel
+    with its structural key."""
+    key: str
+    symbol: str
+    source: str            # LLVM IR text
+    phases: tuple          # Phase, in order
+    checks: tuple          # (error code, message, node number) per kernel check id
     max_parts: int = 0     # the most threads a parallel phase may use (0: any number)
-    index: int = 0         # position in the schedule (= in Program.kernels): its profile slots
+    host_calls: tuple = ()     # names (program.HOST_CALLS) of the host calls after the buffers in `args`
 
     @property
     def parallel(self) -> bool:
         return any(p.parallel for p in self.phases)
 
+    @property
+    def fallible(self) -> bool:
+        return bool(self.checks)
 
-def emit_module(sched: Schedule, name: str, checks: list) -> tuple[str, list]:
-    """LLVM IR text of the whole program and the per-kernel facts the runtime needs."""
-    module = ir.Module(name=name)
-    for g in GOMP_GLOBALS + (PROFILE_GLOBAL, CLOCK_GLOBAL):
-        var = ir.GlobalVariable(module, PTR, g)
-        var.initializer = ir.Constant(PTR, None)   # external: the runtime writes the address
-    codes = []
-    for i, k in enumerate(sched.kernels):
-        if has_output(k):
-            code = emit_kernel(module, sched, k, checks)
-            code.index = i
-            codes.append(code)
-    emit_entry(module, codes)
-    return str(module), codes
+
+def symbol_of(key: str) -> str:
+    return SYMBOL_PREFIX + key[:32]
+
+
+def emit_kernel_module(sched: Schedule, k: Kernel, keyed: KeyedKernel) -> KernelModuleCode:
+    """The module of kernel `k` (module doc), its functions named after its key."""
+    symbol = symbol_of(keyed.key)
+    module = ir.Module(name=symbol)
+    checks = Checks()
+    phases, max_parts, host_calls = emit_kernel(module, sched, k, keyed, checks, symbol)
+    numbered = tuple((code, message, keyed.number[id(n)]) for (code, message, _), n in zip(checks, checks.nodes))
+    return KernelModuleCode(keyed.key, symbol, str(module), tuple(phases), numbered, max_parts, host_calls)
 
 
 # ---------------------------------------------------------------- kernel functions
 
-def emit_kernel(module: ir.Module, sched: Schedule, k: Kernel, checks: list) -> KernelCode:
+def emit_kernel(module: ir.Module, sched: Schedule, k: Kernel, keyed: KeyedKernel, checks: Checks,
+                name: str) -> tuple[list, int, tuple]:
+    """The kernel's functions in `module`: (phases, max_parts, host_calls)."""
     if k.kind == "matmul":
-        return emit_matmul_kernel(module, sched, k, checks)
+        return [emit_matmul_kernel(module, sched, k, keyed, checks, name)], 0, ()
     if k.kind == "collective":
-        return emit_host_all_reduce(module, sched, k, checks)
+        return [emit_host_all_reduce(module, sched, k, keyed, checks, name)], 0, (HOST_ALL_REDUCE_GLOBAL,)
     if k.kind == "reduce" and k.order == "row" and split_dim(row_plan(k, k.stores)) is not None:
-        return emit_split_rows(module, sched, k, checks)
+        return emit_split_rows(module, sched, k, keyed, checks, name), MAX_PARTS, ()
     drive = {"elementwise": drive_elementwise, "reduce": drive_reduce, "scatter": drive_scatter}[k.kind]
-    fn, parallel = kernel_function(module, sched, k, checks, k.name, drive)
-    if parallel:
-        emit_omp_wrapper(module, fn)
-    return KernelCode(k.name, [Phase(fn.name, parallel)], k.name in sched.fallible)
+    fn, parallel = kernel_function(module, sched, k, keyed, checks, name, drive)
+    return [Phase(fn.name, parallel)], 0, ()
 
 
-def kernel_function(module: ir.Module, sched: Schedule, k: Kernel, checks: list, name: str, drive):
-    """`name(table, part, nparts)` and its body `name.body(ptr..., err, part, nparts)`, which
+def kernel_function(module: ir.Module, sched: Schedule, k: Kernel, keyed: KeyedKernel, checks: Checks,
+                    name: str, drive):
+    """`name(args, part, nparts)` and its body `name.body(ptr..., err, part, nparts)`, which
     `drive(em, k, stores, part, nparts)` fills in; returns the function and what drive returned."""
-    slots = kernel_slots(sched, k)
+    slots = keyed.slots
     body_ty = ir.FunctionType(VOID, [PTR] * (len(slots) + 1) + [I64, I64])
     body = ir.Function(module, body_ty, f"{name}.body")
     body.linkage = "internal"
@@ -169,87 +170,28 @@ def kernel_function(module: ir.Module, sched: Schedule, k: Kernel, checks: list,
     b.ret_void()
 
     fn = ir.Function(module, ir.FunctionType(VOID, [PTR, I64, I64]), name)
-    fn.linkage = "internal"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    table, p, n = fn.args
-    args = [b.load(elem_ptr(b, table, s, PTR), typ=PTR) for s in slots]
-    err = b.load(elem_ptr(b, table, 0, PTR), typ=PTR)
-    b.call(body, args + [err, p, n])
+    args, p, n = fn.args
+    pointers = [b.load(elem_ptr(b, args, keyed.argument(s), PTR), typ=PTR) for s in slots]
+    err = b.load(elem_ptr(b, args, 0, PTR), typ=PTR)
+    b.call(body, pointers + [err] + _share(result, p, n))
     b.ret_void()
     return fn, result
 
 
-def emit_omp_wrapper(module: ir.Module, fn: ir.Function) -> None:
-    """`kN.omp(ptr table)`: the kernel's share for the calling OpenMP thread."""
-    w = ir.Function(module, ir.FunctionType(VOID, [PTR]), f"{fn.name}.omp")
-    w.linkage = "internal"
-    b = ir.IRBuilder(w.append_basic_block("entry"))
-    getter = ir.FunctionType(I32, [])
-    tid = b.call(_function_pointer(b, module, "fg_omp_thread_num", getter), [])
-    nt = b.call(_function_pointer(b, module, "fg_omp_num_threads", getter), [])
-    b.call(fn, [w.args[0], b.sext(tid, I64), b.sext(nt, I64)])
-    b.ret_void()
+def _share(parallel: bool, part, nparts) -> list:
+    """The part a phase function hands its body: its own, or all of the work (part 0 of 1) for
+    a phase that never runs on several threads, which lets LLVM fold the loop bounds."""
+    return [part, nparts] if parallel else [i64(0), i64(1)]
 
 
-def _function_pointer(b: ir.IRBuilder, module: ir.Module, name: str, fnty: ir.FunctionType):
-    """The function a pointer global holds, loaded with its type so it can be called."""
-    return b.load(module.get_global(name), typ=fnty.as_pointer())
-
-
-def emit_entry(module: ir.Module, codes: list) -> None:
-    fn = ir.Function(module, ir.FunctionType(I64, [PTR, I64]), ENTRY)
-    table, nthreads = fn.args
+def _export(module: ir.Module, name: str, impl: ir.Function, parallel: bool) -> ir.Function:
+    """`name(args, part, nparts)`, exported, calling the internal `impl` with its share."""
+    impl.linkage = "internal"
+    fn = ir.Function(module, ir.FunctionType(VOID, [PTR, I64, I64]), name)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    err = b.load(elem_ptr(b, table, 0, PTR), typ=PTR)
-    gomp = _function_pointer(b, module, "fg_gomp_parallel", ir.FunctionType(VOID, [PTR, PTR, I32, I32]))
-    loaded = b.ptrtoint(gomp, I64)
-    threaded = b.and_(b.icmp_signed(">", nthreads, i64(1)), b.icmp_unsigned("!=", loaded, i64(0)))
-    profile = b.load(module.get_global(PROFILE_GLOBAL), typ=PTR)
-    profiling = b.icmp_unsigned("!=", b.ptrtoint(profile, I64), i64(0))
-    stamp = _emit_stamp(module)
-    for code in codes:
-        with b.if_then(profiling):
-            b.call(stamp, [profile, i64(1 + 2 * code.index)])
-        threads = nthreads
-        if code.max_parts:
-            cap = i64(code.max_parts)
-            threads = b.select(b.icmp_signed(">", nthreads, cap), cap, nthreads)
-        for phase in code.phases:
-            kfn = module.get_global(phase.function)
-            if phase.parallel:
-                with b.if_else(threaded) as (then, otherwise):
-                    with then:
-                        b.call(gomp, [module.get_global(f"{phase.function}.omp"), table, b.trunc(threads, I32),
-                                      ir.Constant(I32, 0)])
-                    with otherwise:
-                        b.call(kfn, [table, i64(0), i64(1)])
-            else:
-                b.call(kfn, [table, i64(0), i64(1)])
-        with b.if_then(profiling):
-            b.call(stamp, [profile, i64(2 + 2 * code.index)])
-        if code.fallible:
-            failed = b.load(err, typ=I64)
-            with b.if_then(b.icmp_signed("!=", failed, i64(0)), likely=False):
-                b.ret(failed)
-    b.ret(i64(0))
-
-
-def _emit_stamp(module: ir.Module) -> ir.Function:
-    """`fg.stamp(ptr profile, i64 slot)`: profile[slot] = the nanoseconds of the clock whose
-    id is profile[0], read through the `fg_clock_gettime` pointer (kept out of line: the
-    entry's kernels-only path stays short)."""
-    fn = ir.Function(module, ir.FunctionType(VOID, [PTR, I64]), "fg.stamp")
-    fn.linkage = "internal"
-    fn.attributes.add("noinline")
-    profile, slot = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    timespec = b.alloca(ir.ArrayType(I64, 2))          # struct timespec {time_t tv_sec; long tv_nsec}
-    clock_id = b.trunc(b.load(elem_ptr(b, profile, 0, I64), typ=I64), I32)
-    clock = _function_pointer(b, module, CLOCK_GLOBAL, ir.FunctionType(I32, [I32, PTR]))
-    b.call(clock, [clock_id, timespec])
-    seconds = b.load(elem_ptr(b, timespec, 0, I64), typ=I64)
-    nanoseconds = b.load(elem_ptr(b, timespec, 1, I64), typ=I64)
-    b.store(b.add(b.mul(seconds, i64(1_000_000_000)), nanoseconds), elem_ptr(b, profile, slot, I64))
+    args, part, nparts = fn.args
+    b.call(impl, [args] + _share(parallel, part, nparts))
     b.ret_void()
     return fn
 
@@ -319,22 +261,20 @@ def split_dim(plan: RowPlan) -> int | None:
     return d if S[d] >= 2 else None
 
 
-def emit_split_rows(module: ir.Module, sched: Schedule, k: Kernel, checks: list) -> KernelCode:
+def emit_split_rows(module: ir.Module, sched: Schedule, k: Kernel, keyed: KeyedKernel, checks: Checks,
+                    name: str) -> list:
     """A pass function per reduction (parallel), then a finish function (see the module doc)."""
     plan = row_plan(k, k.stores)
-    partials = [_partials_global(module, f"{k.name}.partials{i}", plan.rows) for i in range(len(k.reduces))]
+    partials = [_partials_global(module, f"{name}.partials{i}", plan.rows) for i in range(len(k.reduces))]
     phases = []
     for i in range(len(k.reduces)):
         drive = functools.partial(drive_split_pass, reduction=i, partials=partials)
-        fn, _ = kernel_function(module, sched, k, checks, f"{k.name}.pass{i}", drive)
-        emit_omp_wrapper(module, fn)
+        fn, _ = kernel_function(module, sched, k, keyed, checks, f"{name}.pass{i}", drive)
         phases.append(Phase(fn.name, True))
     drive = functools.partial(drive_split_finish, partials=partials)
-    fn, _ = kernel_function(module, sched, k, checks, f"{k.name}.finish", drive)
-    if plan.late:
-        emit_omp_wrapper(module, fn)
+    fn, _ = kernel_function(module, sched, k, keyed, checks, f"{name}.finish", drive)
     phases.append(Phase(fn.name, bool(plan.late)))
-    return KernelCode(k.name, phases, k.name in sched.fallible, MAX_PARTS)
+    return phases
 
 
 def _partials_global(module: ir.Module, name: str, rows: int) -> ir.GlobalVariable:
@@ -474,42 +414,40 @@ def _copy_out(em, node, src, rest, shape, lo_hi, split):
     close_nest(loops)
 
 
-def emit_matmul_kernel(module: ir.Module, sched: Schedule, k: Kernel, checks: list) -> KernelCode:
-    """`kN(table, part, nparts)` calls the GEMM generator's function on the program table
-    directly; the kernel's root, if it is not the matmul itself, becomes the epilogue."""
+def emit_matmul_kernel(module: ir.Module, sched: Schedule, k: Kernel, keyed: KeyedKernel, checks: Checks,
+                       name: str) -> Phase:
+    """`name(args, part, nparts)` calls the GEMM generator's function on the kernel's arguments
+    (its `table`); the kernel's root, if it is not the matmul itself, becomes the epilogue."""
     mm = k.anchor
     assert mm is not None, "a matmul kernel is anchored at its matmul"
     (root, out_slot), rest = k.stores[0], k.stores[1:]
     operands = [matmul_read(x, sched.read_slot) for x in mm.inputs]
-    slot = sched.slot_of
+    argument = lambda x: keyed.argument(sched.slot_of(x))
     batch = numel(mm.shape[:-2])
     m, n = mm.shape[-2], mm.shape[-1]
     spec = gemm.GemmSpec(
         dtype=mm.dtype.short, batch=batch, m=m, n=n, k=mm.inputs[0].shape[-1],
         a=operands[0].strides, b=operands[1].strides, c=(m * n, n, 1),
-        a_slot=slot(mm.inputs[0]), b_slot=slot(mm.inputs[1]), c_slot=out_slot,
+        a_slot=argument(mm.inputs[0]), b_slot=argument(mm.inputs[1]), c_slot=keyed.argument(out_slot),
         a_offset=operands[0].offset, b_offset=operands[1].offset)
     batch_shape = tuple(mm.shape[:-2])
 
-    def epilogue(eb, table, batch_idx, row, col, acc):
+    def epilogue(eb, args, batch_idx, row, col, acc):
         pointers = {}
         for x in k.loads:      # keyed by the load only: a materialized view (the matmul's
             # reshaped operand, say) shares its movement base with views the epilogue reads
             # from the base's own buffer, so keying by the base would mix the two up
-            pointers[id(x)] = eb.load(elem_ptr(eb, table, slot(x), PTR), typ=PTR)
-        em = Emitter(eb, k, pointers, eb.load(elem_ptr(eb, table, 0, PTR), typ=PTR), checks)
+            pointers[id(x)] = eb.load(elem_ptr(eb, args, argument(x), PTR), typ=PTR)
+        em = Emitter(eb, k, pointers, eb.load(elem_ptr(eb, args, 0, PTR), typ=PTR), checks)
         em.acc[id(mm)] = acc
         index = em.unravel(batch_idx, batch_shape) if batch_shape else []
         return em.value(root, (), Space(tuple(mm.shape), index + [row, col]))
 
-    fn = gemm.define_gemm(module, k.name, spec, epilogue if root is not mm else None)
-    fn.linkage = "internal"
     if rest:
         raise NotImplementedError("a matmul kernel writes one buffer")  # fusion keeps it so
-    if mm.dtype.is_floating_point and batch * m * n * spec.k >= PARALLEL_MIN_ELEMENTS * 16:
-        emit_omp_wrapper(module, fn)
-        return KernelCode(k.name, [Phase(fn.name, True)], False)
-    return KernelCode(k.name, [Phase(fn.name, False)], False)
+    parallel = mm.dtype.is_floating_point and batch * m * n * spec.k >= PARALLEL_MIN_ELEMENTS * 16
+    product = gemm.define_gemm(module, f"{name}.gemm", spec, epilogue if root is not mm else None)
+    return Phase(_export(module, name, product, parallel).name, parallel)
 
 
 def drive_scatter(em: Emitter, k: Kernel, stores, part, nparts) -> bool:
@@ -533,7 +471,7 @@ def drive_scatter(em: Emitter, k: Kernel, stores, part, nparts) -> bool:
     v = em.value(src, (), space)
     size = sc.shape[axis]
     ok = b.and_(b.icmp_signed(">=", ix, i64(0)), b.icmp_signed("<", ix, i64(size)))
-    em.check(ok, 1, f"scatter_add: index out of range for dimension {axis} of size {size}", sc.loc)
+    em.check(ok, 1, f"scatter_add: index out of range for dimension {axis} of size {size}", sc)
     target = list(space.index)
     target[axis] = b.select(ok, ix, i64(0))
     off, _ = em.view_offset(contiguous(sc.shape), target)
@@ -547,40 +485,34 @@ def drive_scatter(em: Emitter, k: Kernel, stores, part, nparts) -> bool:
 
 # ---------------------------------------------------------------- host calls
 
-def emit_host_all_reduce(module: ir.Module, sched: Schedule, k: Kernel, checks: list) -> KernelCode:
-    """`kN(table, part, nparts)`: one call through `fg_host_all_reduce` (module doc) from the
-    operand's buffer into the first destination, then copies to any further destination (an
-    output that is also assigned). A null pointer or a non-zero result records the kernel's
-    check (ERR_HOST) and writes nothing more."""
+def emit_host_all_reduce(module: ir.Module, sched: Schedule, k: Kernel, keyed: KeyedKernel, checks: Checks,
+                         name: str) -> Phase:
+    """`name(args, part, nparts)`: one call through the host-call pointer after the buffers
+    in `args` (module doc) from the operand's buffer into the first destination, then copies
+    to any further destination (an output that is also assigned). A null pointer or a
+    non-zero result records the kernel's check (ERR_HOST) and writes nothing more."""
     node = k.anchor
     assert node is not None and node.op == "all_reduce", "a collective kernel is anchored at its all_reduce"
     (x,) = node.inputs
-    if HOST_ALL_REDUCE_GLOBAL in module.globals:
-        host = module.get_global(HOST_ALL_REDUCE_GLOBAL)
-    else:
-        host = ir.GlobalVariable(module, PTR, HOST_ALL_REDUCE_GLOBAL)
-        host.initializer = ir.Constant(PTR, None)     # external: the runtime writes the address
-    fn = ir.Function(module, ir.FunctionType(VOID, [PTR, I64, I64]), k.name)
-    fn.linkage = "internal"
+    fn = ir.Function(module, ir.FunctionType(VOID, [PTR, I64, I64]), name)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    table = fn.args[0]
-    slot_ptr = lambda slot: b.load(elem_ptr(b, table, slot, PTR), typ=PTR)
+    args = fn.args[0]
+    argument = lambda position: b.load(elem_ptr(b, args, position, PTR), typ=PTR)
     count, offset = numel(x.shape), 0        # read from the operand's own buffer, or ...
     if id(x) not in sched.read_slot:         # ... in place: a contiguous run of its movement base's
         view = host_view(x)
         assert view is not None, "fusion gives a collective's operand a buffer unless it is a contiguous view"
         offset = view[0]
-    src = slot_ptr(sched.slot_of(x))
+    src = argument(keyed.argument(sched.slot_of(x)))
     if offset:
         src = elem_ptr(b, src, offset * x.dtype.itemsize, I8)
     (_, out_slot), rest = k.stores[0], k.stores[1:]
-    dst = slot_ptr(out_slot)
-    err = slot_ptr(0)
-    check_id = len(checks)
-    checks.append((ERR_HOST, f"{node.op}({fmt_type(x.shape, x.dtype)}, reduce={node.attrs['reduce']!r}, "
-                             f"group={node.attrs['group']}) failed in its host call", node.loc))
+    dst = argument(keyed.argument(out_slot))
+    err = argument(0)
+    check_id = checks.add(ERR_HOST, f"{node.op}({fmt_type(x.shape, x.dtype)}, reduce={node.attrs['reduce']!r}, "
+                                    f"group={node.attrs['group']}) failed in its host call", node)
     fnty = ir.FunctionType(I64, [PTR, PTR, I64, I32, I32, I32])
-    host_fn = b.load(host, typ=fnty.as_pointer())
+    host_fn = b.load(elem_ptr(b, args, len(keyed.slots) + 1, PTR), typ=fnty.as_pointer(), name=HOST_ALL_REDUCE_GLOBAL)
     call, fail, done = (fn.append_basic_block(name) for name in ("call", "fail", "done"))
     b.cbranch(b.icmp_unsigned("==", b.ptrtoint(host_fn, I64), i64(0)), fail, call)
     b.position_at_end(call)
@@ -597,9 +529,9 @@ def emit_host_all_reduce(module: ir.Module, sched: Schedule, k: Kernel, checks: 
         memcpy = _memcpy(module)
         nbytes = i64(numel(node.shape) * node.dtype.itemsize)
         for _, slot in rest:
-            b.call(memcpy, [slot_ptr(slot), dst, nbytes, ir.Constant(I1, 0)])
+            b.call(memcpy, [argument(keyed.argument(slot)), dst, nbytes, ir.Constant(I1, 0)])
     b.ret_void()
-    return KernelCode(k.name, [Phase(fn.name, False)], True)
+    return Phase(fn.name, False)
 
 
 def _memcpy(module: ir.Module) -> ir.Function:

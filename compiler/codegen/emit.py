@@ -56,6 +56,21 @@ MAX_INLINE_MATH = 16    # a kernel evaluating more math functions calls them out
 VIEW_OPS = ("reshape", "permute", "expand", "slice", "window")   # values that are their input's, moved
 
 
+class Checks(list):
+    """The runtime checks of a program (or of one kernel): (error code, message, source line)
+    per check id, the id being the position; `nodes[i]` is the node that check i tests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nodes: list[Node] = []
+
+    def add(self, code: int, message: str, node: Node) -> int:
+        """Record a check on `node`; its id."""
+        self.append((code, message, node.loc))
+        self.nodes.append(node)
+        return len(self) - 1
+
+
 @dataclass
 class Space:
     shape: tuple            # the shape views are written against (natural dim order)
@@ -99,12 +114,12 @@ def path_view(node_shape, path) -> ViewStack:
 class Emitter:
     RULES = CPU          # the lowering of each primitive for this target
 
-    def __init__(self, b: ir.IRBuilder, kernel: Kernel, pointers: dict, error_ptr, checks: list):
+    def __init__(self, b: ir.IRBuilder, kernel: Kernel, pointers: dict, error_ptr, checks: Checks):
         self.b = b
         self.kernel = kernel
         self.pointers = pointers          # node id -> pointer to its buffer
         self.error_ptr = error_ptr
-        self.checks = checks              # program-wide list of (message, loc); index = check id
+        self.checks = checks              # the program's (GPU) or the kernel's (CPU) checks
         self.loaded = {id(x) for x in kernel.loads}
         self.acc: dict[int, ir.Value] = {}
         self.scopes: list[dict] = [{}]
@@ -259,11 +274,11 @@ class Emitter:
             result = self.b.select(valid, v, result) if valid is not None else v
         return result
 
-    def check(self, ok: ir.Value, code: int, message: str, loc) -> None:
-        """Record a failed runtime check in the error word (first writer wins, no branch out)."""
+    def check(self, ok: ir.Value, code: int, message: str, node: Node) -> None:
+        """Record a failed runtime check on `node` in the error word (first writer wins, no
+        branch out)."""
         b = self.b
-        check_id = len(self.checks)
-        self.checks.append((code, message, loc))
+        check_id = self.checks.add(code, message, node)
         with b.if_then(b.not_(ok), likely=False):
             self.record_failure(code, check_id)
 
@@ -281,7 +296,7 @@ class Emitter:
         ix = self.cast_value(self.value(index, path, space), index.dtype, dtypes.int64)
         size = src.shape[axis]
         ok = b.and_(b.icmp_signed(">=", ix, i64(0)), b.icmp_signed("<", ix, i64(size)))
-        self.check(ok, ERR_INDEX, f"gather: index out of range for dimension {axis} of size {size}", n.loc)
+        self.check(ok, ERR_INDEX, f"gather: index out of range for dimension {axis} of size {size}", n)
         out_idx[axis] = b.select(ok, ix, i64(0))
         return self.load_at(src, out_idx)
 
@@ -324,7 +339,7 @@ class Emitter:
         x, y = args
         zero = const(dt, 0)
         ok = b.icmp_signed("!=", y, zero)
-        self.check(ok, ERR_ZERO_DIV, "ZeroDivisionError: integer division by zero", n.loc)
+        self.check(ok, ERR_ZERO_DIV, "ZeroDivisionError: integer division by zero", n)
         safe = b.select(ok, y, const(dt, 1))
         if not dt.is_signed:
             return b.udiv(x, safe)
@@ -337,7 +352,7 @@ class Emitter:
         x, y = args
         if dt.is_signed:
             ok = b.icmp_signed(">=", y, const(dt, 0))
-            self.check(ok, ERR_NEG_POW, "Integers to negative integer powers are not allowed.", n.loc)
+            self.check(ok, ERR_NEG_POW, "Integers to negative integer powers are not allowed.", n)
         return b.call(int_pow_function(b.module, reg_type(dt)), [x, y])
 
     def cast_value(self, v: ir.Value, src, dst) -> ir.Value:

@@ -163,6 +163,12 @@ def host_vector_bytes() -> int:
     return 64 if llvm.get_host_cpu_features().get('avx512f', False) else 32
 
 
+def host_facts() -> tuple:
+    """What the generated code depends on besides the product: the host's vector width and
+    data cache sizes (part of a kernel's structural key, codegen/kernel_key.py)."""
+    return host_vector_bytes(), _data_cache_sizes()
+
+
 def _blocking(dtype: str, vector_bytes: int) -> _Blocking:
     """Register and cache blocking for ``dtype`` with vectors of ``vector_bytes``.  On Zen 3
     with AVX2 (L1d 32 KiB, L2 512 KiB per core, L3 32 MiB): KC = 256, NC = 4096 and MC = 252

@@ -31,7 +31,7 @@ from ..ir.registry import PTX, planned
 from ..passes.fuse import Kernel
 from ..passes.schedule import Schedule
 from . import nvptx, ptx_gemm, ptx_rows
-from .emit import ERR_INDEX, Space
+from .emit import ERR_INDEX, Checks, Space
 from .kernel_plan import collapsed_shape, contiguous, has_output, numel
 from .llvm_util import Loop, elem_ptr, i64, load_value, mem_type, store_value
 from .ptx_kernel import KernelFunction, accumulate, accumulator_identity, finish, open_kernel
@@ -53,7 +53,7 @@ class PtxModule:
     launches: list           # program.Launch records, in order
 
 
-def emit_module(sched: Schedule, name: str, checks: list, arch: str | None = None) -> PtxModule:
+def emit_module(sched: Schedule, name: str, checks: Checks, arch: str | None = None) -> PtxModule:
     """The program's kernels for GPU architecture `arch` (default nvptx.DEFAULT_ARCH)."""
     arch = arch or nvptx.DEFAULT_ARCH
     for k in sched.kernels:
@@ -69,7 +69,7 @@ def emit_module(sched: Schedule, name: str, checks: list, arch: str | None = Non
     return PtxModule(text, nvptx.to_ptx(text, arch), launches)
 
 
-def emit_kernel(module, sched: Schedule, k: Kernel, checks: list) -> list:
+def emit_kernel(module, sched: Schedule, k: Kernel, checks: Checks) -> list:
     """The launches of kernel `k`, its entries written into `module`."""
     if k.kind == "matmul":
         return [ptx_gemm.emit_matmul(module, sched, k, checks)]
@@ -135,7 +135,7 @@ def emit_columns(kf: KernelFunction):
     return kf.launch(_blocks(numel(out_shape)))
 
 
-def emit_scatter(module, sched: Schedule, k: Kernel, checks: list) -> list:
+def emit_scatter(module, sched: Schedule, k: Kernel, checks: Checks) -> list:
     """out = base; out[index[i] along axis] += src[i] with atomics; copies to further outputs.
     Three entries, because every base element must be written before any source is added."""
     sc = k.anchor
@@ -163,7 +163,7 @@ def emit_scatter(module, sched: Schedule, k: Kernel, checks: list) -> list:
     ix = em.cast_value(em.value(index, (), space), index.dtype, dtypes.int64)
     v = em.value(src, (), space)
     ok = b.and_(b.icmp_signed(">=", ix, i64(0)), b.icmp_signed("<", ix, i64(size)))
-    em.check(ok, ERR_INDEX, f"scatter_add: index out of range for dimension {axis} of size {size}", sc.loc)
+    em.check(ok, ERR_INDEX, f"scatter_add: index out of range for dimension {axis} of size {size}", sc)
     target = list(space.index)
     target[axis] = b.select(ok, ix, i64(0))
     off, _ = em.view_offset(contiguous(sc.shape), target)

@@ -23,7 +23,7 @@ from llvmlite import ir
 from ..passes.fuse import Kernel, matmul_read
 from ..passes.schedule import Schedule
 from . import nvptx
-from .emit import Space
+from .emit import Checks, Space
 from .kernel_plan import numel
 from .llvm_util import Loop, const, elem_ptr, i64, intrinsic, mem_type
 from .ptx_kernel import open_kernel
@@ -62,7 +62,7 @@ def _group_offset(i: int, per_thread: int, extent: int) -> int:
     return (i // 4) * (extent // (per_thread // 4)) + i % 4
 
 
-def emit_matmul(module, sched: Schedule, k: Kernel, checks: list):
+def emit_matmul(module, sched: Schedule, k: Kernel, checks: Checks):
     mm = k.anchor
     assert mm is not None, "a matmul kernel is anchored at its matmul"
     dt = mm.dtype

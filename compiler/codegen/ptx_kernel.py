@@ -21,7 +21,7 @@ from ..passes.fuse import Kernel
 from ..passes.schedule import Schedule
 from ..program import Launch
 from . import nvptx
-from .emit import Emitter, cast, combine, reduction_identity
+from .emit import Checks, Emitter, cast, combine, reduction_identity
 from .kernel_plan import kernel_slots, node_pointers
 from .llvm_util import I64, elem_ptr, i64
 
@@ -87,7 +87,7 @@ class KernelFunction:
         return Launch(self.name, self.kernel.name, self.args, max(1, grid), self.block, self.scratch_bytes)
 
 
-def open_kernel(module: ir.Module, sched: Schedule, k: Kernel, checks: list, name: str, block: int,
+def open_kernel(module: ir.Module, sched: Schedule, k: Kernel, checks: Checks, name: str, block: int,
                 scratch_bytes: int = 0) -> KernelFunction:
     args = (0,) + tuple(s for s in kernel_slots(sched, k) if s != 0)
     fn = nvptx.define_kernel(module, name, len(args) + (1 if scratch_bytes else 0), block)

@@ -26,7 +26,7 @@ from llvmlite import ir
 from ..passes.fuse import Kernel
 from ..passes.schedule import Schedule
 from . import nvptx
-from .emit import Space, combine
+from .emit import Checks, Space, combine
 from .kernel_plan import RowPlan, row_plan
 from .llvm_util import I8, I32, I64, i64
 from .ptx_kernel import KernelFunction, accumulate, accumulator_dtype, accumulator_identity, finish, open_kernel
@@ -57,7 +57,7 @@ def split_count(k: Kernel, plan: RowPlan) -> int:
     return max(1, min(by_length, by_rows))
 
 
-def emit_rows(module, sched: Schedule, k: Kernel, checks: list):
+def emit_rows(module, sched: Schedule, k: Kernel, checks: Checks):
     probe = row_plan(k, k.stores)
     if probe.row_length <= THREAD_ROW:
         return _emit_thread_per_row(open_kernel(module, sched, k, checks, k.name, MAX_BLOCK))
@@ -130,7 +130,7 @@ def _store_outer(kf: KernelFunction, plan: RowPlan, outer_index) -> None:
         em.pop()
 
 
-def _emit_split(module, sched: Schedule, k: Kernel, checks: list, splits: int):
+def _emit_split(module, sched: Schedule, k: Kernel, checks: Checks, splits: int):
     """Each row over `splits` blocks; scratch: a u32 counter per row, then the partials."""
     (r,) = k.reduces
     acc_dt = accumulator_dtype(r)

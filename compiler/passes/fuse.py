@@ -384,7 +384,8 @@ def fuse(graph: Graph) -> Fused:
         levels[id(n)] = needed_at
 
     ordered = [n for n in nodes if id(n) in roots]
-    kernels = [_kernel(f"k{i}", roots[id(n)], nodes, roots_of, roots) for i, n in enumerate(ordered)]
+    evaluated = _evaluated_by(nodes, roots_of, roots)
+    kernels = [_kernel(f"k{i}", roots[id(n)], evaluated[id(n)]) for i, n in enumerate(ordered)]
     kernels = merge_elementwise(kernels, {id(n): i for i, n in enumerate(nodes)})
     _explain(kernels, {id(n): f"k{i}" for i, n in enumerate(ordered)}, why, roots_of)
     return Fused(graph, kernels, set(roots))
@@ -476,14 +477,17 @@ def merge_elementwise(kernels: list, position: dict) -> list:
             if id(x) in producer and producer[id(x)] is not k:
                 g.add_edge(producer[id(x)].name, k.name)
     groups: list = []
+    by_space: dict = {}                 # elementwise groups by iteration space, in `groups` order
     for k in kernels:
-        target = next((grp for grp in groups if _can_merge(grp, k, producer, g)), None) \
-            if k.kind == "elementwise" else None
+        candidates = by_space.setdefault(tuple(k.space), []) if k.kind == "elementwise" else []
+        target = next((grp for grp in candidates if _can_merge(grp, k, producer, g)), None)
         if target is None:
             groups.append(k)
+            if k.kind == "elementwise":
+                candidates.append(k)
             continue
         _absorb(target, k, position, producer)
-        g = nx.contracted_nodes(g, target.name, k.name, self_loops=False)
+        nx.contracted_nodes(g, target.name, k.name, self_loops=False, copy=False)
         for o in k.outputs:
             producer[id(o)] = target
     return groups
@@ -525,10 +529,23 @@ def _absorb(grp: Kernel, k: Kernel, position: dict, producer: dict) -> None:
     grp.loads = list({id(x): x for x in loads}.values())    # each once, in first-seen order
 
 
-def _kernel(name: str, root: _Root, nodes: list, roots_of: dict, roots: dict) -> Kernel:
+def _evaluated_by(nodes: list, roots_of: dict, roots: dict) -> dict:
+    """Root id -> the nodes its kernel evaluates, in `nodes` order: those it is a root of,
+    other than inputs, params and other roots (which have buffers of their own)."""
+    inside: dict = {r: [] for r in roots}
+    for n in nodes:
+        if n.op in ("input", "param"):
+            continue
+        if id(n) in roots:
+            inside[id(n)].append(n)
+            continue
+        for r in roots_of.get(id(n), ()):
+            inside[r].append(n)
+    return inside
+
+
+def _kernel(name: str, root: _Root, inside: list) -> Kernel:
     r = root.node
-    inside = [n for n in nodes if n.op not in ("input", "param") and id(r) in roots_of.get(id(n), ())
-              and (id(n) not in roots or n is r)]
     inside_ids = {id(n) for n in inside}
     loads, seen = [], set()
     for n in inside:

@@ -17,10 +17,11 @@ import pytest
 
 import fusegrad
 from fusegrad.compiler.codegen import cpu as codegen_cpu
-from fusegrad.compiler.program import Program, ProgramFormatError
+from fusegrad.compiler.codegen import cpu_runner
+from fusegrad.compiler.program import HOST_CALLS, Program, ProgramFormatError
 from fusegrad.realize import _PROGRAMS
 from fusegrad.runtime import cpu as runtime_cpu
-from fusegrad.runtime import profiling
+from fusegrad.runtime import objects, profiling
 from fusegrad.runtime.cuda import CudaExecutable
 
 
@@ -37,8 +38,16 @@ def profile_pointer(exe: runtime_cpu.CpuExecutable) -> int | None:
 
 
 def test_the_runtime_and_codegen_name_the_same_globals():
-    assert runtime_cpu.PROFILE_GLOBAL == codegen_cpu.PROFILE_GLOBAL
-    assert runtime_cpu.CLOCK_GLOBAL == codegen_cpu.CLOCK_GLOBAL
+    assert runtime_cpu.PROFILE_GLOBAL == cpu_runner.PROFILE_GLOBAL
+    assert runtime_cpu.CLOCK_GLOBAL == cpu_runner.CLOCK_GLOBAL
+    assert runtime_cpu.HOST_ALL_REDUCE_GLOBAL == codegen_cpu.HOST_ALL_REDUCE_GLOBAL
+    assert runtime_cpu.HOST_CALLS == HOST_CALLS
+    assert objects.KERNEL_PREFIX == codegen_cpu.SYMBOL_PREFIX
+
+
+def test_the_runtime_lays_the_plan_out_as_the_runner_reads_it():
+    names = [n for n in vars(cpu_runner) if n.startswith(("RUN_", "W_", "F_")) or n == "PHASE_WORDS"]
+    assert names and all(getattr(runtime_cpu, n) == getattr(cpu_runner, n) for n in names)
 
 
 def test_without_a_recorder_nothing_is_timed_and_the_profile_pointer_stays_null():

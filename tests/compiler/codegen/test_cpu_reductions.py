@@ -26,7 +26,7 @@ def split_kernels(fn, *arrays) -> list:
     """Names of the kernels compiled as split rows (a pass function per reduction)."""
     low = lowered(fn, *arrays)
     llvm = low.text("llvm")
-    return [k.name for k in low.program.kernels if f'"{k.name}.pass0"' in llvm]
+    return [k.name for k in low.program.kernels if f'"{k.function}.pass0"' in llvm]
 
 
 def at_counts(threads, fn, arrays, counts=(1, 2, 3, 5)) -> dict:
