@@ -57,8 +57,8 @@ CLOCK_GLOBAL = "fg_clock_gettime"
 HOST_ALL_REDUCE_GLOBAL = "fg_host_all_reduce"    # codegen/cpu.py's HOST_ALL_REDUCE_GLOBAL
 HOST_CALLS = (HOST_ALL_REDUCE_GLOBAL,)           # compiler/program.py's HOST_CALLS
 # the plan's layout, as codegen/cpu_runner.py reads it
-RUN_TABLE, RUN_PHASES, RUN_COUNT, RUN_SLOTS, RUN_ARGS = range(5)
-RUN_WORDS = 5
+RUN_TABLE, RUN_PHASES, RUN_COUNT, RUN_SLOTS, RUN_ARGS, RUN_REPEAT, RUN_ADVANCES, RUN_NADVANCES, RUN_STEP = range(9)
+RUN_WORDS = 9
 W_FUNCTION, W_FLAGS, W_NARGS, W_SLOTS, W_MAX_THREADS, W_FIRST_CHECK, W_PROFILE = range(7)
 PHASE_WORDS = 8
 F_PARALLEL, F_FIRST, F_LAST = 1, 2, 4
@@ -181,8 +181,8 @@ class Plan:
                 row += 1
             start += len(c.args)
         self.phases = phases
-        self.run = np.array([table_address, address(phases), len(phases), address(self.slots), address(self.args)],
-                            dtype=np.int64)
+        self.run = np.array([table_address, address(phases), len(phases), address(self.slots), address(self.args),
+                             1, 0, 0, 0], dtype=np.int64)
         self.address = address(self.run)
 
 
@@ -307,9 +307,31 @@ class CpuExecutable:
                 code = self._profiled(threads) if _PROFILERS else self._fn(self.plan.address, threads)
                 choice.record(threads == 1, time.perf_counter() - start)
             if code:
-                check = int(self.error[1])
-                self.error[:] = 0
-                raise_check(self.program, check)
+                self._raise_failed_check()
+
+    def call_repeated(self, steps: int, advances: list[tuple[int, int]], first_step: int = 0) -> None:
+        """`steps` runs of the whole program in one native call, the first on the buffers bound
+        now; after each, the table slot of every (slot, bytes) in `advances` moves on by that
+        many bytes (codegen/cpu_runner.py). Raises the check that failed, naming its step
+        (counted from `first_step`)."""
+        with self.lock:
+            run = self.plan.run
+            pairs = np.array(advances or [(0, 0)], dtype=np.int64)
+            run[RUN_REPEAT], run[RUN_ADVANCES], run[RUN_NADVANCES] = steps, address(pairs), len(advances)
+            try:
+                threads = _STATE.get("threads") or num_threads()
+                if self.thread_choice is not None and not _STATE["fixed"] and self.thread_choice.one:
+                    threads = 1              # the choice its single calls settled on (runtime/threads.py)
+                code = self._fn(self.plan.address, threads)
+                if code:
+                    self._raise_failed_check(f", in step {first_step + int(run[RUN_STEP])}")
+            finally:
+                run[RUN_REPEAT], run[RUN_ADVANCES], run[RUN_NADVANCES] = 1, 0, 0
+
+    def _raise_failed_check(self, step: str = "") -> NoReturn:
+        check = int(self.error[1])
+        self.error[:] = 0
+        raise_check(self.program, check, step)
 
     def _profiled(self, threads: int) -> int:
         """The native call with per-kernel timestamps, reported to the active recorders."""
@@ -334,9 +356,11 @@ class CpuExecutable:
         return code
 
 
-def raise_check(program: Program, check: int) -> NoReturn:
+def raise_check(program: Program, check: int, step: str = "") -> NoReturn:
+    """Raise the program's check `check` as the exception its kind names; `step` is added to
+    where it failed (a repeated call's step)."""
     code, message, loc = program.checks[check]
-    where = f" (at {loc})" if loc else ""
+    where = f" (at {loc}{step})" if loc else f" ({step.lstrip(', ')})" if step else ""
     if code == 1:
         raise IndexError(f"{message}{where}")
     if code == hostcalls.ERR_HOST:

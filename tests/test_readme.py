@@ -33,4 +33,6 @@ def test_readme_training_example_lowers_the_loss(capsys):
     exec(compile(block, str(README), "exec"), namespace)
     first = namespace["criterion"](namespace["model"](namespace["x"]), namespace["y"]).item()
     assert namespace["loss"].item() > first        # the last returned loss was computed before the last step
-    assert namespace["train_step"].stats["traces"] <= 2 and namespace["train_step"].stats["replays"] >= 18
+    assert namespace["train_step"].stats["traces"] <= 2 and namespace["train_step"].stats["replays"] >= 19
+    losses = namespace["losses"].numpy()            # repeat(): one loss per step, after the 20 calls
+    assert losses.shape == (50,) and namespace["loss"].item() > losses[0] > losses[-1] > first

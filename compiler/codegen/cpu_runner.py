@@ -9,7 +9,12 @@ the program, so no program needs code of its own: this module's text is the same
 program and compiles once (the runtime caches its object like any other).
 
 `run` points at RUN_WORDS i64 words: the buffer table, the phase records, their count, the
-argument slots and a scratch array for the arguments. Each phase record is PHASE_WORDS
+argument slots, a scratch array for the arguments, then the repetition: how many times to
+run the whole plan (1 for a plain call), the advances and their count, and the word where
+the runner keeps the number of the step it is in. After each step every advance, a pair
+(slot, bytes), moves its table slot on by that many bytes: a stacked input's slot to the
+next step's slice, a stacked output's to the next step's row (`CompiledFunction.repeat`
+runs N training steps in one native call so). Each phase record is PHASE_WORDS
 words (the W_* positions): the phase function's address, flags (F_*), then for its kernel
 the number of arguments, where its argument slots start, the most threads it may use (0:
 any), its first check id in the program (-1: it cannot fail) and its profile slot. The
@@ -43,8 +48,8 @@ ENTRY = "fg_main"
 GOMP_GLOBALS = ("fg_gomp_parallel", "fg_omp_thread_num", "fg_omp_num_threads")
 PROFILE_GLOBAL = "fg_profile"           # i64 buffer of the call being profiled, or null
 CLOCK_GLOBAL = "fg_clock_gettime"       # int clock_gettime(clockid_t, struct timespec *), set by the runtime
-RUN_TABLE, RUN_PHASES, RUN_COUNT, RUN_SLOTS, RUN_ARGS = range(5)
-RUN_WORDS = 5
+RUN_TABLE, RUN_PHASES, RUN_COUNT, RUN_SLOTS, RUN_ARGS, RUN_REPEAT, RUN_ADVANCES, RUN_NADVANCES, RUN_STEP = range(9)
+RUN_WORDS = 9
 W_FUNCTION, W_FLAGS, W_NARGS, W_SLOTS, W_MAX_THREADS, W_FIRST_CHECK, W_PROFILE = range(7)
 PHASE_WORDS = 8
 F_PARALLEL, F_FIRST, F_LAST = 1, 2, 4
@@ -80,6 +85,8 @@ def _emit_main(module: ir.Module) -> None:
     profiling = b.icmp_unsigned("!=", b.ptrtoint(profile, I64), i64(0))
     stamp, omp = _emit_stamp(module), _emit_omp_thread_function(module)
 
+    step = Loop(b, 0, word(run, RUN_REPEAT), name="step")
+    b.store(step.index, elem_ptr(b, run, RUN_STEP, I64))
     phase = Loop(b, 0, count, name="phase")
     record = elem_ptr(b, phases, b.mul(phase.index, i64(PHASE_WORDS)), I64)
     kernel_fn = b.load(elem_ptr(b, record, W_FUNCTION, PTR), typ=PHASE_TYPE.as_pointer())
@@ -104,6 +111,8 @@ def _emit_main(module: ir.Module) -> None:
             b.call(stamp, [profile, b.add(profile_slot, i64(1))])
         _return_if_failed(b, err, word(record, W_FIRST_CHECK))
     phase.close()
+    _advance_slots(b, table, pointer(run, RUN_ADVANCES), word(run, RUN_NADVANCES))
+    step.close()
     b.ret(i64(0))
 
 
@@ -112,6 +121,16 @@ def _copy_arguments(b: ir.IRBuilder, table, slots, nargs, args) -> None:
     j = Loop(b, 0, nargs, name="arg")
     slot = b.load(elem_ptr(b, slots, j.index, I64), typ=I64)
     b.store(b.load(elem_ptr(b, table, slot, PTR), typ=PTR), elem_ptr(b, args, j.index, PTR))
+    j.close()
+
+
+def _advance_slots(b: ir.IRBuilder, table, advances, count) -> None:
+    """table[advances[2j]] += advances[2j + 1] bytes, for j < count."""
+    j = Loop(b, 0, count, name="advance")
+    pair = elem_ptr(b, advances, b.mul(j.index, i64(2)), I64)
+    slot = elem_ptr(b, table, b.load(pair, typ=I64), PTR)
+    moved = b.gep(b.load(slot, typ=PTR), [b.load(elem_ptr(b, pair, 1, I64), typ=I64)], source_etype=ir.IntType(8))
+    b.store(moved, slot)
     j.close()
 
 

@@ -51,6 +51,7 @@ from ..tensor import Tensor
 from .devices import input_buffers
 from .graph import compute_old_value, const_key, graph_of
 from .guards import plain_capture_guards, state_names
+from .repeat import repeat as _repeat
 from .replay import Variant, restore_old_leaf
 from .signature import call_key, flatten, reason, unflatten
 from .tracer import Tracer, TracingError, optimizer_states, undo_trace
@@ -123,6 +124,14 @@ class CompiledFunction(Generic[P, R]):
         for (k, _), array in zip(v.arg_grads, grads):
             accumulate(tensors[k], v.wrap(array), create_graph=False)
 
+    def repeat(self, n: int, *args: Any, stacked: bool | Iterable[str] = False, **kwargs: Any) -> Any:
+        """Run the function `n` times in one native call, as n calls would: state it updates
+        in place (parameters, optimizer state) goes from step to step. Arguments are the same
+        every step, or, for those `stacked` names (True: every tensor argument), sliced along
+        dim 0: step i takes x[i]. Returns its result with each tensor stacked along a new
+        dim 0, row i from step i (jit/repeat.py)."""
+        return _repeat(self, n, args, kwargs, stacked)
+
     def traced_variants(self) -> list[Variant]:
         """Every variant kept, for every signature (least recently used signature first)."""
         return [v for variants in self.variants.values() for v in variants]
@@ -186,8 +195,11 @@ class CompiledFunction(Generic[P, R]):
             log.info("retracing %s: %s", self.name, reason(self._last_key, key))
         elif variants:
             changed = variants[0].what_changed()
-            if changed is not None or variants[0].stable:     # else: confirming a first trace
+            if changed is not None or variants[0].stable:
                 log.info("retracing %s: %s", self.name, changed or "the state it captured changed")
+            else:
+                log.info("retracing %s: its first trace created state (%s); tracing once more with that "
+                         "state, to compile the steps that update it", self.name, variants[0].created_names())
         self._last_key = key
 
     def lower(self, *args: P.args, **kwargs: P.kwargs) -> Lowered:
@@ -288,6 +300,7 @@ class CompiledFunction(Generic[P, R]):
             guards=tracer.guards + plain_capture_guards(self.fn), state_guards=tracer.all_state_guards(),
             refreshers=tracer.refreshers, names=names, epoch=trace_hooks.EPOCH[0],
             escaped=[(f"state{i}", s) for i, s in enumerate(escaped)], created_state=bool(alive),
+            created=[names.get(id(s), "a new tensor") for s in alive],
             grad_effects=grad_effects, arg_grads=arg_grads, assigned=assigned,
             assigned_buffers={id(s.buffer) for s in assigned})
         for s in assigned:           # until the program runs, each holds its old value again

@@ -40,6 +40,7 @@ class Variant:
     epoch: int                    # trace_hooks.EPOCH when the state guards last held
     escaped: list                 # (output name, storage) of state created by the trace
     created_state: bool           # the trace created state: trace once more before trusting it
+    created: list                 # that state's names in the user's code (or "a new tensor")
     grad_effects: list            # (tensor, grad) assignments re-applied after every replay
     arg_grads: list               # (input index, output name): gradients for tensor arguments' .grad
     assigned: list                # storages the program updates in place
@@ -91,14 +92,36 @@ class Variant:
         g = first_failing(self.state_guards) or first_failing(self.guards)
         return g.describe(self.names) if g is not None else None
 
+    def created_names(self) -> str:
+        """The state the trace created, in words: names in the user's code where known."""
+        named = self.created
+        return ", ".join(named[:6]) + (f" and {len(named) - 6} more" if len(named) > 6 else "") or "new tensors"
+
     def adopt_guards(self, other: "Variant") -> None:
         """A retrace gave this variant's graph again: keep its program, take the new guards."""
         self.guards, self.state_guards, self.refreshers = other.guards, other.state_guards, other.refreshers
         self.names, self.epoch, self.stable = other.names, other.epoch, True
 
     def run(self, inputs: list) -> list:
-        exe, program = self.exe, self.program
-        bound = self.bound_params
+        exe = self.exe
+        self.bind_params()
+        host = self.host_scalars         # None on the CPU
+        if host is not None:
+            inputs = host.before(exe, inputs)
+        self.bind_inputs(inputs)
+        given = {name: s.buffer for name, s in self.escaped if s.buffer is not None} if self.escaped else None
+        result = exe.bind_outputs(given)
+        exe.call()
+        if host is not None:
+            host.after()
+        if self.shared_outputs:
+            _unshare(result, self.shared_outputs, given)
+        self.settle(result)
+        return [result[name] for name in self.output_names] + [result[name] for _, name in self.arg_grads]
+
+    def bind_params(self) -> None:
+        """Bind the buffers of the captured state (realizing what was updated eagerly since)."""
+        exe, bound = self.exe, self.bound_params
         for i, slot, s, const in self.binds:
             if s is not None:
                 holder = s.holder        # the node whose value is in s.buffer: current, or
@@ -110,28 +133,25 @@ class Variant:
             if bound[i] is not a:        # params keep their buffers: bind once, check identity
                 exe.bind(slot, a)
                 bound[i] = a
-        host = self.host_scalars         # None on the CPU
-        if host is not None:
-            inputs = host.before(exe, inputs)
+
+    def bind_inputs(self, inputs: list) -> None:
+        """Bind the argument buffers, after giving whoever else holds the old value of state
+        the program updates in place a copy of it (an argument that is such state, a copy)."""
+        exe = self.exe
         for s in self.assigned:
             _copy_old_value_for_others(s)
         assigned = self.assigned_buffers
-        for slot, a in zip(program.inputs, inputs):
+        for slot, a in zip(self.program.inputs, inputs):
             exe.bind(slot, a.copy() if assigned and id(a) in assigned else a)
-        given = {name: s.buffer for name, s in self.escaped if s.buffer is not None} if self.escaped else None
-        result = exe.bind_outputs(given)
-        exe.call()
-        if host is not None:
-            host.after()
-        if self.shared_outputs:
-            _unshare(result, self.shared_outputs, given)
+
+    def settle(self, result: dict) -> None:
+        """After the call: state the trace created holds its buffer; `.grad`s are re-applied."""
         for name, s in self.escaped:
             if s.buffer is None:
                 s.buffer = result[name]
                 _settle(s)
         for tensor, grad in self.grad_effects:
             tensor._grad = grad
-        return [result[name] for name in self.output_names] + [result[name] for _, name in self.arg_grads]
 
 
 def _unshare(result: dict, shared: list, given) -> None:
