@@ -30,6 +30,7 @@ from .compiler.ir.dtypes import (
     to_storage,
     uint8,
 )
+from .traced_float import TracedFloat
 
 float = float32    # noqa: A001 - PyTorch's aliases shadow the builtins on purpose
 double = float64
@@ -82,7 +83,7 @@ def scalar_dtype(value: object) -> DType:
         return bool_
     if isinstance(value, (builtins.int, np.integer)):
         return int64
-    if isinstance(value, (builtins.float, np.floating)):
+    if isinstance(value, (builtins.float, np.floating, TracedFloat)):
         return get_default_dtype()
     raise TypeError(f"unsupported operand {value!r} of type {type(value).__name__}")
 

@@ -27,6 +27,7 @@ from .prims import check_not_bool as _check_not_bool
 from .prims import check_operand as _check_operand
 from .prims import torch_name as _torch_name
 from .tensor_base import TensorBase, normalize_dims
+from .traced_float import TracedFloat
 
 if TYPE_CHECKING:
     from .tensor import Tensor
@@ -901,5 +902,5 @@ class MathMethods(TensorBase):
 
 
 def _is_operand(other: Any) -> bool:
-    """Whether a binary operator takes `other`: a tensor or a (Python or numpy) number."""
-    return isinstance(other, (TensorBase, builtins.int, builtins.float, builtins.bool, np.generic))
+    """Whether a binary operator takes `other`: a tensor or a (Python, numpy or traced) number."""
+    return isinstance(other, (TensorBase, builtins.int, builtins.float, builtins.bool, np.generic, TracedFloat))

@@ -25,6 +25,7 @@ from .grad_mode import is_grad_enabled
 from .placement import check_devices
 from .source import user_loc
 from .tensor_base import TensorBase, apply
+from .traced_float import TracedFloat
 
 
 def prim(op: str, tensors: Sequence[TensorBase], attrs: dict | None = None, *, shape: Any = None, dtype: Any = None,
@@ -95,6 +96,8 @@ def operand(x: Any, dtype: Any, like: TensorBase | None) -> Any:
     op that uses the same number: `scalar_operand`)."""
     if isinstance(x, TensorBase):
         return cast(x, dtype)
+    if isinstance(x, TracedFloat):      # a compiled function's float argument, read at every call
+        return cast(x.tensor, dtype)
     if type(x) in _SHAREABLE and not _trace_hooks.active() and (x == x and x != 0 or type(x) is not float):
         return scalar_operand(x, dtype)
     return const(x, dtype, like=like)
@@ -135,7 +138,7 @@ def check_not_bool(x: Any, op: str, kernel: str) -> None:
 
 
 def check_operand(x: Any, opname: str) -> None:
-    if isinstance(x, (TensorBase, builtins.int, builtins.float, builtins.bool)) or is_np_scalar(x):
+    if isinstance(x, (TensorBase, builtins.int, builtins.float, builtins.bool, TracedFloat)) or is_np_scalar(x):
         return
     raise TypeError(f"{opname}(): argument 'other' must be Tensor or Number, not {type(x).__name__}")
 

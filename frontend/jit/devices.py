@@ -34,13 +34,21 @@ def input_buffer(t):
     return copy._storage.buffer
 
 
+def is_input(x) -> bool:
+    """Whether a leaf of a call's arguments (signature.call_key) is bound as a program input:
+    a tensor, or the float64 buffer of a runtime float argument."""
+    return isinstance(x, (Tensor, np.ndarray))
+
+
 def input_buffers(leaves, static: frozenset, names) -> list:
     out = []
     for name, arg_leaves in zip(names, leaves):
         if name in static:
             continue
         for x in arg_leaves:
-            if isinstance(x, Tensor):
+            if isinstance(x, np.ndarray):
+                out.append(x)                             # a runtime float's value
+            elif isinstance(x, Tensor):
                 s = x._storage
                 holder = s.holder          # the node whose value is in s.buffer
                 if x._base is None and s.buffer is not None and (

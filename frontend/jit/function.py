@@ -43,17 +43,19 @@ from .. import compiler, runtime, trace_hooks
 from .. import placement as _placement
 from ..autograd.engine import accumulate
 from ..compiler.ir import Node, fmt_type, print_graph
+from ..dtypes import float64
 from ..programs import compile_cached, dump
 from ..realize import LOCK
 from ..source import warn
 from ..storage import Storage, buffer_of
 from ..tensor import Tensor
+from ..traced_float import FloatValueRead, TracedFloat
 from .devices import input_buffers
 from .graph import compute_old_value, const_key, graph_of
 from .guards import plain_capture_guards, state_names
 from .repeat import repeat as _repeat
 from .replay import Variant, restore_old_leaf
-from .signature import call_key, flatten, reason, unflatten
+from .signature import call_key, flatten, reason, runtime_float, unflatten
 from .tracer import Tracer, TracingError, optimizer_states, undo_trace
 
 if TYPE_CHECKING:
@@ -97,6 +99,8 @@ class CompiledFunction(Generic[P, R]):
         # signature -> variants, most recent first (LRU)
         self.variants: OrderedDict[CallKey, list[Variant]] = OrderedDict()
         self.stats = {"traces": 0, "replays": 0, "compiles": 0}
+        self.runtime_floats: set[str] = set()   # float arguments traced as runtime values (traced_float.py)
+        self.floats_by_value: set[str] = set()  # ... whose traces needed the value: keyed by value
         self._last_key: CallKey | None = None
         self._warned: set[CallKey] = set()
 
@@ -106,6 +110,8 @@ class CompiledFunction(Generic[P, R]):
             v = self._replayable(key)
             if v is None:
                 v = self._retrace(key, args, kwargs)
+                if self.runtime_floats:        # the retrace may have made a float a runtime value
+                    key, leaves, names = call_key(self, args, kwargs)
             else:
                 self.stats["replays"] += 1
                 for refresh in v.refreshers:
@@ -152,10 +158,35 @@ class CompiledFunction(Generic[P, R]):
         return None
 
     def _retrace(self, key: CallKey, args: tuple, kwargs: dict[str, Any]) -> Variant:
-        """Trace for this signature and state; reuse a variant whose graph the trace repeats."""
+        """Trace for this signature and state; reuse a variant whose graph the trace repeats.
+        A float argument that changed value (alone) is traced as a runtime value from now on;
+        if such a trace fails, by value again (traced_float.py)."""
+        changed = self._floats_changed(key)
+        if changed:
+            self.runtime_floats.update(changed)
+            log.info("%s: float argument %s changed value: traced as a runtime value from now on (one program "
+                     "for every value)", self.name, ", ".join(changed))
+            key = call_key(self, args, kwargs)[0]
+            v = self._replayable(key)
+            if v is not None:
+                self.stats["replays"] += 1
+                for refresh in v.refreshers:
+                    refresh()
+                return v
         variants = self.variants.get(key, [])
         self._log_retrace(key, variants)
-        new = self._trace(args, kwargs)
+        try:
+            new = self._trace(args, kwargs)
+        except Exception as e:
+            runtime = [name for name, value in self.signature.bind(*args, **kwargs).arguments.items()
+                       if runtime_float(name, value, self.runtime_floats)]
+            if not runtime:
+                raise
+            self.runtime_floats.difference_update(runtime)
+            self.floats_by_value.update(runtime)
+            log.info("%s: tracing float argument %s as a runtime value failed (%s: %s); traced by value again",
+                     self.name, ", ".join(runtime), type(e).__name__, e)
+            return self._retrace(call_key(self, args, kwargs)[0], args, kwargs)
         same = next((v for v in variants if v.structure == new.structure), None)
         if same is not None:
             same.adopt_guards(new)                 # the same graph again: keep its program
@@ -175,6 +206,27 @@ class CompiledFunction(Generic[P, R]):
         while len(self.variants) > max(MAX_SIGNATURES, self.max_variants):
             self.variants.popitem(last=False)      # least recently used signature
         return new
+
+    def _floats_changed(self, key: CallKey) -> list[str]:
+        """The float arguments (not yet runtime values, nor refused as such) whose values are
+        all that tell `key` from a signature traced before."""
+        args, modes = key
+        for old_args, old_modes in self.variants:
+            if old_modes != modes or len(old_args) != len(args):
+                continue
+            changed: list[str] | None = []
+            for (name, tree, keys), old in zip(args, old_args):
+                if (name, tree, keys) == old:
+                    continue
+                if (tree is None and old[1] is None and keys[0][:2] == old[2][0][:2] == ("V", "float")
+                        and name not in self.floats_by_value and name not in self.static):
+                    changed.append(name)       # type: ignore[union-attr]
+                else:
+                    changed = None
+                    break
+            if changed:
+                return changed
+        return []
 
     def _outputs(self, v: Variant, arrays: list) -> Any:
         """`fn`'s result with its tensors the program's outputs (the structure is unchecked)."""
@@ -219,7 +271,16 @@ class CompiledFunction(Generic[P, R]):
         devices: list[Device | None] = []       # per input: its argument's device (None: the CPU)
         stand_ins: dict[int, int] = {}          # id(tensor standing for an argument) -> input index
         traced: dict[str, Any] = {}
+        tensors = 0                             # tensor arguments so far (argument gradients' numbers)
         for name, value in bound.arguments.items():
+            if runtime_float(name, value, self.runtime_floats):
+                inp = Node("input", (), {"name": name}, (), float64)
+                t = Tensor._new(Storage(inp))
+                tracer.inputs.add(id(t._storage))
+                inputs.append(inp)
+                devices.append(None)
+                traced[name] = TracedFloat(t, name)
+                continue
             arg_leaves: list = []
             tree = flatten(value, arg_leaves)
             new_leaves: list = []
@@ -235,7 +296,8 @@ class CompiledFunction(Generic[P, R]):
                     _placement.place(inp, device)
                     t = Tensor._new(Storage(inp, device=device))
                     t._requires_grad = x.requires_grad
-                    stand_ins[id(t)] = len(inputs)
+                    stand_ins[id(t)] = tensors
+                    tensors += 1
                     tracer.inputs.add(id(t._storage))
                     inputs.append(inp)
                     devices.append(device)
@@ -261,6 +323,10 @@ class CompiledFunction(Generic[P, R]):
                     arguments: Iterable[tuple[str, object]] = (), stand_ins: dict[int, int] | None = None) -> Variant:
         out_leaves: list = []
         out_tree = flatten(out, out_leaves)
+        for x in out_leaves:
+            if isinstance(x, TracedFloat):
+                raise FloatValueRead(f"{self.name} returns float argument {x.name!r} (or a number computed from it), "
+                                     f"which a replay cannot give back as a Python number")
         returned = [x for x in out_leaves if isinstance(x, Tensor)]
         outputs = {f"out{i}": t._value()[0] for i, t in enumerate(returned)}
         output_names = list(outputs)

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..realize import LOCK
 from ..tensor import Tensor
-from .devices import input_buffer, input_buffers
+from .devices import input_buffer, input_buffers, is_input
 from .replay import Variant, _unshare
 from .signature import call_key, flatten, unflatten
 
@@ -116,7 +116,7 @@ def _run_steps(cf: CompiledFunction, v: Variant, steps: int, first: int, argumen
         if name in cf.static:
             continue
         for x in arg_leaves:
-            if not isinstance(x, Tensor):
+            if not is_input(x):
                 continue
             if name in stacked:
                 whole = input_buffer(arguments[name])          # (n, ...) contiguous

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .. import placement as _placement
+from ..internal_errors import InternalError
 from ..realize import realize, register_buffer
 from ..storage import Storage, buffer_of, set_buffer
 from ..tensor import Tensor, leaf_node
@@ -138,6 +139,9 @@ class Variant:
         """Bind the argument buffers, after giving whoever else holds the old value of state
         the program updates in place a copy of it (an argument that is such state, a copy)."""
         exe = self.exe
+        if len(inputs) != len(self.program.inputs):
+            raise InternalError(f"a compiled call bound {len(inputs)} inputs to a program of "
+                                f"{len(self.program.inputs)}")
         for s in self.assigned:
             _copy_old_value_for_others(s)
         assigned = self.assigned_buffers

@@ -1,8 +1,11 @@
 """Call signatures of compiled functions: flattening argument structures, the key a call is
-looked up by (tensor shapes, dtypes, devices, requires_grad; other values; grad mode and the
-default dtype), and, in words, why a new key made the function trace again.
+looked up by (tensor shapes, dtypes, devices, requires_grad; other values, but for float
+arguments traced as runtime values; grad mode and the default dtype), and, in words, why a
+new key made the function trace again.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from ..autograd.grad_mode import is_grad_enabled
 from ..compiler.ir import fmt_type
@@ -31,6 +34,15 @@ def unflatten(tree, leaves):
     return tuple(values) if kind is tuple else kind(values) if kind is list else kind(*values)
 
 
+RUNTIME_FLOAT = ("F", "float")      # the key of a float argument traced as a runtime value
+
+
+def runtime_float(name: str, value, floats) -> bool:
+    """Whether argument `name` is traced as a runtime float (traced_float.py): a float, among
+    the compiled function's `floats`."""
+    return type(value) is float and name in floats
+
+
 def leaf_key(x, static: bool):
     if isinstance(x, Tensor):
         node, fn = x._value()
@@ -47,6 +59,8 @@ def leaf_key(x, static: bool):
 
 
 def describe(key) -> str:
+    if key is RUNTIME_FLOAT or key == RUNTIME_FLOAT:
+        return "a float read at every call"
     if key[0] in ("T", "static"):
         return ("static " if key[0] == "static" else "") + fmt_type(key[1], from_short(key[2]))
     return repr(key[2])
@@ -81,8 +95,13 @@ def call_key(fn, args, kwargs):
     else:
         items = fn.signature.bind(*args, **kwargs).arguments.items()
     keys, leaves, names = [], [], []
+    floats = fn.runtime_floats
     for name, value in items:
         names.append(name)
+        if floats and runtime_float(name, value, floats):
+            keys.append((name, None, (RUNTIME_FLOAT,)))      # any value: the program reads it
+            leaves.append([np.array(value)])                 # its buffer, a float64 0-d input
+            continue
         if isinstance(value, Tensor):
             keys.append((name, None, (leaf_key(value, name in fn.static),)))
             leaves.append([value])
