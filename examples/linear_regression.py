@@ -4,8 +4,9 @@
 loss is printed every 500 epochs, then the fitted slope and intercept (next to numpy's
 least-squares fit); the points and the fitted line are plotted when matplotlib is installed.
 
-Each epoch is two cached programs (forward + backward, then the SGD update): after the first
-epochs nothing compiles and the loop's memory stays flat.
+Each epoch is one cached program: backward() leaves the gradients to the next realization,
+so SGD's step computes forward, backward and update together. After the first epoch nothing
+compiles and the loop's memory stays flat.
 
 Run: python examples/linear_regression.py
 """

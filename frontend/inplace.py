@@ -31,7 +31,7 @@ from .compiler.ir.ops import broadcast_shapes
 from .compiler.passes.autodiff import unslice
 from .grad_mode import is_grad_enabled, is_inference_mode_enabled
 from .prims import is_np_scalar
-from .realize import realize, write_in_place
+from .realize import realize, realize_with_next, write_in_place
 from .source import user_loc
 from .storage import Storage, buffer_of
 from .tensor_base import TensorBase, leaf_node
@@ -51,9 +51,10 @@ def _batches() -> list:
 
 
 @contextlib.contextmanager
-def deferred() -> Iterator[None]:
-    """Realize the state updates made inside as one program when the outermost block exits.
-    If that program fails, every storage it would have updated keeps its old value."""
+def deferred(with_next: bool = False) -> Iterator[None]:
+    """Realize the state updates made inside as one program when the outermost block exits
+    (`with_next`: with the next realization, realize.realize_with_next). If that program
+    fails, every storage it would have updated keeps its old value."""
     batches = _batches()
     batches.append({})
     try:
@@ -64,7 +65,10 @@ def deferred() -> Iterator[None]:
             for key, entry in pending.items():
                 batches[-1].setdefault(key, entry)
         elif pending and not _tracing():
-            _realize_or_revert(list(pending.values()))
+            if with_next:
+                realize_with_next(list(pending.values()))
+            else:
+                _realize_or_revert(list(pending.values()))
 
 
 def _realize_or_revert(entries) -> None:

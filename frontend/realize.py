@@ -17,6 +17,7 @@ copied aside first (copy-on-write), so laziness never changes what a program com
 """
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 import weakref
@@ -34,6 +35,7 @@ from .programs import dump
 from .storage import _VALUES, buffer_of, computed, set_buffer, set_computed
 
 LOCK = threading.RLock()        # held while realizing or replaying a compiled function
+_LATER: contextvars.ContextVar = contextvars.ContextVar("fusegrad_realize_later", default=None)
 MAX_PENDING_DEPTH = 4096        # a chain of pending ops longer than this realizes as it is built
 
 STATS = {"hits": 0, "misses": 0, "runs": 0, "evictions": 0}
@@ -56,24 +58,68 @@ def program_cache_info() -> dict:
 
 
 def realize(storages) -> None:
-    """Compute the pending values of `storages`. One thread realizes at a time (LOCK): a
-    realization reads and rewrites storages that other threads' tensors may share."""
+    """Compute the pending values of `storages`, and those left to the next realization
+    (`realize_with_next`). One thread realizes at a time (LOCK): a realization reads and
+    rewrites storages that other threads' tensors may share."""
     with LOCK:
-        targets, seen = [], set()
-        for s in storages:
-            if id(s) in seen:
-                continue
-            seen.add(id(s))
-            leaf = computed(s.node)
-            if leaf is None:
-                targets.append(s)
-            elif buffer_of(leaf) is not s.buffer:
-                _adopt(s, leaf)
-        if not targets:
+        later = _take_later()
+        if not later:
+            _realize(storages)
             return
-        trace_hooks.realize_requested(targets)   # an error inside @compile
-        for group in _placement.by_device(targets):     # one program per device
-            _run(group)
+        try:
+            _realize([*storages, *(s for s, _ in later)])
+        except BaseException:
+            for s, (node, fn) in reversed(later):   # each gets back its value from before its updates
+                s.node, s.grad_fn = node, fn
+            raise
+
+
+def realize_with_next(entries) -> None:
+    """Leave storages pending until the next realization in this thread, which computes them
+    with its own targets, in one program: backward() leaves its gradients (and loss) so, and
+    the optimizer step that follows realizes forward, backward and update together. Each entry
+    is (storage, (node, grad_fn) before the update); if that realization fails, the storages
+    get those back, as a failed realization of their own would have left them."""
+    later = _LATER.get()
+    if later is None:
+        later = []
+        _LATER.set(later)
+    later.extend((weakref.ref(s), before) for s, before in entries)
+
+
+def realize_later_now() -> None:
+    """Compute what was left to the next realization now (a trace is about to start: it must
+    find that state computed, and its own updates must not join an eager program)."""
+    if _LATER.get():
+        realize([])
+
+
+def _take_later() -> list:
+    """The live storages left to this realization, with their values from before (outside traces)."""
+    later = _LATER.get()
+    if not later or trace_hooks.active():
+        return []
+    _LATER.set(None)
+    return [(s, before) for ref, before in later if (s := ref()) is not None]
+
+
+def _realize(storages) -> None:
+    """realize()'s work, under LOCK: the targets' programs, one per device."""
+    targets, seen = [], set()
+    for s in storages:
+        if id(s) in seen:
+            continue
+        seen.add(id(s))
+        leaf = computed(s.node)
+        if leaf is None:
+            targets.append(s)
+        elif buffer_of(leaf) is not s.buffer:
+            _adopt(s, leaf)
+    if not targets:
+        return
+    trace_hooks.realize_requested(targets)   # an error inside @compile
+    for group in _placement.by_device(targets):     # one program per device
+        _run(group)
 
 
 def _walk(targets):

@@ -74,11 +74,11 @@ def _copy_kernel(name: str, src: Node, slot: int, why: str) -> Kernel:
 
 
 def _reads_only_in_place(kernel: Kernel, param: Node) -> bool:
-    """Does `kernel` read `param` only at the element it writes? (An elementwise kernel or a
-    matmul epilogue reading it unmoved; a matmul operand is read everywhere.)"""
-    if kernel.kind not in ("elementwise", "matmul") or tuple(kernel.space) != tuple(param.shape):
-        return False
-    if kernel.anchor is not None and any(x is param for x in kernel.anchor.inputs):
+    """Does `kernel` read `param` only at the element it writes, before writing it? (An
+    elementwise kernel reading it unmoved. Not a matmul: it stores the product in C before
+    its epilogue runs, so an epilogue reading the param it overwrites, as `grad += x.T @ g`
+    into a computed .grad does, would read the product instead of the old value.)"""
+    if kernel.kind != "elementwise" or tuple(kernel.space) != tuple(param.shape):
         return False
     return all(n.kind in ELEMENTWISE_KINDS
                for n in kernel.nodes if any(x is param for x in n.inputs))

@@ -30,6 +30,7 @@ from ..compiler.passes.autodiff import node_emit, vjp
 from ..grad_fn import AccumulateGrad, Function
 from ..grad_mode import set_grad_enabled
 from ..inplace import assign, defer, deferred, tensor_emitter
+from ..realize import realize
 from ..source import user_loc
 from ..tensor_base import TensorBase
 from .function import OutputSlot, PythonBackward
@@ -228,7 +229,10 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     callbacks: list = []
     token = _CALLBACKS.set(callbacks)
     try:
-        with deferred():
+        # the gradients and the loss are computed with the next realization (typically the
+        # optimizer step's: forward, backward and update in one program), or at once for
+        # create_graph (tensors recording their history) and for callbacks (which read them)
+        with deferred(with_next=not create_graph):
             if inputs is not None:
                 leaves = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
                 captured = run(roots, seeds, retain, create_graph, capture={id(x._value()[1]) for x in leaves})
@@ -242,6 +246,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                 run(roots, seeds, retain, create_graph)
             for t in tensors:      # the forward values are computed in the same program as the grads
                 defer(t._storage)
+        if callbacks:
+            realize([])                # what backward() left to the next realization
         for callback in callbacks:     # queue_callback's, after the gradients are realized (a list that may grow)
             callback()
     finally:

@@ -45,7 +45,7 @@ from ..autograd.engine import accumulate
 from ..compiler.ir import Node, fmt_type, print_graph
 from ..dtypes import float64
 from ..programs import compile_cached, dump
-from ..realize import LOCK
+from ..realize import LOCK, realize_later_now
 from ..source import warn
 from ..storage import Storage, buffer_of
 from ..tensor import Tensor
@@ -265,6 +265,7 @@ class CompiledFunction(Generic[P, R]):
 
     def _trace(self, args: tuple, kwargs: dict[str, Any], undo: bool = False) -> Variant:
         self.stats["traces"] += 1
+        realize_later_now()           # eager gradients a backward() left pending: computed first
         tracer = Tracer(self.name)
         bound = self.signature.bind(*args, **kwargs)
         inputs: list[Node] = []

@@ -2,7 +2,6 @@
 each `cat([x[:, -1:], x[:, :-1]])` or `x[:, 1:] + x[:, :-1]` reads the previous value twice,
 through different views; and in long elementwise chains fused into one kernel (math functions
 called out of line, the loop cut into stages: codegen/mathlib.py, codegen/staging.py)."""
-import statistics
 import time
 
 import numpy as np
@@ -108,6 +107,7 @@ def test_doubling_a_fused_elementwise_chain_costs_at_most_2_5x_its_compile_time(
     a = np.linspace(-3, 3, 8, dtype=np.float32)
     constants = iter(np.linspace(0.1, 0.2, 7).tolist())
     tanh_chain_seconds(a, 20, next(constants))                   # process start-up (LLVM) not counted
-    short = statistics.median(tanh_chain_seconds(a, 200, next(constants)) for _ in range(3))
-    long = statistics.median(tanh_chain_seconds(a, 400, next(constants)) for _ in range(3))
+    # the least of three: other processes on a shared machine only ever add time
+    short = min(tanh_chain_seconds(a, 200, next(constants)) for _ in range(3))
+    long = min(tanh_chain_seconds(a, 400, next(constants)) for _ in range(3))
     assert long <= 2.5 * short, f"200 steps: {short:.2f} s, 400 steps: {long:.2f} s"

@@ -7,7 +7,7 @@ parallel kernel, so a worker that does not get a core stalls the whole step; the
 default choice measures each program's calls at one thread and at all of them and keeps the
 faster. Each line gives the median, the 90th percentile and the mean of single-call times.
 
-Run: python bench/busy_machine.py [--calls N]
+Run: python bench/threads.py [--calls N]
 """
 from __future__ import annotations
 
