@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import enum
 import functools
-import hashlib
 import time
 from typing import Any
 
 import numpy as np
 
-from .process_group import ProcessGroup, check_usable, group_of, mpi, wait
+from .process_group import check_signature, check_usable, group_of, mpi, wait
 
 __all__ = ["RedOpType", "ReduceOp", "as_op", "mpi_op", "mpi_buffer", "check_signature", "allreduce_array"]
 
-_RECORD = 256          # bytes per rank in the signature check: a 16-byte digest, then the description
-_DIGEST = 16
 
 
 class RedOpType(enum.Enum):
@@ -101,50 +98,6 @@ def mpi_buffer(array: np.ndarray) -> list:
             raise TypeError(f"fusegrad.distributed: no MPI datatype for {array.dtype}")
         found = _TYPE_CACHE[array.dtype.num] = getattr(mpi(), name)
     return [array, found]
-
-
-_RECORDS: dict[str, tuple[np.ndarray, bytes]] = {}
-
-
-def _record(desc: str) -> tuple[np.ndarray, bytes]:
-    """The check's record of `desc` and its bytes repeated for a 2-rank comparison (kept: a
-    training loop repeats a few descriptions)."""
-    rec = _RECORDS.get(desc)
-    if rec is None:
-        if len(_RECORDS) > 4096:
-            _RECORDS.clear()
-        text = desc.encode()
-        array = np.zeros(_RECORD, np.uint8)
-        array[:_DIGEST] = np.frombuffer(hashlib.blake2b(text, digest_size=_DIGEST).digest(), np.uint8)
-        body = text[:_RECORD - _DIGEST]
-        array[_DIGEST:_DIGEST + len(body)] = np.frombuffer(body, np.uint8)
-        rec = _RECORDS[desc] = (array, array.tobytes())
-    return rec
-
-
-def check_signature(group: ProcessGroup, what: str, desc: str, started: float | None = None) -> None:
-    """Raise RuntimeError on every rank unless every rank of `group` calls the collective `desc`
-    (a description of the call: name, shapes, dtypes, op, root) now."""
-    check_usable(group)
-    size = group.size()
-    if size == 1:
-        return
-    rec, rec_bytes = _record(desc)
-    out = group.scratch.get("check")
-    if out is None:
-        out = group.scratch["check"] = np.empty(_RECORD * size, np.uint8)
-    byte = mpi().BYTE
-    wait(group.comm.Iallgather([rec, byte], [out, byte]), what, group, started)
-    if out.tobytes() == rec_bytes * size:       # (the descriptions too: equal digests, equal texts)
-        return
-    rows = out.reshape(size, _RECORD)
-    seen = [bytes(row[_DIGEST:]).rstrip(b"\0").decode(errors="replace") for row in rows]
-    mine = group.rank()
-    other = next(r for r in range(size) if (rows[r, :_DIGEST] != rec[:_DIGEST]).any())
-    listing = "; ".join(f"rank {r}: {d}" for r, d in enumerate(seen))
-    raise RuntimeError(f"Detected mismatch between collectives on ranks. Rank {mine} is running collective: {desc}, "
-                       f"but Rank {other} is running collective: {seen[other]} ({listing}). Every rank must call "
-                       f"the same collectives in the same order with tensors of the same shape and dtype.")
 
 
 @functools.lru_cache(maxsize=1024)

@@ -27,12 +27,15 @@ mpi4py is imported on first use only: importing mpi4py starts MPI, and fusegrad 
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
+
+import numpy as np
 
 from .. import runtime
 from ..source import errors_at_user_line
@@ -199,7 +202,7 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
     wait(request, "init_process_group", probe)
     _GROUPS[WORLD] = ProcessGroup(comm, WORLD, limit)
     _share_cpus(comm, MPI)
-    traced.install_host_calls(communicator, _wait_compiled)   # compiled programs' all_reduce nodes: MPI here
+    traced.install_host_calls(communicator, _wait_compiled, _check_compiled)  # compiled programs' all_reduce: MPI
 
 
 _THREADS_SET: list[bool] = [False]
@@ -285,6 +288,58 @@ def _wait_compiled(request: Any, group_id: int) -> None:
     group = group_of(group_id)
     check_usable(group)
     wait(request, "all_reduce (in a compiled program)", group)
+
+
+def _check_compiled(group_id: int, desc: str) -> None:
+    """The signature check of a compiled program's all_reduce (described by `desc`)."""
+    check_signature(group_of(group_id), "all_reduce (in a compiled program)", desc)
+
+
+_RECORD = 256          # bytes per rank in the signature check: a 16-byte digest, then the description
+_DIGEST = 16
+
+_RECORDS: dict[str, tuple[np.ndarray, bytes]] = {}
+
+
+def _record(desc: str) -> tuple[np.ndarray, bytes]:
+    """The check's record of `desc` and its bytes repeated for a 2-rank comparison (kept: a
+    training loop repeats a few descriptions)."""
+    rec = _RECORDS.get(desc)
+    if rec is None:
+        if len(_RECORDS) > 4096:
+            _RECORDS.clear()
+        text = desc.encode()
+        array = np.zeros(_RECORD, np.uint8)
+        array[:_DIGEST] = np.frombuffer(hashlib.blake2b(text, digest_size=_DIGEST).digest(), np.uint8)
+        body = text[:_RECORD - _DIGEST]
+        array[_DIGEST:_DIGEST + len(body)] = np.frombuffer(body, np.uint8)
+        rec = _RECORDS[desc] = (array, array.tobytes())
+    return rec
+
+
+def check_signature(group: ProcessGroup, what: str, desc: str, started: float | None = None) -> None:
+    """Raise RuntimeError on every rank unless every rank of `group` calls the collective `desc`
+    (a description of the call: name, shapes, dtypes, op, root) now."""
+    check_usable(group)
+    size = group.size()
+    if size == 1:
+        return
+    rec, rec_bytes = _record(desc)
+    out = group.scratch.get("check")
+    if out is None:
+        out = group.scratch["check"] = np.empty(_RECORD * size, np.uint8)
+    byte = mpi().BYTE
+    wait(group.comm.Iallgather([rec, byte], [out, byte]), what, group, started)
+    if out.tobytes() == rec_bytes * size:       # (the descriptions too: equal digests, equal texts)
+        return
+    rows = out.reshape(size, _RECORD)
+    seen = [bytes(row[_DIGEST:]).rstrip(b"\0").decode(errors="replace") for row in rows]
+    mine = group.rank()
+    other = next(r for r in range(size) if (rows[r, :_DIGEST] != rec[:_DIGEST]).any())
+    listing = "; ".join(f"rank {r}: {d}" for r, d in enumerate(seen))
+    raise RuntimeError(f"Detected mismatch between collectives on ranks. Rank {mine} is running collective: {desc}, "
+                       f"but Rank {other} is running collective: {seen[other]} ({listing}). Every rank must call "
+                       f"the same collectives in the same order with tensors of the same shape and dtype.")
 
 
 def check_usable(group: ProcessGroup) -> None:

@@ -15,6 +15,7 @@ step, or the same eager realizations), as with any collective.
 from __future__ import annotations
 
 import builtins
+import functools
 import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -50,18 +51,34 @@ def all_reduce_lazy(t: Tensor, op: str = "sum", group: int = 0) -> Tensor:
 
 
 def install_host_calls(communicator_of: Callable[[int], Any] | None,
-                       wait: Callable[[Any, int], None] | None = None) -> None:
+                       wait: Callable[[Any, int], None] | None = None,
+                       check: Callable[[int, str], None] | None = None) -> None:
     """Make every program's all_reduce an MPI Allreduce over `communicator_of(group)` (an
     mpi4py communicator for the group id the all_reduce was built with). With `wait`, the
     Allreduce is nonblocking and `wait(request, group)` completes it (the process group polls it
     against its timeout, so a rank that is gone makes the program fail instead of hang);
-    without, it blocks. None: uninstall, so that all_reduce raises 'all_reduce needs
-    fusegrad.distributed.init_process_group()'. mpi4py is imported at the first all_reduce."""
-    hostcalls.register_all_reduce(None if communicator_of is None else _mpi_all_reduce(communicator_of, wait))
+    without, it blocks. With `check`, every all_reduce first calls `check(group, description)`
+    (element count, dtype, op), which raises on every rank unless every rank makes that call
+    (the collectives' signature check, some 12 µs): ranks whose compiled programs disagree
+    fail with a message naming both calls instead of reducing mismatched buffers. Every call,
+    not only a signature's first: a rank that skipped the check would meet the other's check
+    with its Allreduce, and MPI does not match collectives of different kinds. None: uninstall,
+    so that all_reduce raises 'all_reduce needs fusegrad.distributed.init_process_group()'.
+    mpi4py is imported at the first all_reduce."""
+    hostcalls.register_all_reduce(None if communicator_of is None else _mpi_all_reduce(communicator_of, wait, check))
 
 
-def _mpi_all_reduce(communicator_of: Callable[[int], Any],
-                    wait: Callable[[Any, int], None] | None) -> hostcalls.AllReduceFn:
+@functools.lru_cache(maxsize=256)
+def _description(count: int, dtype: str, op: str) -> str:
+    return f"all_reduce(numel={count}, dtype={dtype}, op={op.upper()})"
+
+
+def _mpi_all_reduce(communicator_of: Callable[[int], Any], wait: Callable[[Any, int], None] | None,
+                    check: Callable[[int, str], None] | None) -> hostcalls.AllReduceFn:
+    def agree(count: int, dtype: str, op: str, group: int) -> None:
+        if check is not None:
+            check(group, _description(count, dtype, op))
+
     def reduce(comm: Any, group: int, source: Any, target: np.ndarray, mpi_op: Any) -> None:
         if wait is None:
             comm.Allreduce(source, target, op=mpi_op)
@@ -70,6 +87,7 @@ def _mpi_all_reduce(communicator_of: Callable[[int], Any],
 
     def all_reduce(src: np.ndarray, dst: np.ndarray, count: int, dtype: str, op: str, group: int) -> int:
         MPI = importlib.import_module("mpi4py.MPI")    # optional: only a distributed run needs mpi4py
+        agree(count, dtype, op, group)
         comm = communicator_of(group)
         mpi_op = {"sum": MPI.SUM, "avg": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
         if dtype in ("float16", "bfloat16"):      # no MPI type: reduce in float32, round once

@@ -110,7 +110,8 @@ def compiled_timeout(tmp_path_factory):
 
 
 @NEEDS_MPI
-@pytest.mark.parametrize("name", ["compiled_all_reduce_replays", "compiled_all_reduce_times_out"])
+@pytest.mark.parametrize("name", ["compiled_all_reduce_replays", "compiled_all_reduce_mismatched_shapes",
+                                  "compiled_all_reduce_times_out"])
 def test_compiled_all_reduce_when_a_rank_exits(compiled_timeout, name):
     passed(compiled_timeout, name)
 

@@ -1,7 +1,9 @@
 """A compiled program's all_reduce (a host call inside the native program) when a rank is gone
 (run under mpiexec -n 2): first both ranks replay a compiled step whose all_reduce sums their
-values; then rank 1 exits and rank 0's next replay fails with an error naming the timeout
-(TIMEOUT s) instead of hanging inside the native call. Results as in collectives.py.
+values; then programs whose all_reduce differs across ranks fail on both with the signature
+check's message, and the group stays usable; then rank 1 exits and rank 0's next replay fails
+with an error naming the timeout (TIMEOUT s) instead of hanging inside the native call.
+Results as in collectives.py.
 """
 from __future__ import annotations
 
@@ -37,6 +39,23 @@ def _replays():
     for _ in range(3):
         assert step(fusegrad.full((4,), float(RANK + 1))).tolist() == [6.0] * 4      # 2*1 + 2*2
     assert step.stats["traces"] == 1
+
+
+@check("compiled_all_reduce_mismatched_shapes")
+def _mismatched():
+    @fusegrad.compile
+    def reduce(x):
+        return all_reduce_lazy(x + 1, "sum")
+    try:
+        reduce(fusegrad.ones(3 + RANK))         # rank 0 reduces 3 elements, rank 1 four
+    except RuntimeError as e:
+        text = str(e)
+    else:
+        raise AssertionError("no error")
+    for needle in ("Detected mismatch between collectives on ranks", "all_reduce(numel=3, dtype=float32, op=SUM)",
+                   "all_reduce(numel=4, dtype=float32, op=SUM)", "failed in its host call"):
+        assert needle in text, text
+    assert step(fusegrad.full((4,), float(RANK + 1))).tolist() == [6.0] * 4      # the group is still usable
 
 
 @check("compiled_all_reduce_times_out")
