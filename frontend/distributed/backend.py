@@ -1,15 +1,9 @@
-"""MPI operations on numpy arrays: reduce ops, the cross-rank signature check, a checked all-reduce.
+"""MPI operations on numpy arrays: reduce ops, MPI buffers and datatypes, a checked all-reduce.
 
 The layer below the tensor collectives (collectives.py), and what a compiled program's host
 call uses to all-reduce a buffer (`allreduce_array`): it knows MPI and numpy, not tensors.
 
-Before its data moves, every collective checks that all ranks are calling the same thing:
-each rank contributes a fixed-size record (a digest of its call's description, then the
-description itself: collective, shapes, dtypes, op, root) to one small nonblocking Allgather.
-If the digests differ, every rank raises the same RuntimeError naming what each rank called,
-instead of hanging in, or corrupting memory through, a collective whose sizes disagree. The
-check costs a few microseconds (one 256-byte Allgather) and is done on every call, so that
-ranks that diverge after many agreeing calls are caught too.
+Every collective is checked first (process_group.py's `check_signature`).
 """
 from __future__ import annotations
 

@@ -22,6 +22,15 @@ of 30 minutes) has passed, then raises `DistBackendError` naming the collective:
 exited or is stuck elsewhere makes the others fail instead of hanging. After a timeout the
 group is unusable (its collectives raise at once), as in PyTorch.
 
+Before its data moves, every collective (a compiled program's all_reduce too) checks that all
+ranks are calling the same thing (`check_signature`): each rank contributes a fixed-size record
+(a digest of its call's description, then the description itself: collective, shapes, dtypes,
+op, root) to one small nonblocking Allgather.
+If the digests differ, every rank raises the same RuntimeError naming what each rank called,
+instead of hanging in, or corrupting memory through, a collective whose sizes disagree. The
+check costs a few microseconds (one 256-byte Allgather) and is done on every call, so that
+ranks that diverge after many agreeing calls are caught too.
+
 mpi4py is imported on first use only: importing mpi4py starts MPI, and fusegrad must import
 (and `is_available()` answer False) where it is not installed.
 """
