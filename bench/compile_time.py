@@ -15,8 +15,9 @@ emission; "printed" is the part spent turning llvmlite's IR objects into text), 
 and object (LLVM's -O3 pipeline and code generation, in seconds summed over the modules
 compiled, which may run on several threads at once), LLVM (the wall time of getting every
 object of the program, cached or compiled) and load (linking the objects into an engine).
-Then the columns: the kernels of the program, its distinct kernel modules, the objects
-compiled, and the later call that traced again (Adam creates its state on the first call).
+Then the columns: the kernels of the program, its modules (one per distinct kernel, and the
+modules kernels share: GEMM micro-kernels), the objects compiled, and the later call that
+traced again (Adam creates its state on the first call).
 
 Peers: `torch.compile` of the same MLP step (first call, with an empty and then a warm
 inductor cache), and JAX `jit` when installed.

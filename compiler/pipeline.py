@@ -35,9 +35,10 @@ def run_passes(graph: Graph):
     return after, schedule.schedule(fuse.fuse(g))
 
 
-def compile(graph: Graph, target: str = "cpu", arch: str | None = None) -> Program:
+def compile(graph: Graph, target: str = "cpu", arch: str | None = None, graph_text: str | None = None) -> Program:
     """The program computing `graph` on `target` ('cpu', or 'cuda' for the GPU architecture
-    `arch`, e.g. 'sm_90'; default sm_80, whose PTX also runs on newer GPUs)."""
+    `arch`, e.g. 'sm_90'; default sm_80, whose PTX also runs on newer GPUs). `graph_text`:
+    print_graph(graph), where the caller has it already (its "graph" stage)."""
     after, sched = run_passes(graph)
     checks = Checks()
     launches: list = []
@@ -47,7 +48,8 @@ def compile(graph: Graph, target: str = "cpu", arch: str | None = None) -> Progr
     if target == "cpu":
         cpu = cpu_program.emit_program(sched, checks)
         source, entry = cpu_runner.runner_source(), cpu_runner.ENTRY
-        modules = [KernelModule(m.key, m.source) for m in cpu.modules]
+        modules = [KernelModule(m.key, m.source, m.pipeline) for m in cpu.modules] + \
+            [KernelModule(m.key, m.source) for m in cpu.shared]
         calls = [_call(c) for c in cpu.calls]
         parallel = {c.name: c.code.parallel for c in cpu.calls}
         functions = {c.name: c.code.symbol for c in cpu.calls}
@@ -71,7 +73,7 @@ def compile(graph: Graph, target: str = "cpu", arch: str | None = None) -> Progr
                  for k in sched.kernels],
         launches=launches, modules=modules, calls=calls)
     program.stages = {
-        "graph": print_graph(graph),
+        "graph": graph_text if graph_text is not None else print_graph(graph),
         "passes": "\n\n".join(f";; after {name}\n{print_graph(g)}" for name, g in after),
         "kernels": kernels_text(program, names, sched),
         **code_stages,
@@ -88,7 +90,8 @@ def _call(c: cpu_program.KernelCall) -> Call:
 
 
 def _llvm_stage(runner: str, cpu: cpu_program.CpuCode) -> str:
-    """The runner module, the plan, then each kernel module headed by the kernels that run it."""
+    """The runner module, the plan, each kernel module headed by the kernels that run it, then
+    the shared modules."""
     users: dict = {}
     lines = [runner, "; ---- plan: each kernel's phases (* parallel) on table slots (0: the error word)"]
     for c in cpu.calls:
@@ -97,6 +100,8 @@ def _llvm_stage(runner: str, cpu: cpu_program.CpuCode) -> str:
         lines.append(f"; {c.name}: {phases} on {list(c.args)}")
     for m in cpu.modules:
         lines.append(f"\n; ---- kernel module {m.symbol}: {', '.join(users[m.key])}\n{m.source}")
+    for m in cpu.shared:
+        lines.append(f"\n; ---- shared module {m.symbol}\n{m.source}")
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ STAGES = ("graph", "passes", "kernels", "llvm", "ptx")
 ROLES = ("error", "input", "param", "output", "temp")
 TARGETS = ("cpu", "cuda")
 FORMAT = "fusegrad-program/1"
+LLVM_PIPELINES = ("O3", "light")        # CPU: runtime/objects.py's PIPELINES
 HOST_CALLS = ("fg_host_all_reduce",)   # CPU: table slot len(buffers) + i holds host call i's address
 
 
@@ -68,10 +69,12 @@ class Call:
 
 @dataclass(frozen=True)
 class KernelModule:
-    """One kernel module of a CPU program: LLVM IR text and the structural key its machine
-    code is cached by (equal keys: equal code)."""
+    """One kernel module of a CPU program: LLVM IR text, the structural key its machine code
+    is cached by (equal keys: equal code) and the LLVM pipeline that optimises it
+    (LLVM_PIPELINES)."""
     key: str
     source: str
+    pipeline: str = "O3"
 
 
 @dataclass(frozen=True)
@@ -246,7 +249,7 @@ _KERNEL = {"name": _str, "kind": _str, "space": _SIZES, "fused": _tuple_of(_str)
            "flops": _int, "reason": _str, "function": _str}
 _LAUNCH = {"function": _str, "kernel": _str, "args": _SIZES, "grid": _positive, "block": _positive,
            "scratch_bytes": _int}
-_MODULE = {"key": _str, "source": _str}
+_MODULE = {"key": _str, "source": _str, "pipeline": _one_of(LLVM_PIPELINES)}
 _CALL = {"kernel": _int, "phases": _tuple_of(_str), "parallel": _tuple_of(_bool), "args": _SIZES,
          "max_threads": _int, "first_check": _offset}
 _PROGRAM = {

@@ -24,7 +24,7 @@ def compile_cached(graph: Graph, text: str | None = None, target: str = "cpu", a
     key = hashlib.sha256(f"{where}\n{VERSION}\n{compiler.FINGERPRINT}\n{text}".encode()).hexdigest()
     program = PROGRAMS.get(key)
     if program is None:
-        options = {"target": target} if arch is None else {"target": target, "arch": arch}
+        options = {"target": target, "graph_text": text} | ({} if arch is None else {"arch": arch})
         program = compile_reporting(compiler.compile, graph, **options)
         PROGRAMS.put(key, program)
     return program

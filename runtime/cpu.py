@@ -43,13 +43,13 @@ from . import hostcalls, profiling
 from .buffers import address, aligned_empty, new_buffer, storage_dtype
 from .cache import OBJECTS, VERSION
 from .config import ENV_THREADS
-from .objects import host_cpu, object_codes, optimized_module
+from .objects import host_cpu, object_codes, optimized_module, pipeline_text
 from .objects import new_machine as _new_machine
 from .profiling import ACTIVE as _PROFILERS
 from .threads import ThreadChoice
 
 if TYPE_CHECKING:
-    from ..compiler.program import Program
+    from ..compiler.program import KernelModule, Program
 
 _STATE: dict = {}
 PROFILE_GLOBAL = "fg_profile"            # codegen/cpu_runner.py's PROFILE_GLOBAL and CLOCK_GLOBAL
@@ -129,10 +129,16 @@ def set_num_threads(n: int | None) -> None:
 
 def object_key(key: str) -> str:
     """The cache key of the machine code of a module with key `key` (a kernel module's
-    structural key, a hash of the runner's text), for this host, llvmlite and fusegrad."""
+    structural key and LLVM pipeline, a hash of the runner's text), for this host, llvmlite
+    and fusegrad."""
     cpu, features = host_cpu()
     text = "\n".join([key, cpu, features, llvmlite.__version__, VERSION])
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def module_key(module: KernelModule) -> str:
+    """The cache key of a kernel module's machine code: its structural key and pipeline."""
+    return object_key(f"{module.key}\n{pipeline_text(module.pipeline)}")
 
 
 def cache_key(program: Program) -> str:
@@ -151,10 +157,10 @@ def jit_engine(ir_text: str) -> llvm.ExecutionEngine:
 def machine_code(program: Program) -> list[bytes]:
     """The program's objects, its kernel modules' then the runner's: from the cache, or
     compiled now (those missing, concurrently)."""
-    jobs = [(object_key(m.key), m.source, True) for m in program.modules]
-    jobs.append((cache_key(program), program.source, False))
-    objects = {key: OBJECTS.get(key) for key, _, _ in jobs}
-    missing = {key: (source, kernel) for key, source, kernel in jobs if objects[key] is None}
+    jobs = [(module_key(m), (m.source, True, m.pipeline)) for m in program.modules]
+    jobs.append((cache_key(program), (program.source, False)))
+    objects = {key: OBJECTS.get(key) for key, _ in jobs}
+    missing = {key: job for key, job in jobs if objects[key] is None}
     OBJECTS.stats["compiles"] += len(missing)
     for key, obj in zip(missing, object_codes(list(missing.values()))):
         OBJECTS.put(key, obj)

@@ -1,13 +1,18 @@
 """LLVM IR -> object code for the host, several modules at once.
 
-The target machine is the host CPU with all its features (AVX2, FMA, ...), optimised at -O3
-with LLVM's new pass manager. `object_codes(jobs)` compiles modules concurrently, one thread
-per CPU at most: each module gets its own LLVM context, and each thread a target machine of
-its own. llvmlite serialises every call into LLVM behind one process-wide lock, so the two
-long calls of a compile (running the pass pipeline, emitting the object) are made through
-llvmlite's C functions directly, without that lock (ctypes releases the GIL around them);
-LLVM itself is safe to run on separate contexts in parallel. Where llvmlite lacks those C
-functions (another version) the calls keep its lock and the threads take turns.
+The target machine is the host CPU with all its features (AVX2, FMA, ...), optimised with
+LLVM's new pass manager through one of `PIPELINES`, which the module's maker names: "O3",
+or "light" (-O3 without loop unrolling and vectorization) for a kernel so small that those
+cost more compile time than they could ever save it at run time (codegen/cpu.py's
+`llvm_pipeline` says which kernels; the object cache keys hold the name and its settings).
+
+`object_codes(jobs)` compiles modules concurrently, one thread per CPU at most: each module
+gets its own LLVM context, and each thread a target machine of its own. llvmlite serialises
+every call into LLVM behind one process-wide lock, so the two long calls of a compile
+(running the pass pipeline, emitting the object) are made through llvmlite's C functions
+directly, without that lock (ctypes releases the GIL around them); LLVM itself is safe to
+run on separate contexts in parallel. Where llvmlite lacks those C functions (another
+version) the calls keep its lock and the threads take turns.
 
 A process forked while threads compile (DataLoader workers are forked on Linux) starts with a
 new pool and lock: the parent's threads do not exist in the child.
@@ -32,6 +37,13 @@ BYPASS_LLVMLITE_LOCK = True     # False: the long calls keep llvmlite's lock too
 _STATE: dict = {}
 _LOCK = threading.Lock()
 _MACHINES: list = []            # idle target machines, one per thread compiling at most
+# LLVM's default -O3 pipeline, as is or tuned lighter: name -> PipelineTuningOptions settings
+# (the names are compiler/program.py's LLVM_PIPELINES)
+PIPELINES = {
+    "O3": {},
+    "light": {"loop_unrolling": False, "loop_vectorization": False, "slp_vectorization": False},
+}
+DEFAULT_PIPELINE = "O3"
 
 
 def host_cpu() -> tuple[str, str]:
@@ -51,18 +63,33 @@ def new_machine() -> llvm.TargetMachine:
         cpu=cpu, features=features, opt=3, codemodel="jitdefault")
 
 
+def pipeline_text(pipeline: str) -> str:
+    """The pipeline's name and settings: what object cache keys hold of it."""
+    return f"{pipeline} {sorted(PIPELINES[pipeline].items())}"
+
+
+def tuning(pipeline: str = DEFAULT_PIPELINE) -> llvm.PipelineTuningOptions:
+    """The tuning options of pipeline `pipeline` (PIPELINES): its speed level (default 3),
+    then its other settings."""
+    settings = dict(PIPELINES[pipeline])
+    pto = llvm.create_pipeline_tuning_options(speed_level=settings.pop("speed_level", 3))
+    for option, value in settings.items():
+        setattr(pto, option, value)
+    return pto
+
+
 def optimized_module(ir_text: str, machine: llvm.TargetMachine | None = None,
-                     context: llvm.ContextRef | None = None) -> llvm.ModuleRef:
-    """Parse, verify and -O3 optimise LLVM IR for the host in `context` (without llvmlite's
-    lock: the context must be this thread's alone), or in the global context (with the lock)."""
+                     context: llvm.ContextRef | None = None, pipeline: str = DEFAULT_PIPELINE) -> llvm.ModuleRef:
+    """Parse, verify and optimise LLVM IR for the host through `pipeline` (PIPELINES) in
+    `context` (without llvmlite's lock: the context must be this thread's alone), or in the
+    global context (with the lock)."""
     tm = machine or new_machine()
     mod = llvm.parse_assembly(ir_text, context=context)
     try:
         mod.triple = tm.triple
         mod.data_layout = str(tm.target_data)
         mod.verify()
-        pto = llvm.create_pipeline_tuning_options(speed_level=3)
-        pb = llvm.create_pass_builder(tm, pto)
+        pb = llvm.create_pass_builder(tm, tuning(pipeline))
         name = "LLVMPY_RunNewModulePassManager"
         run_pipeline = _unlocked(name) if context is not None else getattr(ffi.lib, name)
         run_pipeline(pb.getModulePassManager(), mod, pb)
@@ -85,11 +112,12 @@ def emit_object(tm: llvm.TargetMachine, mod: llvm.ModuleRef) -> bytes:
         ffi.lib.LLVMPY_DisposeMemoryBuffer(buffer)
 
 
-def object_code(ir_text: str, kernel: bool = False) -> bytes:
-    """The object code of one module; a kernel module keeps only its kernel's symbols."""
+def object_code(ir_text: str, kernel: bool = False, pipeline: str = DEFAULT_PIPELINE) -> bytes:
+    """The object code of one module, optimised through `pipeline` (PIPELINES); a kernel
+    module keeps only its kernel's symbols."""
     tm = _take_machine()
     try:
-        mod = optimized_module(ir_text, tm, llvm.create_context())   # the module holds its context
+        mod = optimized_module(ir_text, tm, llvm.create_context(), pipeline)   # the module holds its context
         try:
             if kernel:
                 internalize(mod, KERNEL_PREFIX)
@@ -101,10 +129,10 @@ def object_code(ir_text: str, kernel: bool = False) -> bytes:
 
 
 def object_codes(jobs: list) -> list:
-    """The object code of each (IR text, is a kernel module) job, compiled concurrently (the
-    longest texts first, so that a long one does not start last)."""
+    """The object code of each (IR text, is a kernel module[, pipeline]) job, compiled
+    concurrently (the longest texts first, so that a long one does not start last)."""
     if len(jobs) <= 1:
-        return [object_code(text, kernel) for text, kernel in jobs]
+        return [object_code(*job) for job in jobs]
     longest_first = sorted(range(len(jobs)), key=lambda i: -len(jobs[i][0]))
     futures = {i: _pool().submit(object_code, *jobs[i]) for i in longest_first}
     return [futures[i].result() for i in range(len(jobs))]

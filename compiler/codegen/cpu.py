@@ -11,6 +11,10 @@ external symbols. Each loads the pointers and calls a body taking them as `noali
 arguments, so LLVM's vectorizer knows buffers do not overlap. The runner (codegen/
 cpu_runner.py) calls them as the program's plan says.
 
+A GEMM's micro-kernel is not in its kernel's module but in one of its own (`SharedModule`,
+keyed and named by its text), which the module declares and calls: the GEMMs of a program
+that differ in shape only share it, and it compiles once (codegen/gemm.py).
+
 A check that fails writes its code and the kernel's own check id into the error word; the
 runner adds the kernel's first check id in the program (`KernelModuleCode.checks` holds each
 check with the number of its node, so a program reusing the code reports its own lines).
@@ -44,6 +48,7 @@ a program runs one call at a time (runtime/cpu.py).
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass
 
 from llvmlite import ir
@@ -89,6 +94,7 @@ PARALLEL_MIN_ELEMENTS = 1 << 16     # below this, fork/join costs more than a se
 SPLIT_MAX_ROWS = 8                  # row reductions with at most this many rows split each row instead
 SPLIT_MIN_EXTENT = 64               # split a row along its outermost reduced dim at least this long
 MAX_PARTS = 256                     # threads a split row reduction uses at most (its partial slots)
+LIGHT_MAX_ELEMENTS = 128            # kernels over at most this many elements: the light LLVM pipeline
 SYMBOL_PREFIX = "fgk_"              # a kernel module's functions: fgk_<key>[.phase]
 HOST_ALL_REDUCE_GLOBAL = HOST_CALLS[0]        # the all_reduce host call (module doc), set by the runtime
 HOST_DTYPES = tuple(d.name for d in dtypes.ALL)  # dtype codes of host calls (runtime/hostcalls.py has the same)
@@ -111,6 +117,8 @@ class KernelModuleCode:
     checks: tuple          # (error code, message, node number) per kernel check id
     max_parts: int = 0     # the most threads a parallel phase may use (0: any number)
     host_calls: tuple = ()     # names (program.HOST_CALLS) of the host calls after the buffers in `args`
+    pipeline: str = "O3"   # the LLVM pipeline that optimises it (program.LLVM_PIPELINES; llvm_pipeline)
+    shared: tuple = ()     # SharedModule of each function it calls in a module of its own
 
     @property
     def parallel(self) -> bool:
@@ -130,18 +138,51 @@ def emit_kernel_module(sched: Schedule, k: Kernel, keyed: KeyedKernel) -> Kernel
     symbol = symbol_of(keyed.key)
     module = ir.Module(name=symbol)
     checks = Checks()
-    phases, max_parts, host_calls = emit_kernel(module, sched, k, keyed, checks, symbol)
+    shared: list = []
+    phases, max_parts, host_calls = emit_kernel(module, sched, k, keyed, checks, symbol, shared)
     numbered = tuple((code, message, keyed.number[id(n)]) for (code, message, _), n in zip(checks, checks.nodes))
-    return KernelModuleCode(keyed.key, symbol, str(module), tuple(phases), numbered, max_parts, host_calls)
+    return KernelModuleCode(keyed.key, symbol, str(module), tuple(phases), numbered, max_parts, host_calls,
+                            llvm_pipeline(k), tuple(shared))
+
+
+@dataclass(frozen=True)
+class SharedModule:
+    """A function that kernel modules call and do not define (a GEMM micro-kernel), in a module
+    of its own keyed and named by its text: compiled once for every kernel calling it."""
+    key: str               # hex digest of its text
+    symbol: str            # the function's name: SYMBOL_PREFIX and the key
+    source: str            # LLVM IR text
+
+
+def share_into(shared: list) -> gemm.Share:
+    """gemm's `share`: appends the SharedModule of a module's text to `shared`, returns its symbol."""
+    def share(text: str, placeholder: str) -> str:
+        key = hashlib.sha256(text.encode()).hexdigest()
+        symbol = symbol_of(key)
+        shared.append(SharedModule(key, symbol, text.replace(f'@"{placeholder}"', f'@"{symbol}"')))
+        return symbol
+    return share
+
+
+def llvm_pipeline(k: Kernel) -> str:
+    """The LLVM pipeline for kernel `k`'s module (program.LLVM_PIPELINES): "light" (no loop
+    unrolling or vectorization) for an elementwise or scatter kernel over at most
+    LIGHT_MAX_ELEMENTS elements, which runs in a microsecond either way, while unrolling and
+    vectorizing its small constant loops costs most of its compile time; "O3" for every other:
+    GEMMs, and reductions, whose reassociable sums the vectorizer interleaves (light, their
+    last bits would change)."""
+    light = k.kind in ("elementwise", "scatter") and numel(k.space) <= LIGHT_MAX_ELEMENTS
+    return "light" if light else "O3"
 
 
 # ---------------------------------------------------------------- kernel functions
 
 def emit_kernel(module: ir.Module, sched: Schedule, k: Kernel, keyed: KeyedKernel, checks: Checks,
-                name: str) -> tuple[list, int, tuple]:
-    """The kernel's functions in `module`: (phases, max_parts, host_calls)."""
+                name: str, shared: list) -> tuple[list, int, tuple]:
+    """The kernel's functions in `module`: (phases, max_parts, host_calls); the modules of
+    functions it calls that `module` does not define are appended to `shared`."""
     if k.kind == "matmul":
-        return [emit_matmul_kernel(module, sched, k, keyed, checks, name)], 0, ()
+        return [emit_matmul_kernel(module, sched, k, keyed, checks, name, shared)], 0, ()
     if k.kind == "collective":
         return [emit_host_all_reduce(module, sched, k, keyed, checks, name)], 0, (HOST_ALL_REDUCE_GLOBAL,)
     if k.kind == "reduce" and k.order == "row" and split_dim(row_plan(k, k.stores)) is not None:
@@ -415,9 +456,10 @@ def _copy_out(em, node, src, rest, shape, lo_hi, split):
 
 
 def emit_matmul_kernel(module: ir.Module, sched: Schedule, k: Kernel, keyed: KeyedKernel, checks: Checks,
-                       name: str) -> Phase:
+                       name: str, shared: list) -> Phase:
     """`name(args, part, nparts)` calls the GEMM generator's function on the kernel's arguments
-    (its `table`); the kernel's root, if it is not the matmul itself, becomes the epilogue."""
+    (its `table`); the kernel's root, if it is not the matmul itself, becomes the epilogue. The
+    micro-kernel's module goes to `shared`."""
     mm = k.anchor
     assert mm is not None, "a matmul kernel is anchored at its matmul"
     (root, out_slot), rest = k.stores[0], k.stores[1:]
@@ -434,9 +476,11 @@ def emit_matmul_kernel(module: ir.Module, sched: Schedule, k: Kernel, keyed: Key
 
     def epilogue(eb, args, batch_idx, row, col, acc):
         pointers = {}
-        for x in k.loads:      # keyed by the load only: a materialized view (the matmul's
-            # reshaped operand, say) shares its movement base with views the epilogue reads
-            # from the base's own buffer, so keying by the base would mix the two up
+        # in the key's order (the fuser's may differ between kernels of one key); keyed by the
+        # load only: a materialized view (the matmul's reshaped operand, say) shares its
+        # movement base with views the epilogue reads from the base's own buffer, so keying
+        # by the base would mix the two up
+        for x in sorted(k.loads, key=lambda x: keyed.number[id(x)]):
             pointers[id(x)] = eb.load(elem_ptr(eb, args, argument(x), PTR), typ=PTR)
         em = Emitter(eb, k, pointers, eb.load(elem_ptr(eb, args, 0, PTR), typ=PTR), checks)
         em.acc[id(mm)] = acc
@@ -446,7 +490,8 @@ def emit_matmul_kernel(module: ir.Module, sched: Schedule, k: Kernel, keyed: Key
     if rest:
         raise NotImplementedError("a matmul kernel writes one buffer")  # fusion keeps it so
     parallel = mm.dtype.is_floating_point and batch * m * n * spec.k >= PARALLEL_MIN_ELEMENTS * 16
-    product = gemm.define_gemm(module, f"{name}.gemm", spec, epilogue if root is not mm else None)
+    product = gemm.define_gemm(module, f"{name}.gemm", spec, epilogue if root is not mm else None,
+                               share=share_into(shared))
     return Phase(_export(module, name, product, parallel).name, parallel)
 
 

@@ -4,8 +4,9 @@ Each kernel with an output is keyed by its structure (codegen/kernel_key.py); ke
 one key share one module (codegen/cpu.py), emitted once per process (`EMITTED`, bounded
 LRU) and compiled once (the runtime caches its object by the key, in memory and on disk).
 The plan is a `KernelCall` per kernel, in schedule order, which the runner (codegen/
-cpu_runner.py) follows. The program's checks are the kernels' checks, in schedule order,
-each with its own source line.
+cpu_runner.py) follows. The modules of functions that kernel modules share (GEMM
+micro-kernels, cpu.SharedModule) come with the program once each. The program's checks are
+the kernels' checks, in schedule order, each with its own source line.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class KernelCall:
 class CpuCode:
     modules: list          # KernelModuleCode of each distinct kernel, in first use order
     calls: list            # KernelCall per kernel with an output, in schedule order
+    shared: list           # SharedModule the kernel modules call, each once, in first use order
 
 
 class EmittedKernels:
@@ -70,6 +72,7 @@ def emit_program(sched: Schedule, checks: list) -> CpuCode:
     """The kernel modules and calls of the schedule; appends the program's checks to `checks`."""
     calls: list = []
     modules: dict = {}
+    shared: dict = {}
     for i, k in enumerate(sched.kernels):
         if not has_output(k):
             continue
@@ -79,7 +82,8 @@ def emit_program(sched: Schedule, checks: list) -> CpuCode:
             code = emit_kernel_module(sched, k, keyed)
             EMITTED.put(code)
         modules[keyed.key] = code
+        shared.update((s.key, s) for s in code.shared)
         host_slots = tuple(len(sched.buffers) + HOST_CALLS.index(h) for h in code.host_calls)
         calls.append(KernelCall(k.name, i, code, (0, *keyed.slots, *host_slots), len(checks)))
         checks.extend((error, message, keyed.nodes[node].loc) for error, message, node in code.checks)
-    return CpuCode(list(modules.values()), calls)
+    return CpuCode(list(modules.values()), calls, list(shared.values()))

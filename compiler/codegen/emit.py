@@ -171,6 +171,13 @@ class Emitter:
                 out.append(b.urem(q, i64(d)) if stride * d != _numel(shape) else q)
         return out
 
+    def invariant(self, n: Node) -> bool:
+        """Whether `n` (a math function's result) is one value however many elements the
+        kernel's loop has: a scalar in an elementwise kernel over several elements, which
+        calls math out of line (mathlib's module doc). Not in a reduction, as for
+        out_of_line_math."""
+        return self.kernel.kind == "elementwise" and _numel(n.shape) == 1 and _numel(self.kernel.space) > 1
+
     # ------------------------------------------------------------ values
 
     def value(self, n: Node, path: tuple, space: Space) -> ir.Value:
@@ -615,7 +622,8 @@ def _intrinsic(name: str):
 
 
 def _math(em, n, args):
-    return mathlib.emit_math(em.b, n.op, *args, out_of_line=em.out_of_line_math)     # no libm
+    return mathlib.emit_math(em.b, n.op, *args, out_of_line=em.out_of_line_math,     # no libm
+                             invariant=em.invariant(n))
 
 
 cpu_elementwise("exp", "log", "sin", "cos", "tanh", "erf")(_math)
@@ -669,7 +677,7 @@ def _div(em, n, args):
 def _pow(em, n, args):
     if not _float(n):
         return em.int_pow(n, args)
-    return mathlib.emit_math(em.b, "pow", *args, out_of_line=em.out_of_line_math)
+    return mathlib.emit_math(em.b, "pow", *args, out_of_line=em.out_of_line_math, invariant=em.invariant(n))
 
 
 @cpu_elementwise("fmod")

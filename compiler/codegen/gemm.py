@@ -33,6 +33,11 @@ stores).  After the last K panel of a row block, the epilogue runs over each fin
 strip.  A batch sharing one B whose A and C rows run on across batch entries is folded into a
 single taller product, so that B is packed once.
 
+The micro-kernel reads C's row stride as an argument, so the GEMMs that differ only in shape
+and layout (every packed f32 product of a model, say) have one micro-kernel; given ``share``,
+``define_gemm`` puts it in a module of its own that all of them call (the CPU backend compiles
+that module once: a third of a GEMM's compile time).
+
 Scratch memory for the packed panels comes from ``aligned_alloc(64, ...)`` / ``free`` once per
 call (sizes are known at compile time; heap rather than stack, since the caller's thread stacks
 may be small).  Products too small to repay packing, matrix-vector products, K = 0 and integer
@@ -92,6 +97,8 @@ class GemmSpec:
 Epilogue = Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value, ir.Value, ir.Value], ir.Value]
 """``(builder, table_ptr, batch_idx_i64, row_i64, col_i64, acc_scalar) -> value`` stored at
 ``C[batch, row, col]``; called once per output element, after its full K accumulation."""
+Share = Callable[[str, str], str]      # (a module's text, the placeholder name in it) -> the symbol
+SHARED_PLACEHOLDER = 'fg.shared.placeholder'     # a shared function's name in its module's text
 
 
 # --------------------------------------------------------------------------------------------
@@ -299,6 +306,13 @@ def _internal_function(module: ir.Module, name: str, params: list[tuple[ir.Type,
     return fn
 
 
+def _row_offset(b: ir.IRBuilder, row: int, ldc: ir.Value, col: int) -> ir.Value:
+    """``row * ldc + col``, for a compile-time row and column and a row stride known at run time."""
+    if row == 0:
+        return _i64(col)
+    return b.add(b.mul(_i64(row), ldc), _i64(col)) if col else b.mul(_i64(row), ldc)
+
+
 def _declare(module: ir.Module, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
     existing = module.globals.get(name)
     return existing if existing is not None else ir.Function(module, ir.FunctionType(ret, args), name)
@@ -312,13 +326,14 @@ class _GemmGenerator:
     """Writes the functions of one GEMM into a module: entry, block loops, packing, kernel."""
 
     def __init__(self, module: ir.Module, name: str, spec: GemmSpec, epilogue: Epilogue | None,
-                 vector_bytes: int):
+                 vector_bytes: int, share: Share | None = None):
         if spec.dtype not in _SCALAR_TYPES:
             raise ValueError(f'unsupported GEMM dtype {spec.dtype!r}')
         if min(spec.batch, spec.m, spec.n) < 1 or spec.k < 0:
             raise ValueError(f'bad GEMM sizes {spec}')
         self.module = module
         self.name = name
+        self.share = share
         self.spec, self.rows_per_batch = _fold_shared_b(spec)
         self.epilogue = epilogue
         self.is_float = spec.dtype in ('f32', 'f64')
@@ -464,7 +479,7 @@ class _GemmGenerator:
         a_ptr, b_ptr, c_ptr, table, batch, r0, r1, c0, c1, a_pack, b_pack = fn.args
         pack_a = self._define_pack_a() if self.packs_a else None
         pack_b = self._define_pack_b()
-        kernel = self._define_micro_kernel()
+        kernel = self._micro_kernel()
         strip_epilogue = self._define_strip_epilogue() if self.epilogue else None
 
         b = ir.IRBuilder(fn.append_basic_block('entry'))
@@ -493,7 +508,7 @@ class _GemmGenerator:
                             c_tile = self._elem(b, c_ptr, _offset(b, (row, spec.c[1]), (col, spec.c[2])))
                             a_panel = (self._elem(b, a_pack, b.mul(ir_, kc)) if pack_a
                                        else self._elem(b, a_block, _offset(b, (ir_, spec.a[1]))))
-                            b.call(kernel, [a_panel, b_panel, c_tile, kc, mr, nr, accumulate])
+                            b.call(kernel, [a_panel, b_panel, c_tile, kc, mr, nr, _i64(spec.c[1]), accumulate])
                         if strip_epilogue:
                             with b.if_then(last_panel):
                                 c_strip = self._elem(b, c_ptr, _offset(b, (ic, spec.c[1]), (col, spec.c[2])))
@@ -668,8 +683,25 @@ class _GemmGenerator:
 
     # -- micro-kernel ------------------------------------------------------------------------
 
-    def _define_micro_kernel(self) -> ir.Function:
-        """``void(A, Bp, C, kc, mr, nr, accumulate)``: C[:mr, :nr] (+)= A-panel @ Bp-panel.
+    def _micro_kernel(self) -> ir.Function:
+        """The micro-kernel: defined in this module as ``name.micro_kernel``, or, given
+        ``share``, in a module of its own that ``share`` names (the GEMMs of a program, and
+        of every program, whose micro-kernels have one text share one module: C's row stride
+        is an argument), declared here."""
+        if self.share is None:
+            return self._define_micro_kernel(f'{self.name}.micro_kernel')
+        own, self.module = self.module, ir.Module(name=SHARED_PLACEHOLDER)
+        try:
+            fn = self._define_micro_kernel(SHARED_PLACEHOLDER)
+            fn.linkage = ''
+            symbol = self.share(str(self.module), SHARED_PLACEHOLDER)
+        finally:
+            self.module = own
+        return _declare(self.module, symbol, VOID, [a.type for a in fn.args])
+
+    def _define_micro_kernel(self, name: str) -> ir.Function:
+        """``void(A, Bp, C, kc, mr, nr, ldc, accumulate)``: C[:mr, :nr] (+)= A-panel @ Bp-panel,
+        C's rows ``ldc`` elements apart.
 
         The MR x NR product is held in 2*MR ``<W x T>`` accumulators across the ``kc`` rank-1
         updates, each a broadcast A element times the two B vectors of one packed row.  A is
@@ -680,14 +712,15 @@ class _GemmGenerator:
         """
         spec, blk = self.spec, self.blocking
         fn = _internal_function(
-            self.module, f'{self.name}.micro_kernel',
-            [(PTR, 'A'), (PTR, 'Bp'), (PTR, 'C'), (I64, 'kc'), (I64, 'mr'), (I64, 'nr'), (I1, 'accumulate')],
+            self.module, name,
+            [(PTR, 'A'), (PTR, 'Bp'), (PTR, 'C'), (I64, 'kc'), (I64, 'mr'), (I64, 'nr'), (I64, 'ldc'),
+             (I1, 'accumulate')],
             noalias=('A', 'Bp', 'C'))
-        a_panel, b_pack, c_tile, kc, mr, nr, accumulate = fn.args
+        a_panel, b_pack, c_tile, kc, mr, nr, ldc, accumulate = fn.args
         entry = fn.append_basic_block('entry')
         b = ir.IRBuilder(entry)
         if spec.c[2] == 1:
-            self._emit_prefetch_c(b, c_tile)
+            self._emit_prefetch_c(b, c_tile, ldc)
         if self.packs_a:
             a_rows = [self._elem(b, a_panel, _i64(i)) for i in range(blk.mr)]
             a_k_stride = blk.mr
@@ -729,15 +762,15 @@ class _GemmGenerator:
             full = b.and_(b.icmp_signed('==', mr, _i64(blk.mr)), b.icmp_signed('==', nr, _i64(blk.nr)))
             with b.if_else(full) as (whole, edge):
                 with whole:
-                    self._emit_store_tile(b, c_tile, new_accs, accumulate)
+                    self._emit_store_tile(b, c_tile, ldc, new_accs, accumulate)
                 with edge:
-                    self._emit_store_tile_masked(b, c_tile, new_accs, mr, nr, accumulate)
+                    self._emit_store_tile_masked(b, c_tile, ldc, new_accs, mr, nr, accumulate)
         else:
-            self._emit_store_tile_staged(b, c_tile, new_accs, mr, nr, accumulate)
+            self._emit_store_tile_staged(b, c_tile, ldc, new_accs, mr, nr, accumulate)
         b.ret_void()
         return fn
 
-    def _emit_prefetch_c(self, b: ir.IRBuilder, c_tile: ir.Value) -> None:
+    def _emit_prefetch_c(self, b: ir.IRBuilder, c_tile: ir.Value, ldc: ir.Value) -> None:
         """Ask for the C tile's rows (for writing) before the k loop, as BLIS kernels do: an
         element every 64 bytes of each row and its last, which cover all its cache lines."""
         prefetch = _declare(self.module, 'llvm.prefetch.p0', VOID, [PTR, I32, I32, I32])
@@ -745,18 +778,18 @@ class _GemmGenerator:
         nr = self.blocking.nr
         for i in range(self.blocking.mr):
             for j in [*range(0, nr - 1, 64 // _ELEMENT_BYTES[self.spec.dtype]), nr - 1]:
-                b.call(prefetch, [self._elem(b, c_tile, _i64(i * self.spec.c[1] + j)), write, keep, data])
+                b.call(prefetch, [self._elem(b, c_tile, _row_offset(b, i, ldc, j)), write, keep, data])
 
-    def _emit_store_tile(self, b, c_tile, accs, accumulate) -> None:
+    def _emit_store_tile(self, b, c_tile, ldc, accs, accumulate) -> None:
         """Full tile, unit column stride: C rows are (read-modify-)written as vectors."""
         align = _ELEMENT_BYTES[self.spec.dtype]
         for i, row in enumerate(accs):
             for j, acc in enumerate(row):
-                ptr = self._elem(b, c_tile, _i64(i * self.spec.c[1] + j * self.blocking.width))
+                ptr = self._elem(b, c_tile, _row_offset(b, i, ldc, j * self.blocking.width))
                 old = b.load(ptr, typ=self.vector, align=align)
                 b.store(b.select(accumulate, b.fadd(old, acc), acc), ptr, align=align)
 
-    def _emit_store_tile_masked(self, b, c_tile, accs, mr, nr, accumulate) -> None:
+    def _emit_store_tile_masked(self, b, c_tile, ldc, accs, mr, nr, accumulate) -> None:
         """Edge tile, unit column stride: masked vector loads/stores of rows < mr, cols < nr."""
         width = self.blocking.width
         no_lanes = self._lane_mask(b, width, 0, _i64(0))
@@ -764,11 +797,11 @@ class _GemmGenerator:
             row_valid = b.icmp_signed('<', _i64(i), mr)
             for j, acc in enumerate(row):
                 mask = b.select(row_valid, self._lane_mask(b, width, j * width, nr), no_lanes)
-                ptr = self._elem(b, c_tile, _i64(i * self.spec.c[1] + j * width))
+                ptr = self._elem(b, c_tile, _row_offset(b, i, ldc, j * width))
                 old = self._masked_load(b, ptr, b.select(accumulate, mask, no_lanes))
                 self._masked_store(b, b.select(accumulate, b.fadd(old, acc), acc), ptr, mask)
 
-    def _emit_store_tile_staged(self, b, c_tile, accs, mr, nr, accumulate) -> None:
+    def _emit_store_tile_staged(self, b, c_tile, ldc, accs, mr, nr, accumulate) -> None:
         """C with non-unit column stride: spill the accumulators, copy the valid mr x nr part."""
         blk, spec = self.blocking, self.spec
         tile = _stack_array(b, ir.ArrayType(self.scalar, blk.mr * blk.nr), blk.vector_bytes, 'tile')
@@ -778,7 +811,7 @@ class _GemmGenerator:
         with _for(b, 0, mr, name='ti') as i:
             with _for(b, 0, nr, name='tj') as j:
                 value = self._load(b, self._elem(b, tile, b.add(b.mul(i, _i64(blk.nr)), j)))
-                ptr = self._elem(b, c_tile, _offset(b, (i, spec.c[1]), (j, spec.c[2])))
+                ptr = self._elem(b, c_tile, b.add(b.mul(i, ldc), _offset(b, (j, spec.c[2]))))
                 b.store(b.select(accumulate, b.fadd(self._load(b, ptr), value), value), ptr)
 
     # -- epilogue ----------------------------------------------------------------------------
@@ -870,17 +903,20 @@ class _GemmGenerator:
                 b.store(self._apply_epilogue(b, table, batch, row, j, self._load(b, c_elem)), c_elem)
 
 
-def define_gemm(module: ir.Module, name: str, spec: GemmSpec,
-                epilogue: Epilogue | None = None, vector_bytes: int | None = None) -> ir.Function:
+def define_gemm(module: ir.Module, name: str, spec: GemmSpec, epilogue: Epilogue | None = None,
+                vector_bytes: int | None = None, share: Share | None = None) -> ir.Function:
     """Define ``void name(ptr table, i64 part, i64 nparts)`` computing
     ``C[b, i, j] = epilogue(sum_p A[b, i, p] * B[b, p, j])`` for this part's share of C.
 
     Helper functions are added as ``name.*`` with internal linkage; ``aligned_alloc`` and
     ``free`` are declared if the module lacks them.  ``vector_bytes`` (32 or 64) is the vector
     width the code is written for; by default the host's (:func:`host_vector_bytes`).
+    ``share(text, placeholder)``: the micro-kernel goes in a module of its own, whose text
+    names it ``placeholder``; ``share`` returns the symbol it is to have (and keeps the
+    module), which this module declares and calls.
     """
     if vector_bytes is None:
         vector_bytes = host_vector_bytes()
     if vector_bytes not in _REGISTER_TILES:
         raise ValueError(f'unsupported GEMM vector width {vector_bytes} bytes')
-    return _GemmGenerator(module, name, spec, epilogue, vector_bytes).define()
+    return _GemmGenerator(module, name, spec, epilogue, vector_bytes, share).define()

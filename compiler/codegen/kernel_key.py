@@ -12,6 +12,13 @@ the kernel's arguments instead of their program slot. `kernel_key` walks exactly
   view read in place is walked down to its buffer (its views are part of the code), as is a
   loaded gather's index (codegen looks at its views too: kernel_plan._collect_views).
 
+The key holds no order the fuser happened to list things in, only what codegen reads: the
+arguments are numbered in walk order (`_canonical_slots`: a buffer by the first node walked
+that reads or stores it), the kernel's nodes and loads are sets (codegen computes values on
+demand from the stores), and of their order only the reductions' (their row passes), so the
+same kernel in two unrolled steps, whose nodes the fuser met in another order, has one key
+and one module.
+
 Each node walked is recorded as its structure (op, attributes, shape, dtype), its argument
 position if it has a buffer, whether the kernel loads or evaluates it, and its inputs by
 number. Source lines are not part of the key: the checks a kernel makes are kept per node
@@ -25,7 +32,7 @@ from dataclasses import dataclass
 
 from ..fingerprint import FINGERPRINT
 from ..ir import Node
-from ..passes.fuse import Kernel
+from ..passes.fuse import Kernel, movement_base
 from ..passes.schedule import Schedule
 from . import gemm
 from .kernel_plan import kernel_slots
@@ -47,22 +54,37 @@ class KeyedKernel:
 
 def kernel_key(sched: Schedule, k: Kernel) -> KeyedKernel:
     """The structural key of kernel `k` of schedule `sched` (module doc)."""
-    slots = kernel_slots(sched, k)
-    position = {s: i + 1 for i, s in enumerate(slots)}
     loads, evaluated = {id(x) for x in k.loads}, {id(n) for n in k.nodes}
     roots = [n for n, _ in k.stores] + ([k.anchor] if k.anchor is not None else []) + list(k.nodes) + list(k.loads)
     nodes = _walk(roots, lambda n: _inputs_read(n, sched, loads, evaluated))
     number = {id(n): i for i, n in enumerate(nodes)}
+    slots = _canonical_slots(sched, k, number)
+    position = {s: i + 1 for i, s in enumerate(slots)}
     records = [_record(n, sched, position, loads, evaluated, number) for n in nodes]
     structure = (
         FINGERPRINT, gemm.host_facts(),
         k.kind, tuple(k.space), tuple(k.axes), k.order, len(slots),
         number[id(k.anchor)] if k.anchor is not None else -1,
-        tuple(number[id(n)] for n in k.nodes), tuple(number[id(x)] for x in k.loads),
+        tuple(sorted(number[id(n)] for n in k.nodes)), tuple(sorted(number[id(x)] for x in k.loads)),
+        tuple(number[id(r)] for r in k.reduces),
         tuple((number[id(n)], position[s]) for n, s in k.stores),
         tuple(records))
     key = hashlib.sha256(repr(structure).encode()).hexdigest()
     return KeyedKernel(key, slots, nodes, number)
+
+
+def _canonical_slots(sched: Schedule, k: Kernel, number: dict) -> list:
+    """The kernel's slots (kernel_plan.kernel_slots) ordered by the number of the first walked
+    node that reads each (a load) or is stored to it, loads before stores of one node."""
+    first: dict = {}
+    for x in k.loads:
+        s = sched.read_slot.get(id(x), sched.read_slot.get(id(movement_base(x)[0])))
+        if s is not None:
+            first[s] = min(first.get(s, (number[id(x)], 0)), (number[id(x)], 0))
+    for n, s in k.stores:
+        first[s] = min(first.get(s, (number[id(n)], 1)), (number[id(n)], 1))
+    slots = kernel_slots(sched, k)
+    return sorted(slots, key=lambda s: first[s])
 
 
 def _inputs_read(n: Node, sched: Schedule, loads: set, evaluated: set) -> tuple:

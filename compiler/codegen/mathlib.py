@@ -46,6 +46,15 @@ the instructions an inlined call gets, so the results are the same bits, and
 LLVM optimises each function's body a handful of times instead of once per
 call.  (NVPTX always inlines.)
 
+A call whose arguments are the same at every element of a kernel's loop (a
+scalar, such as Adam's bias correction ``beta ** t`` in its update of every
+element) asks for the plain out-of-line function, without vector variants:
+``emit_math(..., invariant=True)`` calls ``fg.<name>.<type>.outline``, which
+LICM hoists out of the loop as it would the inlined body, so the kernel runs
+at the same speed and gets the same bits, while LLVM optimises the body once,
+not once per call (an f64 ``pow`` inlined twice was half of an Adam kernel's
+compile time).
+
 Algorithms (polynomial coefficients are our own minimax fits: a weighted
 Remez exchange in mpmath minimising the relative error of the result on the
 stated interval, coefficients rounded to the format one at a time with the
@@ -251,14 +260,17 @@ _F64 = _Format(
 )
 
 
-def emit_math(builder: ir.IRBuilder, name: str, *args: ir.Value, out_of_line: bool = False) -> ir.Value:
+def emit_math(builder: ir.IRBuilder, name: str, *args: ir.Value, out_of_line: bool = False,
+              invariant: bool = False) -> ir.Value:
     """Emit ``name(*args)`` at the builder's position and return the result.
 
     ``name`` is one of MATH_FUNCTIONS; the arguments are scalar ``float`` or
     ``double`` values, all of the same type (``pow`` takes two).  The
     function ``fg.<name>.<f32|f64>`` is defined in ``builder.module`` the first
     time it is needed and reused afterwards.  ``out_of_line``: call it through
-    its out-of-line form with vector variants (module doc; not on NVPTX).
+    its out-of-line form with vector variants (module doc; not on NVPTX). ``invariant``:
+    the arguments are the same at every element of the loop around the call; call the
+    out-of-line form without vector variants (module doc; not on NVPTX).
     """
     if name not in MATH_FUNCTIONS:
         raise ValueError(f"unknown math function {name!r}; expected one of {sorted(MATH_FUNCTIONS)}")
@@ -269,7 +281,11 @@ def emit_math(builder: ir.IRBuilder, name: str, *args: ir.Value, out_of_line: bo
     if any(a.type != fmt.ftype for a in args):
         raise TypeError(f"{name}: all arguments must have type {fmt.ftype}")
     fn = _math_function(builder.module, name, fmt)
-    if out_of_line and not _is_nvptx(builder.module):
+    if _is_nvptx(builder.module):
+        return builder.call(fn, args)
+    if invariant:
+        return builder.call(_noinline_function(builder.module, fn), args)
+    if out_of_line:
         return _call_out_of_line(builder, fn, args)
     return builder.call(fn, args)
 
@@ -884,8 +900,16 @@ def _call_out_of_line(builder: ir.IRBuilder, fn: ir.Function, args) -> ir.Value:
 
 
 def _out_of_line_function(module: ir.Module, fn: ir.Function) -> ir.Function:
+    """``<fn>.outline`` (_noinline_function) with its vector variants ``<fn>.v<lanes>``."""
+    wrapper = _noinline_function(module, fn)
+    for lanes in _VECTOR_LANES:
+        _vector_variant(module, fn, lanes)
+    return wrapper
+
+
+def _noinline_function(module: ir.Module, fn: ir.Function) -> ir.Function:
     """``<fn>.outline``: ``fn`` inlined into a function that is itself never inlined, defined
-    once per module with its vector variants ``<fn>.v<lanes>``."""
+    once per module."""
     symbol = f"{fn.name}.outline"
     existing = module.globals.get(symbol)
     if existing is not None:
@@ -896,8 +920,6 @@ def _out_of_line_function(module: ir.Module, fn: ir.Function) -> ir.Function:
         wrapper.attributes.add(attr)
     b = ir.IRBuilder(wrapper.append_basic_block("entry"))
     b.ret(b.call(fn, wrapper.args))
-    for lanes in _VECTOR_LANES:
-        _vector_variant(module, fn, lanes)
     return wrapper
 
 

@@ -468,33 +468,70 @@ def merge_elementwise(kernels: list, position: dict) -> list:
     read a common buffer, or one reads the other's output at the same element (an optimizer
     updating a parameter and its moments reads the gradient once). A merge that would put a
     third kernel both before and after the merged one is refused."""
-    import networkx as nx
     producer = {id(o): k for k in kernels for o in k.outputs}
-    g = nx.DiGraph()
-    g.add_nodes_from(k.name for k in kernels)
-    for k in kernels:
-        for x in k.loads:
-            if id(x) in producer and producer[id(x)] is not k:
-                g.add_edge(producer[id(x)].name, k.name)
+    reach = _Ancestors()
     groups: list = []
     by_space: dict = {}                 # elementwise groups by iteration space, in `groups` order
     for k in kernels:
+        preds = _producers(k, producer)
         candidates = by_space.setdefault(tuple(k.space), []) if k.kind == "elementwise" else []
-        target = next((grp for grp in candidates if _can_merge(grp, k, producer, g)), None)
+        target = next((grp for grp in candidates if _can_merge(grp, k, preds, reach)), None)
         if target is None:
+            reach.add(k, preds)
             groups.append(k)
             if k.kind == "elementwise":
                 candidates.append(k)
             continue
         _absorb(target, k, position, producer)
-        nx.contracted_nodes(g, target.name, k.name, self_loops=False, copy=False)
+        reach.merge(target, preds)
         for o in k.outputs:
             producer[id(o)] = target
     return groups
 
 
-def _can_merge(grp: Kernel, k: Kernel, producer: dict, g) -> bool:
-    import networkx as nx
+class _Ancestors:
+    """The ancestors of each kernel group met so far, as a bit mask over groups. Kernels come
+    in topological order, so a kernel's producers are groups already met and no path between
+    groups runs through a kernel not met yet: a test of a path is one AND, where a search of
+    the graph (networkx's has_path) took time in proportion to the graph, hundreds of times
+    for a training step unrolled many times."""
+
+    def __init__(self) -> None:
+        self.bit: dict = {}            # group name -> its bit
+        self.of: dict = {}             # group name -> the bits of its ancestors
+
+    def add(self, k: Kernel, preds: list) -> None:
+        self.bit[k.name] = 1 << len(self.bit)
+        self.of[k.name] = self._closure(preds)
+
+    def reaches(self, a: Kernel, b: Kernel) -> bool:
+        """Whether a path runs from group `a` to group `b`."""
+        return bool(self.of[b.name] & self.bit[a.name])
+
+    def merge(self, grp: Kernel, preds: list) -> None:
+        """A kernel with producers `preds` joined group `grp`: they and their ancestors are
+        now ancestors of `grp` and of every group after it."""
+        gained = self._closure(p for p in preds if p is not grp)
+        mine = self.bit[grp.name]
+        self.of[grp.name] |= gained
+        for name, ancestors in self.of.items():
+            if ancestors & mine:
+                self.of[name] = ancestors | gained
+
+    def _closure(self, preds) -> int:
+        bits = 0
+        for p in preds:
+            bits |= self.of[p.name] | self.bit[p.name]
+        return bits
+
+
+def _producers(k: Kernel, producer: dict) -> list:
+    """The groups that write what kernel `k` reads (other than `k`), each once."""
+    found = {id(g): g for g in (producer.get(id(x)) for x in k.loads) if g is not None and g is not k}
+    return list(found.values())
+
+
+def _can_merge(grp: Kernel, k: Kernel, preds: list, reach: _Ancestors) -> bool:
     if grp.kind != "elementwise" or tuple(grp.space) != tuple(k.space):
         return False
     mine = {id(o) for o in grp.outputs}
@@ -504,8 +541,8 @@ def _can_merge(grp: Kernel, k: Kernel, producer: dict, g) -> bool:
         return False
     if any(not _read_in_place(k, x) for x in reads_mine):
         return False          # k needs grp's output at other elements than it computes
-    for pred in g.predecessors(k.name):
-        if pred != grp.name and nx.has_path(g, grp.name, pred):
+    for pred in preds:
+        if pred is not grp and reach.reaches(grp, pred):
             return False      # grp -> pred -> k: merging would make a cycle
     return True
 

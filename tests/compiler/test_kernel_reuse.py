@@ -16,7 +16,7 @@ from fusegrad.compiler.ir import Graph, Node, float32, int64, make
 from fusegrad.compiler.pipeline import run_passes
 from fusegrad.runtime import load
 from fusegrad.runtime.cache import OBJECTS
-from fusegrad.runtime.cpu import object_key
+from fusegrad.runtime.cpu import module_key
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +28,7 @@ def memory_only(monkeypatch):
 def forget(*programs) -> None:
     for p in programs:
         for m in p.modules:
-            OBJECTS.memory.pop(object_key(m.key), None)
+            OBJECTS.memory.pop(module_key(m), None)
 
 
 def compiles_loading(program):
