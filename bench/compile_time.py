@@ -244,6 +244,27 @@ def fusegrad_rows(quick: bool, repeat: int) -> list:
     return rows
 
 
+def rows(quick: bool = False, repeat: int = 1) -> list:
+    """bench/run_all.py's `compile_time` group: each workload's first call, cold and with the
+    disk cache warm, as table rows; torch.compile's first call of the MLP step beside it."""
+    from common import Row
+    peers: dict = {}
+    try:
+        import torch  # noqa: F401
+        cold, warm = cold_and_warm(["torch"], repeat, "TORCHINDUCTOR_CACHE_DIR")
+        peers = {"cold": {"torch.compile": cold["first"]}, "warm": {"torch.compile": warm["first"]}}
+    except (ImportError, RuntimeError):
+        pass
+    out = []
+    for label, n, workload, cold, warm in fusegrad_rows(quick, repeat):
+        for cache, r in (("cold", cold), ("warm", warm)):
+            distinct = "" if r["distinct"] is None else f", {r['distinct']} distinct modules"
+            out.append(Row(f"first call, {label}, {cache} cache", r["first"],
+                           peers.get(cache, {}) if workload == "mlp" and n == 1 else {},
+                           note=f"{r['kernels']} kernels{distinct}, {r['compiled']} compiled"))
+    return out
+
+
 def table(rows: list) -> str:
     head = ["workload", "cache", "first call", "vs x1"] + list(STAGES) + ["kernels", "distinct", "compiled",
                                                                           "traced again"]

@@ -13,7 +13,9 @@ Groups: elementwise, reductions (sum, softmax, log_softmax, cross-entropy), gemm
 the MLP shapes, on 1 and 2 threads), linreg (the 5,000-epoch loop, compiled step and eager),
 mlp (MLP step, SGD and Adam, compiled and eager), models (the digits CNN step and a 4-layer
 transformer step, compiled, against PyTorch eager and torch.compile), first_call (compile
-latency, cold and warm disk cache), memory.
+latency, cold and warm disk cache), compile_time (bench/compile_time.py's first calls: the
+linreg step and the MLP Adam step unrolled 1 to 16 times, cold and warm, against torch.compile),
+memory.
 
 GEMM rows run in one worker process per thread count, with OPENBLAS_NUM_THREADS,
 OMP_NUM_THREADS, FUSEGRAD_NUM_THREADS (and torch.set_num_threads, XLA's and tinygrad's
@@ -40,7 +42,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-GROUPS = ("elementwise", "reductions", "gemm", "linreg", "mlp", "models", "first_call", "memory")
+GROUPS = ("elementwise", "reductions", "gemm", "linreg", "mlp", "models", "first_call", "compile_time", "memory")
 THREAD_COUNTS = (1, 2)
 QUICK = {"median_repeat": 0.35}
 
@@ -350,6 +352,9 @@ def run_group(name: str, args, limits: dict, failures: list) -> list:
     if name == "first_call":
         import compiled_step
         return compiled_step.first_call_rows()
+    if name == "compile_time":
+        import compile_time
+        return compile_time.rows(quick)
     raise ValueError(name)
 
 
