@@ -94,7 +94,7 @@ PARALLEL_MIN_ELEMENTS = 1 << 16     # below this, fork/join costs more than a se
 SPLIT_MAX_ROWS = 8                  # row reductions with at most this many rows split each row instead
 SPLIT_MIN_EXTENT = 64               # split a row along its outermost reduced dim at least this long
 MAX_PARTS = 256                     # threads a split row reduction uses at most (its partial slots)
-LIGHT_MAX_ELEMENTS = 128            # kernels over at most this many elements: the light LLVM pipeline
+LIGHT_MAX_ELEMENTS = 16             # kernels over at most this many elements: the light LLVM pipeline
 SYMBOL_PREFIX = "fgk_"              # a kernel module's functions: fgk_<key>[.phase]
 HOST_ALL_REDUCE_GLOBAL = HOST_CALLS[0]        # the all_reduce host call (module doc), set by the runtime
 HOST_DTYPES = tuple(d.name for d in dtypes.ALL)  # dtype codes of host calls (runtime/hostcalls.py has the same)
@@ -167,10 +167,12 @@ def share_into(shared: list) -> gemm.Share:
 def llvm_pipeline(k: Kernel) -> str:
     """The LLVM pipeline for kernel `k`'s module (program.LLVM_PIPELINES): "light" (no loop
     unrolling or vectorization) for an elementwise or scatter kernel over at most
-    LIGHT_MAX_ELEMENTS elements, which runs in a microsecond either way, while unrolling and
-    vectorizing its small constant loops costs most of its compile time; "O3" for every other:
-    GEMMs, and reductions, whose reassociable sums the vectorizer interleaves (light, their
-    last bits would change)."""
+    LIGHT_MAX_ELEMENTS elements, one or two vectors' worth, where vectorizing has nothing to
+    gain while unrolling and vectorizing its small constant loops costs most of its compile
+    time; "O3" for every other: GEMMs, reductions (whose reassociable sums the vectorizer
+    interleaves: light, their last bits would change), and elementwise kernels of more
+    elements (at 128, light made the linear-regression step's [100, 1] kernels slow enough to
+    take 5,000 repeated steps from 0.83 to 1.55 ms)."""
     light = k.kind in ("elementwise", "scatter") and numel(k.space) <= LIGHT_MAX_ELEMENTS
     return "light" if light else "O3"
 
