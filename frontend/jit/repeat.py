@@ -11,6 +11,11 @@ length n, its table slot moved on by one slice after each step. Each tensor the 
 returns comes back stacked, row i from step i (as jax.lax.scan returns its per-step
 results); its other results are those of the trace.
 
+No Python runs between the steps, so the guards on Python state (jit/guards.py) are checked
+once, before the first: the steps are the calls a loop would make while nothing in Python
+changes (no learning-rate scheduler stepping between them, say). A profiler sees the steps
+as one native call.
+
 The step's program must exist first: steps run one call each until the signature has a
 program it keeps (the first step traces it; a step that creates optimizer state traces
 once more), then the rest run in one native call. Where one native call cannot stand for
