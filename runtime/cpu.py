@@ -43,7 +43,7 @@ from . import hostcalls, profiling
 from .buffers import address, aligned_empty, new_buffer, storage_dtype
 from .cache import OBJECTS, VERSION
 from .config import ENV_THREADS
-from .objects import host_cpu, object_codes, optimized_module, pipeline_text
+from .objects import DEFAULT_PIPELINE, host_cpu, object_codes, optimized_module, pipeline_text
 from .objects import new_machine as _new_machine
 from .profiling import ACTIVE as _PROFILERS
 from .threads import ThreadChoice
@@ -158,7 +158,7 @@ def machine_code(program: Program) -> list[bytes]:
     """The program's objects, its kernel modules' then the runner's: from the cache, or
     compiled now (those missing, concurrently)."""
     jobs = [(module_key(m), (m.source, True, m.pipeline)) for m in program.modules]
-    jobs.append((cache_key(program), (program.source, False)))
+    jobs.append((cache_key(program), (program.source, False, DEFAULT_PIPELINE)))
     objects = {key: OBJECTS.get(key) for key, _ in jobs}
     missing = {key: job for key, job in jobs if objects[key] is None}
     OBJECTS.stats["compiles"] += len(missing)
