@@ -30,7 +30,7 @@ from ..compiler.passes.autodiff import node_emit, vjp
 from ..grad_fn import AccumulateGrad, Function
 from ..grad_mode import set_grad_enabled
 from ..inplace import assign, defer, deferred, tensor_emitter
-from ..realize import realize
+from ..realize import realize, realize_later_now
 from ..source import user_loc
 from ..tensor_base import TensorBase
 from .function import OutputSlot, PythonBackward
@@ -226,6 +226,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         roots.append(fn)
         seeds.append(_seed(t, g))
     retain = create_graph if retain_graph is None else retain_graph
+    # a previous backward()'s gradients still pending (gradient accumulation over micro-batches):
+    # computed now, so that one program holds at most one forward and backward, not k of them
+    realize_later_now()
     callbacks: list = []
     token = _CALLBACKS.set(callbacks)
     try:

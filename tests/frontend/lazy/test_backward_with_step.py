@@ -59,6 +59,27 @@ def test_gradients_read_before_the_step_and_accumulated_over_two_backwards():
     np.testing.assert_array_equal(w.grad.numpy(), [3 + 2 + 6, 4 + 4 + 8])
 
 
+def test_gradient_accumulation_realizes_each_backward_before_the_next():
+    x, y, model, criterion, optimizer = _linreg()
+    xn, yn = x.numpy().astype(np.float64), y.numpy().astype(np.float64)
+    w, b = float(model.weight.item()), float(model.bias.item())
+    for _ in range(2):                                 # compile the programs once
+        optimizer.zero_grad()
+        for _ in range(4):
+            criterion(model(x), y).backward()
+        optimizer.step()
+    before = _runs()
+    optimizer.zero_grad()
+    for _ in range(4):                                 # four micro-batches: a program each, not one of four
+        criterion(model(x), y).backward()
+    optimizer.step()
+    assert _runs() - before == 4
+    for _ in range(3):                                 # the reference: three steps of 4x the gradient
+        err = xn * w + b - yn
+        w, b = w - 0.01 * 4 * 2 * float((err * xn).mean()), b - 0.01 * 4 * 2 * float(err.mean())
+    assert model.weight.item() == pytest.approx(w, rel=1e-4) and model.bias.item() == pytest.approx(b, rel=1e-4)
+
+
 def test_a_failing_realization_leaves_the_pending_gradients_computable():
     w = torch.tensor([1.0, 2.0], requires_grad=True)
     (w * w * 3).sum().backward()
