@@ -20,7 +20,8 @@ modules kernels share: GEMM micro-kernels), the objects compiled, and the later 
 traced again (Adam creates its state on the first call).
 
 Peers: `torch.compile` of the same MLP step (first call, with an empty and then a warm
-inductor cache), and JAX `jit` when installed.
+inductor cache), and JAX `jit` of it when installed (first call, cold and with JAX's
+persistent compilation cache warm).
 
 Run: python bench/compile_time.py [--quick] [--repeat R]
   --quick   N up to 4 and one run per row (a smoke run);
@@ -204,6 +205,23 @@ def torch_worker() -> dict:
     return {"first": time.perf_counter() - start}
 
 
+def jax_worker() -> dict:
+    """JAX jit's first call of the same MLP Adam step (compiled_step._jax_mlp_step: trace, XLA
+    compile, one run), with its persistent compilation cache on for everything when
+    JAX_COMPILATION_CACHE_DIR names a folder (the "warm" run finds the first's entry)."""
+    import jax
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    sys.path.insert(0, HERE)
+    from compiled_step import _batch, _jax_mlp_step
+    x, y = _batch()
+    start = time.perf_counter()
+    _jax_mlp_step(jax, "Adam", x, y)          # builds the parameters, then makes the first call
+    return {"first": time.perf_counter() - start}
+
+
 # ---------------------------------------------------------------- runs (in the parent)
 
 def run_worker(args: list, env: dict) -> dict:
@@ -308,9 +326,13 @@ def peer_lines(repeat: int) -> list:
         lines.append(f"- torch.compile failed: {str(e).splitlines()[-1][:120]}")
     try:
         import jax  # noqa: F401
-        lines.append("- JAX jit: installed, not measured here yet")
+        cold, warm = cold_and_warm(["jax"], repeat, "JAX_COMPILATION_CACHE_DIR")
+        lines.append(f"- JAX jit, MLP Adam step, first call: cold {fmt(cold['first'])}, with its persistent "
+                     f"compilation cache warm {fmt(warm['first'])} (each in a fresh process)")
     except ImportError:
         lines.append("- JAX jit: not installed, skipped")
+    except RuntimeError as e:
+        lines.append(f"- JAX jit failed: {str(e).splitlines()[-1][:120]}")
     return lines
 
 
@@ -322,7 +344,7 @@ def main() -> None:
     options = parser.parse_args()
     if options.worker:
         kind = options.worker[0]
-        result = {"torch": torch_worker, "threads": threads_worker}.get(kind, lambda: None)() or \
+        result = {"torch": torch_worker, "jax": jax_worker, "threads": threads_worker}.get(kind, lambda: None)() or \
             fusegrad_worker(kind, int(options.worker[1]))
         print(json.dumps(result))
         return
