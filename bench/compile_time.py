@@ -31,6 +31,7 @@ Compare two builds by running this file under each (PYTHONPATH pointing at the o
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import statistics
@@ -68,8 +69,6 @@ class Timers:
         return True
 
     def install(self) -> None:
-        import importlib
-
         import llvmlite.binding as llvm
         from llvmlite import ir
 
@@ -313,26 +312,23 @@ def thread_lines(repeat: int) -> list:
             f"on {r['workers']} threads with llvmlite's lock around every call {fmt(med('threads, llvmlite lock'))}"]
 
 
+# peers timed by their own workers: (module, worker, its cache folder variable, name, how the warm run is warm)
+PEERS = (("torch", "torch", "TORCHINDUCTOR_CACHE_DIR", "torch.compile", "inductor cache"),
+         ("jax", "jax", "JAX_COMPILATION_CACHE_DIR", "JAX jit", "persistent compilation cache"))
+
+
 def peer_lines(repeat: int) -> list:
     lines = []
-    try:
-        import torch  # noqa: F401
-        cold, warm = cold_and_warm(["torch"], repeat, "TORCHINDUCTOR_CACHE_DIR")
-        lines.append(f"- torch.compile, MLP Adam step, first call: cold inductor cache {fmt(cold['first'])}, "
-                     f"warm {fmt(warm['first'])} (each in a fresh process)")
-    except ImportError:
-        lines.append("- torch.compile: PyTorch is not installed")
-    except RuntimeError as e:
-        lines.append(f"- torch.compile failed: {str(e).splitlines()[-1][:120]}")
-    try:
-        import jax  # noqa: F401
-        cold, warm = cold_and_warm(["jax"], repeat, "JAX_COMPILATION_CACHE_DIR")
-        lines.append(f"- JAX jit, MLP Adam step, first call: cold {fmt(cold['first'])}, with its persistent "
-                     f"compilation cache warm {fmt(warm['first'])} (each in a fresh process)")
-    except ImportError:
-        lines.append("- JAX jit: not installed, skipped")
-    except RuntimeError as e:
-        lines.append(f"- JAX jit failed: {str(e).splitlines()[-1][:120]}")
+    for module, worker, cache_env, name, cache in PEERS:
+        try:
+            importlib.import_module(module)
+            cold, warm = cold_and_warm([worker], repeat, cache_env)
+            lines.append(f"- {name}, MLP Adam step, first call: cold {fmt(cold['first'])}, with its {cache} warm "
+                         f"{fmt(warm['first'])} (each in a fresh process)")
+        except ImportError:
+            lines.append(f"- {name}: {module} is not installed, skipped")
+        except RuntimeError as e:
+            lines.append(f"- {name} failed: {str(e).splitlines()[-1][:120]}")
     return lines
 
 

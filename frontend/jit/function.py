@@ -366,7 +366,7 @@ class CompiledFunction(Generic[P, R]):
             input_devices=devices, out_tree=out_tree, out_leaves=out_leaves, output_names=output_names,
             guards=tracer.guards + plain_capture_guards(self.fn), state_guards=tracer.all_state_guards(),
             refreshers=tracer.refreshers, names=names, epoch=trace_hooks.EPOCH[0],
-            escaped=[(f"state{i}", s) for i, s in enumerate(escaped)], created_state=bool(alive),
+            escaped=[(f"state{i}", s) for i, s in enumerate(escaped)],
             created=[names.get(id(s), "a new tensor") for s in alive],
             grad_effects=grad_effects, arg_grads=arg_grads, assigned=assigned,
             assigned_buffers={id(s.buffer) for s in assigned})

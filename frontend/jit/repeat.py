@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..realize import LOCK
+from ..source import errors_at_user_line
 from ..tensor import Tensor
 from .devices import input_buffer, input_buffers, is_input
 from .replay import Variant, _unshare
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fusegrad")
 
 
+@errors_at_user_line
 def repeat(cf: CompiledFunction, n: int, args: tuple, kwargs: dict, stacked: bool | Iterable[str]) -> Any:
     """`cf`'s step run n times (module doc); its returned tensors stacked along a new dim 0."""
     steps = _step_count(cf, n)
@@ -129,9 +131,10 @@ def _run_steps(cf: CompiledFunction, v: Variant, steps: int, first: int, argumen
                 advances.append((v.program.inputs[position], whole[0, ...].nbytes))
             position += 1
     v.bind_inputs(inputs)
-    result, moved = _bind_outputs(v, steps)
+    stacked_outputs = _stacked_outputs(v)
+    result, moved = _bind_outputs(v, steps, stacked_outputs)
     v.exe.call_repeated(steps, advances + moved, first)
-    _after_steps(v, result)
+    _after_steps(v, result, stacked_outputs)
     v.settle(result)
     return [result[name] for name in v.output_names]
 
@@ -143,14 +146,13 @@ def _stacked_outputs(v: Variant) -> set[str]:
     return {name for name, slot in program.outputs.items() if slot in slots}
 
 
-def _bind_outputs(v: Variant, steps: int) -> tuple[dict, list]:
+def _bind_outputs(v: Variant, steps: int, stacked: set[str]) -> tuple[dict, list]:
     """Bind the outputs: the slot of a returned tensor to the rows of a (steps, ...) buffer,
     moved on a row per step; the others as a single call binds them. Returns the arrays by
     name (every name of a returned tensor's slot: its rows) and the slot advances."""
     exe = v.exe
     given = {name: s.buffer for name, s in v.escaped if s.buffer is not None} or None
     result = exe.bind_outputs(given)
-    stacked = _stacked_outputs(v)
     rows_of: dict[int, np.ndarray] = {}
     moved = []
     for name, slot, shape, dtype, nbytes in exe.out_specs:
@@ -164,10 +166,9 @@ def _bind_outputs(v: Variant, steps: int) -> tuple[dict, list]:
     return result, moved
 
 
-def _after_steps(v: Variant, result: dict) -> None:
+def _after_steps(v: Variant, result: dict, stacked: set[str]) -> None:
     """Give each output its own array: a tensor returned twice a copy of the rows; state
     written with a returned tensor the last row; names of one other slot (as a call does)."""
-    stacked = _stacked_outputs(v)
     seen: set[int] = set()
     for name in v.output_names:
         rows = result[name]

@@ -40,8 +40,7 @@ class Variant:
     names: dict                   # id(storage or tensor) -> its name in the user's code
     epoch: int                    # trace_hooks.EPOCH when the state guards last held
     escaped: list                 # (output name, storage) of state created by the trace
-    created_state: bool           # the trace created state: trace once more before trusting it
-    created: list                 # that state's names in the user's code (or "a new tensor")
+    created: list                 # names (in the user's code, or "a new tensor") of state the trace created
     grad_effects: list            # (tensor, grad) assignments re-applied after every replay
     arg_grads: list               # (input index, output name): gradients for tensor arguments' .grad
     assigned: list                # storages the program updates in place
@@ -92,6 +91,11 @@ class Variant:
         """In words, the first guard of this variant that no longer holds, or None."""
         g = first_failing(self.state_guards) or first_failing(self.guards)
         return g.describe(self.names) if g is not None else None
+
+    @property
+    def created_state(self) -> bool:
+        """The trace created state: trace once more before trusting it."""
+        return bool(self.created)
 
     def created_names(self) -> str:
         """The state the trace created, in words: names in the user's code where known."""

@@ -59,7 +59,7 @@ def leaf_key(x, static: bool):
 
 
 def describe(key) -> str:
-    if key is RUNTIME_FLOAT or key == RUNTIME_FLOAT:
+    if key == RUNTIME_FLOAT:
         return "a float read at every call"
     if key[0] in ("T", "static"):
         return ("static " if key[0] == "static" else "") + fmt_type(key[1], from_short(key[2]))

@@ -117,7 +117,7 @@ def test_bad_repeat_arguments_raise_clear_errors():
     step, _, x, y = _linreg()
     with pytest.raises(ValueError, match="positive whole number"):
         step.repeat(0, x, y)
-    with pytest.raises(ValueError, match=r"stacked argument 'x' has shape \(100, 1\)"):
+    with pytest.raises(ValueError, match=r"stacked argument 'x' has shape \(100, 1\).*\(at test_repeat.py:\d+\)"):
         step.repeat(7, x, y, stacked=("x",))
     with pytest.raises(TypeError, match="'z' is not an argument"):
         step.repeat(100, x, y, stacked=("z",))
